@@ -1,0 +1,421 @@
+/**
+ * The proxy's configuration file: YAML parsed once at the edge into a readonly, validated
+ * `ProxyConfig` (STYLE.md point 7). Every problem is reported at once with file:line:col, the
+ * field path and a suggestion; `${VAR}` in string values is read from the environment.
+ */
+import {readFile} from 'node:fs/promises'
+import {isIP} from 'node:net'
+
+import {isNode, isScalar, LineCounter, parseDocument, visit, type Document} from 'yaml'
+import {z} from 'zod'
+
+import {ConfigError, type ConfigProblem} from '../errors.js'
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/
+
+const name = z.string().regex(NAME, 'expected a name of letters, digits, "_", "." or "-"')
+const hostPort = z.string().regex(HOST_PORT, 'expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080')
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name')
+const regexSource = z.string().refine(isValidRegex, 'expected a valid regular expression')
+const positiveMs = z.int().positive()
+
+/** Header match shared by route matching and the canary override (ingress-nginx canary-by-header). */
+const HeaderMatch = z.strictObject({
+  name: headerName,
+  value: z.string().optional(),
+  pattern: regexSource.optional(),
+})
+
+/** Header rules: a string sets the header, `null` or `""` removes it (Traefik customRequestHeaders). */
+const HeaderRules = z.record(headerName, z.string().nullable())
+
+const Route = z.strictObject({
+  name,
+  host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name or *.example.com').optional(),
+  path: z.string().startsWith('/').optional(),
+  pathPrefix: z.string().startsWith('/').optional(),
+  method: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+  header: HeaderMatch.optional(),
+  priority: z.int().optional(),
+  stripPrefix: z.boolean().default(false),
+  allow: z.array(z.string().refine(isCidr, 'expected an IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8 or ::1/128')).min(1).optional(),
+  requestHeaders: HeaderRules.optional(),
+  responseHeaders: HeaderRules.optional(),
+  service: name,
+})
+
+const Version = z.strictObject({
+  name,
+  weight: z.number().nonnegative().optional(),
+  servers: z.array(z.url({protocol: /^https?$/, error: 'expected an http:// or https:// URL'})).min(1),
+})
+
+const Service = z.strictObject({
+  versions: z.array(Version).min(1),
+  canary: name.optional(),
+  header: HeaderMatch.optional(),
+  cookie: z.strictObject({name: z.string().min(1)}).optional(),
+  sticky: z
+    .strictObject({
+      cookie: z.string().min(1),
+      httpOnly: z.boolean().default(true),
+      secure: z.boolean().default(false),
+      sameSite: z.enum(['Strict', 'Lax', 'None']).default('Lax'),
+      maxAgeSeconds: z.int().nonnegative().optional(),
+      path: z.string().startsWith('/').default('/'),
+    })
+    .optional(),
+  mirror: z
+    .strictObject({
+      version: name,
+      percent: z.number().min(0).max(100),
+      maxBodyBytes: z.int().nonnegative().default(64 * 1024),
+      timeoutMs: positiveMs.default(5000),
+    })
+    .optional(),
+  healthCheck: z
+    .strictObject({
+      path: z.string().startsWith('/'),
+      intervalMs: positiveMs.default(5000),
+      timeoutMs: positiveMs.default(2000),
+    })
+    .optional(),
+})
+
+const RawConfig = z.strictObject({
+  listen: hostPort,
+  admin: z
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:9901'),
+      token: z.string().optional(),
+      metricsAuth: z.boolean().default(true),
+    })
+    .default({listen: '127.0.0.1:9901', metricsAuth: true}),
+  accessLog: z.strictObject({path: z.string().min(1)}).optional(),
+  trustedProxyHops: z.int().nonnegative().default(0),
+  timeouts: z
+    .strictObject({
+      connectMs: positiveMs.default(2000),
+      responseHeadersMs: positiveMs.default(30_000),
+      responseBodyMs: positiveMs.default(30_000),
+      clientHeadersMs: positiveMs.default(10_000),
+      clientIdleMs: positiveMs.default(5000),
+      drainMs: positiveMs.default(10_000),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      maxHeaderBytes: z.int().min(1024).default(16 * 1024),
+      upstreamConnections: z.int().positive().default(128),
+    })
+    .prefault({}),
+  health: z.strictObject({cooldownMs: positiveMs.default(10_000)}).prefault({}),
+  routes: z.array(Route).min(1),
+  services: z.record(name, Service),
+})
+
+type Raw = z.infer<typeof RawConfig>
+
+type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? {readonly [K in keyof T]: DeepReadonly<T[K]>} : T
+
+/** One version of a service as the proxy runs it: its weight is always resolved. */
+export type ProxyVersionConfig = DeepReadonly<Omit<Raw['services'][string]['versions'][number], 'weight'> & {weight: number}>
+/** One service: versions with resolved weights, plus override, sticky, mirror and health settings. */
+export type ProxyServiceConfig = DeepReadonly<Omit<Raw['services'][string], 'versions'> & {versions: ProxyVersionConfig[]}>
+/** One route: match conditions, middlewares and the service it sends to. */
+export type ProxyRouteConfig = DeepReadonly<Raw['routes'][number]>
+/** A validated proxy configuration (plain data: safe to send to cluster workers). */
+export type ProxyConfig = DeepReadonly<Omit<Raw, 'services'> & {services: Record<string, ProxyServiceConfig>; file: string}>
+
+/** Total weight assumed when one version omits its weight and takes the remainder (Traefik 1.x). */
+export const REMAINDER_TOTAL = 100
+
+/** Reads and parses a proxy config file. Throws ConfigError. */
+export async function loadProxyConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ProxyConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`proxy config ${file}: read failed: ${(error as Error).message}`, [], {
+      cause: error,
+      subject: file,
+      suggestions: ['Check the --config path.'],
+    })
+  }
+  return parseProxyConfig(text, file, env)
+}
+
+/** Parses proxy config YAML text; `file` is used in error locations. Throws ConfigError listing every problem. */
+export function parseProxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
+  const problems: ConfigProblem[] = []
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return {file}
+    const pos = lineCounter.linePos(offset)
+    return {file, line: pos.line, column: pos.col}
+  }
+  for (const error of doc.errors) {
+    problems.push({location: at(error.pos[0]), path: '', message: `YAML: ${error.message.split('\n')[0]}`, suggestion: 'Fix the YAML syntax.'})
+  }
+  if (problems.length > 0) throw configError(file, problems)
+
+  expandVariables(doc, env, (offset, variable) =>
+    problems.push({location: at(offset), path: '', message: `environment variable ${variable} is not set`, suggestion: `Export ${variable} or write the value in the file ($$ writes a literal $).`}),
+  )
+
+  const parsed = RawConfig.safeParse(doc.toJS())
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.map(String)
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) {
+          const known = knownKeysAt(RawConfig, path)
+          const close = closest(key, known)
+          problems.push({
+            location: at(nodeOffset(doc, [...path, key], true)),
+            path: [...path, key].join('.'),
+            message: 'unknown field',
+            suggestion: close === undefined ? `Known fields here: ${known.join(', ')}.` : `Did you mean "${close}"?`,
+          })
+        }
+        continue
+      }
+      problems.push({location: at(nodeOffset(doc, path, false)), path: path.join('.'), message: issue.message, suggestion: suggestionFor(path)})
+    }
+    throw configError(file, problems)
+  }
+
+  const config = resolve(parsed.data, file, (path, message, suggestion) =>
+    problems.push({location: at(nodeOffset(doc, path, false)), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})}),
+  )
+  if (problems.length > 0) throw configError(file, problems)
+  return config
+}
+
+type Report = (path: string[], message: string, suggestion?: string) => void
+
+/** Cross-field checks and weight resolution; the schema alone cannot see these. */
+function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
+  const services: Record<string, ProxyServiceConfig> = {}
+  for (const [serviceName, service] of Object.entries(raw.services)) {
+    const base = ['services', serviceName]
+    const names = service.versions.map((v) => v.name)
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i) report([...base, 'versions', String(i), 'name'], `duplicate version name "${n}"`, 'Give every version of a service its own name.')
+    })
+    const refersTo = (field: string[], version: string) => {
+      if (!names.includes(version)) {
+        const close = closest(version, names)
+        report([...base, ...field], `version "${version}" is not a version of service ${serviceName}`, close === undefined ? `Use one of: ${names.join(', ')}.` : `Did you mean "${close}"?`)
+      }
+    }
+    if (service.canary !== undefined) refersTo(['canary'], service.canary)
+    if (service.mirror !== undefined) refersTo(['mirror', 'version'], service.mirror.version)
+    if ((service.header !== undefined || service.cookie !== undefined) && service.canary === undefined) {
+      report([...base, service.header === undefined ? 'cookie' : 'header'], 'header and cookie overrides need `canary:` to name the version they select', 'Add `canary: <version>` to the service.')
+    }
+    if (service.canary !== undefined && service.versions.length < 2) report([...base, 'canary'], 'a canary needs at least two versions (stable and canary)', 'Add the stable version or remove `canary:`.')
+    if (service.header !== undefined && service.header.value !== undefined && service.header.pattern !== undefined) {
+      report([...base, 'header'], 'set `value` or `pattern`, not both', 'Keep one of them.')
+    }
+
+    const omitted = service.versions.map((v, i) => (v.weight === undefined ? i : -1)).filter((i) => i >= 0)
+    const given = service.versions.reduce((sum, v) => sum + (v.weight ?? 0), 0)
+    if (omitted.length > 1) {
+      report([...base, 'versions', String(omitted[1])], 'only one version may omit its weight (it takes the remainder of 100)', 'Give every version but one a weight.')
+    } else if (omitted.length === 1 && given > REMAINDER_TOTAL) {
+      report([...base, 'versions', String(omitted[0])], `the other versions' weights add up to ${given}, leaving no remainder of ${REMAINDER_TOTAL} for this one`, 'Lower the other weights or give this version a weight.')
+    } else if (omitted.length === 0 && given <= 0) {
+      report([...base, 'versions'], 'all weights are 0', 'Give at least one version a positive weight.')
+    }
+    services[serviceName] = {
+      ...service,
+      versions: service.versions.map((v) => ({...v, weight: v.weight ?? Math.max(0, REMAINDER_TOTAL - given)})),
+    }
+  }
+
+  const serviceNames = Object.keys(raw.services)
+  const routeNames = raw.routes.map((r) => r.name)
+  raw.routes.forEach((route, i) => {
+    const base = ['routes', String(i)]
+    if (routeNames.indexOf(route.name) !== i) report([...base, 'name'], `duplicate route name "${route.name}"`, 'Give every route its own name.')
+    if (!serviceNames.includes(route.service)) {
+      const close = closest(route.service, serviceNames)
+      report([...base, 'service'], `service "${route.service}" is not defined under services`, close === undefined ? `Define it under services: or use one of: ${serviceNames.join(', ')}.` : `Did you mean "${close}"?`)
+    }
+    if (route.path !== undefined && route.pathPrefix !== undefined) report([...base, 'pathPrefix'], 'set `path` or `pathPrefix`, not both', 'Keep one of them.')
+    if (route.stripPrefix && route.pathPrefix === undefined) report([...base, 'stripPrefix'], '`stripPrefix` needs `pathPrefix`', 'Add `pathPrefix:` or remove `stripPrefix`.')
+    if (route.path !== undefined) {
+      const problem = pathPatternProblem(route.path)
+      if (problem !== undefined) report([...base, 'path'], problem, 'Write parameters as {name} or {name:regex}.')
+    }
+    if (route.header !== undefined && route.header.value !== undefined && route.header.pattern !== undefined) report([...base, 'header'], 'set `value` or `pattern`, not both', 'Keep one of them.')
+  })
+
+  const adminHost = HOST_PORT.exec(raw.admin.listen)?.[1] ?? ''
+  if (!isLoopbackHost(adminHost) && (raw.admin.token === undefined || raw.admin.token === '')) {
+    report(['admin', 'token'], `admin listens on ${raw.admin.listen}, which is not loopback, and has no token`, 'Set admin.token (e.g. token: ${CANARY_ADMIN_TOKEN}) or listen on 127.0.0.1.')
+  }
+  return {...raw, services, file}
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost: the admin API may run without a token only there. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host
+  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare)
+}
+
+/** Splits `host:port` / `[v6]:port` as written in `listen`. */
+export function splitHostPort(value: string): {host: string; port: number} {
+  const match = HOST_PORT.exec(value)
+  if (match === null) throw new ConfigError(`listen address ${value}: parse failed: expected host:port`)
+  const host = match[1] ?? ''
+  return {host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(match[2])}
+}
+
+/** Validates a route path pattern such as `/cheddar/{name}/{id:[0-9]+}`; returns the problem or undefined. */
+export function pathPatternProblem(path: string): string | undefined {
+  let depth = 0
+  for (const ch of path) {
+    if (ch === '{') depth++
+    else if (ch === '}') depth--
+    if (depth < 0 || depth > 1) return 'unbalanced braces in path pattern'
+  }
+  if (depth !== 0) return 'unbalanced braces in path pattern'
+  for (const match of path.matchAll(/\{([^}:]*)(?::([^}]*))?\}/g)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(match[1] ?? '')) return `parameter name "${match[1] ?? ''}" must be an identifier`
+    if (match[2] !== undefined && !isValidRegex(match[2])) return `parameter ${match[1] ?? ''}: invalid regular expression "${match[2]}"`
+  }
+  return undefined
+}
+
+function configError(file: string, problems: readonly ConfigProblem[]): ConfigError {
+  return new ConfigError(`proxy config ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, problems, {
+    subject: file,
+    suggestions: ['Fix every problem listed, then start or reload the proxy again (docs/proxy.md has the full format).'],
+  })
+}
+
+/** `${VAR}` → value from env; `$${` writes a literal `${`. Missing variables are reported, not replaced. */
+function expandVariables(doc: Document, env: NodeJS.ProcessEnv, missing: (offset: number | undefined, variable: string) => void): void {
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string' || !node.value.includes('$')) return
+      node.value = node.value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, variable: string | undefined) => {
+        if (variable === undefined) return '$'
+        const value = env[variable]
+        if (value === undefined) {
+          missing(node.range?.[0], variable)
+          return whole
+        }
+        return value
+      })
+    },
+  })
+}
+
+/** Offset of the YAML node at `path`, walking up to the nearest existing parent (missing keys). */
+function nodeOffset(doc: Document, path: readonly string[], wantKey: boolean): number | undefined {
+  let current = [...path]
+  while (current.length > 0) {
+    if (wantKey) {
+      const parent = doc.getIn(current.slice(0, -1), true)
+      const key = current[current.length - 1]
+      if (parent !== null && typeof parent === 'object' && 'items' in parent && Array.isArray(parent.items)) {
+        for (const item of parent.items as unknown[]) {
+          const k = (item as {key?: unknown}).key
+          if (isScalar(k) && String(k.value) === key && k.range !== undefined && k.range !== null) return k.range[0]
+        }
+      }
+    }
+    const node = doc.getIn(current, true)
+    if (isNode(node) && node.range) return node.range[0]
+    current = current.slice(0, -1)
+  }
+  const root = doc.contents
+  return isNode(root) && root.range ? root.range[0] : undefined
+}
+
+/** Field names the schema accepts at `path`, for did-you-mean suggestions. */
+function knownKeysAt(schema: z.ZodType, path: readonly string[]): string[] {
+  let current: z.ZodType | undefined = schema
+  for (const segment of [...path, '']) {
+    current = unwrap(current)
+    if (current === undefined) return []
+    if (segment === '') break
+    const def = (current as unknown as {def: {type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType; valueType?: z.ZodType}}).def
+    if (def.type === 'object') current = def.shape?.[segment]
+    else if (def.type === 'array') current = def.element
+    else if (def.type === 'record') current = def.valueType
+    else return []
+  }
+  const def = (current as unknown as {def: {type: string; shape?: Record<string, unknown>}} | undefined)?.def
+  return def?.type === 'object' ? Object.keys(def.shape ?? {}) : []
+}
+
+function unwrap(schema: z.ZodType | undefined): z.ZodType | undefined {
+  let current = schema
+  for (let i = 0; i < 10 && current !== undefined; i++) {
+    const def = (current as unknown as {def: {type: string; innerType?: z.ZodType; in?: z.ZodType}}).def
+    if (def.type === 'optional' || def.type === 'default' || def.type === 'prefault' || def.type === 'nullable') current = def.innerType
+    else if (def.type === 'pipe') current = def.in
+    else return current
+  }
+  return current
+}
+
+function suggestionFor(path: readonly string[]): string | undefined {
+  const last = path[path.length - 1]
+  if (last === 'servers' || path.includes('servers')) return 'List upstream URLs such as http://127.0.0.1:9001.'
+  if (last === 'listen') return 'Write host:port, e.g. 127.0.0.1:8080.'
+  if (last === 'weight') return 'Use a non-negative number; weights are relative to their total.'
+  if (last === 'allow' || path.includes('allow')) return 'Write CIDRs such as 10.0.0.0/8 or ::1/128.'
+  return 'See docs/proxy.md for the field.'
+}
+
+/** The known name closest to `input` by edit distance, if it is close enough to be a typo. */
+export function closest(input: string, known: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Math.max(2, Math.floor(input.length / 3)) + 1
+  for (const candidate of known) {
+    const d = editDistance(input.toLowerCase(), candidate.toLowerCase())
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({length: b.length + 1}, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length] ?? 0
+}
+
+function isValidRegex(source: string): boolean {
+  try {
+    new RegExp(source)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function isCidr(value: string): boolean {
+  const [address, prefix, ...rest] = value.split('/')
+  if (rest.length > 0 || address === undefined) return false
+  const family = isIP(address)
+  if (family === 0) return false
+  if (prefix === undefined) return true
+  if (!/^\d{1,3}$/.test(prefix)) return false
+  return Number(prefix) <= (family === 4 ? 32 : 128)
+}
