@@ -1,0 +1,444 @@
+/**
+ * Reads a release spec: YAML (with positions) → shape check (zod) → cross-field checks →
+ * a normalized, readonly `Release`. Every problem is collected and thrown together in one
+ * ConfigError, each with file:line:col, the field path, what was expected and a suggestion.
+ */
+import {readFile} from 'node:fs/promises'
+
+import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode} from 'yaml'
+import type {z} from 'zod'
+
+import {ConfigError, NotFoundError, type ConfigProblem, type SourceLocation} from '../errors.js'
+import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
+import {capabilityProblems, type UsedFeature} from './capabilities.js'
+import {didYouMean} from './did-you-mean.js'
+import {parseDurationMs} from './duration.js'
+import {parseImageRef} from './image-ref.js'
+import {ROUTER_KINDS, type HeaderMatch, type LocalSpec, type Release, type RouterKind, type Step} from './release.js'
+import {RELEASE_API_VERSION, ReleaseDocumentSchema, type ReleaseDocument} from './schema.js'
+import {readSteps} from './steps.js'
+
+/** A parsed release and where it came from. */
+export interface LoadedRelease {
+  /** The file it was read from (as given). */
+  readonly file: string
+  /** The normalized release. */
+  readonly release: Release
+  /** Position of every field in the file, by dotted path (`spec.match.header`), for later problems. */
+  readonly locations: ReadonlyMap<string, SourceLocation>
+}
+
+/** Image of the bundled proxy when it runs in a cluster (router `proxy`). */
+export const DEFAULT_PROXY_IMAGE = 'ghcr.io/canary-dev/canary:0.1.0'
+
+const DEFAULTS = {
+  namespace: 'default',
+  replicas: 1,
+  path: '/',
+  probePeriodSeconds: 5,
+  intervalMs: 30_000,
+  minRequests: 100,
+  failureLimit: 1,
+  progressDeadlineMs: 600_000,
+  maxFalsePositiveRate: 0.01,
+  localListen: '127.0.0.1:8080',
+  readyTimeoutMs: 60_000,
+} as const
+
+/** Reads and parses a release spec file; a missing file is a NotFoundError (exit 4). */
+export async function loadRelease(file: string): Promise<LoadedRelease> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new NotFoundError(`release spec ${file}: not found`, {subject: file, suggestions: ['Create one with `canary init`, or pass the file with -f/--file.']})
+    }
+    throw new ConfigError(`release spec ${file}: cannot be read: ${(error as Error).message}`, [], {subject: file, cause: error})
+  }
+  return parseRelease(text, file)
+}
+
+/** Parses release spec text; throws a ConfigError carrying every problem found. */
+export function parseRelease(text: string, file: string): LoadedRelease {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {lineCounter, uniqueKeys: true, prettyErrors: false})
+  const at = (offset: number | undefined): SourceLocation => {
+    if (offset === undefined) return {file}
+    const {line, col} = lineCounter.linePos(offset)
+    return {file, line, column: col}
+  }
+  const fail = (problems: ConfigProblem[]): never => {
+    throw new ConfigError(`release spec ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, problems, {
+      subject: file,
+      suggestions: ['Fix the problems listed above, then run `canary validate` again.'],
+    })
+  }
+
+  if (doc.errors.length > 0) {
+    fail(doc.errors.map((error) => ({
+      location: at(error.pos[0]),
+      path: '',
+      message: error.code === 'DUPLICATE_KEY' ? `duplicate key "${text.slice(error.pos[0], error.pos[1]).trim()}": each key may appear once per mapping` : `YAML syntax error: ${firstLine(error.message)}`,
+      suggestion: error.code === 'DUPLICATE_KEY' ? 'remove or merge the repeated key' : 'check indentation, colons and quotes around this position',
+    })))
+  }
+  if (text.trim() === '' || doc.contents === null) {
+    fail([{location: {file, line: 1, column: 1}, path: '', message: 'the file is empty: expected a Release document', suggestion: 'run `canary init` to write a starter spec'}])
+  }
+  const raw: unknown = doc.toJS()
+  const locate = (path: readonly PropertyKey[]): SourceLocation => at(nodeAt(doc, path)?.range?.[0])
+  const locateKey = (path: readonly PropertyKey[]): SourceLocation => at(keyNodeAt(doc, path)?.range?.[0] ?? nodeAt(doc, path)?.range?.[0])
+
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    fail([{location: locate([]), path: '', message: `expected a Release document (a mapping with apiVersion ${RELEASE_API_VERSION} and kind Release), got ${describe(raw)}`}])
+  }
+  const top = raw as Record<string, unknown>
+  if (top.kind !== 'Release' || top.apiVersion !== RELEASE_API_VERSION) {
+    const field = top.kind !== 'Release' ? 'kind' : 'apiVersion'
+    fail([{
+      location: 'kind' in top || 'apiVersion' in top ? locate([field]) : locate([]),
+      path: field,
+      message: `this is not a Release: expected apiVersion: ${RELEASE_API_VERSION} and kind: Release, got ${describe(top.apiVersion)} / ${describe(top.kind)}`,
+      suggestion: 'canary reads release specs written by `canary init`; Kubernetes manifests go to kubectl',
+    }])
+  }
+
+  const problems: ConfigProblem[] = []
+  const parsed = ReleaseDocumentSchema.safeParse(raw, {reportInput: true})
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(...issueProblems(issue, locate, locateKey))
+  }
+  const spec = (top.spec ?? {}) as Record<string, unknown>
+  const crossProblems = crossFieldProblems(spec)
+  for (const problem of crossProblems) problems.push({...problem, location: problem.locateKey === true ? locateKey(problem.at) : locate(problem.at), path: dotted(problem.at)})
+  if (problems.length > 0 || !parsed.success) fail(sortProblems(problems))
+
+  const release = normalize((parsed as {data: ReleaseDocument}).data)
+  return {file, release, locations: fieldLocations(doc, at)}
+}
+
+/** The problems of rendering `release` with `router` (which may differ from the spec's), with positions. */
+export function routerProblemsFor(loaded: LoadedRelease, router: RouterKind): ConfigProblem[] {
+  const problems = routerProblems(router, releaseFeatures(loaded.release))
+  return problems.map((p) => ({...p, path: dotted(p.at), location: loaded.locations.get(dotted(p.at)) ?? {file: loaded.file}}))
+}
+
+interface PathProblem {
+  readonly at: readonly (string | number)[]
+  readonly message: string
+  readonly suggestion?: string
+  readonly locateKey?: boolean
+}
+
+/** What a spec asks of its router, from raw or parsed data. */
+interface RouterFeatures {
+  readonly used: readonly UsedFeature[]
+  /** Header name, value and pattern strings, for routers that quote them in rule strings. */
+  readonly headerTexts: readonly string[]
+  readonly weights: readonly number[]
+  readonly totalWeight: number
+}
+
+function routerProblems(router: RouterKind, features: RouterFeatures): PathProblem[] {
+  const problems: PathProblem[] = capabilityProblems(router, features.used).map((p) => ({at: p.path.split('.'), message: p.message, suggestion: p.suggestion}))
+  if ((router === 'traefik' || router === 'traefik-file') && features.headerTexts.some((text) => text.includes('`'))) {
+    problems.push({at: ['spec', 'match', 'header'], message: `router ${router} cannot match a header name, value or pattern containing a backtick: Traefik rules quote values with backticks`, suggestion: 'use a value without backticks'})
+  }
+  if (router === 'traefik-v1') {
+    // Traefik 1.7 service-weights take percentages with at most 3 decimals (docs/configuration/backends/kubernetes.md).
+    const inexact = features.weights.find((weight) => !Number.isInteger(Math.round((weight * 100_000) / features.totalWeight * 1e6) / 1e6))
+    if (inexact !== undefined) {
+      problems.push({at: ['spec', 'totalWeight'], message: `router traefik-v1 cannot express weight ${inexact}/${features.totalWeight}: service-weights are percentages with at most 3 decimals`, suggestion: 'use a totalWeight of 100, 1000, 10000 or 100000'})
+    }
+  }
+  return problems
+}
+
+function releaseFeatures(release: Release): RouterFeatures {
+  const used: UsedFeature[] = []
+  const header = release.match?.header
+  if (header !== undefined) used.push({feature: header.kind === 'always-never' ? 'headerAlwaysNever' : header.kind === 'exact' ? 'headerExact' : 'headerPattern', path: 'spec.match.header'})
+  if (release.match?.cookie !== undefined) used.push({feature: 'cookie', path: 'spec.match.cookie'})
+  if (release.sticky !== undefined) used.push({feature: 'sticky', path: 'spec.sticky'})
+  if (release.mirror !== undefined) used.push({feature: 'mirror', path: 'spec.mirror'})
+  const headerTexts = header === undefined ? [] : [header.name, header.kind === 'exact' ? header.value : header.kind === 'pattern' ? header.pattern : '']
+  const weights = release.steps.flatMap((step) => (step.kind === 'setWeight' ? [step.weight] : []))
+  return {used, headerTexts, weights, totalWeight: release.totalWeight}
+}
+
+/** Checks that span fields, done on the raw data so they are reported alongside shape problems. */
+function crossFieldProblems(spec: Record<string, unknown>): PathProblem[] {
+  const problems: PathProblem[] = []
+  const totalWeight = typeof spec.totalWeight === 'number' && Number.isInteger(spec.totalWeight) && spec.totalWeight > 0 ? spec.totalWeight : DEFAULT_TOTAL_WEIGHT
+  let weights: number[] = []
+  if (Array.isArray(spec.steps) && spec.steps.length > 0) {
+    const read = readSteps(spec.steps, totalWeight)
+    for (const problem of read.problems) problems.push({at: ['spec', 'steps', ...problem.path], message: problem.message, suggestion: problem.suggestion, locateKey: typeof problem.path.at(-1) === 'string' && problem.message.startsWith('unknown')})
+    weights = read.steps.flatMap((step) => (step?.kind === 'setWeight' ? [step.weight] : []))
+  }
+
+  const used: UsedFeature[] = []
+  const headerTexts: string[] = []
+  const match = asRecord(spec.match)
+  const header = asRecord(match?.header)
+  if (header !== undefined) {
+    if (typeof header.name !== 'string' || header.name === '') {
+      problems.push({at: ['spec', 'match', 'header'], message: 'header match without a name: expected name, e.g. {name: X-Canary, value: always}'})
+    } else {
+      headerTexts.push(header.name)
+    }
+    if (header.value !== undefined && header.pattern !== undefined) {
+      problems.push({at: ['spec', 'match', 'header', 'pattern'], message: 'header match has both value and pattern: expected one (ingress-nginx silently ignores the pattern when a value is set)', suggestion: 'keep value for an exact match, or pattern for a regex'})
+    }
+    if (header.value === 'never') {
+      problems.push({at: ['spec', 'match', 'header', 'value'], message: 'value "never" is reserved: with value always (or no value) a request header of "never" already keeps the request on stable', suggestion: 'use value: always'})
+    }
+    if (typeof header.value === 'string') headerTexts.push(header.value)
+    if (typeof header.pattern === 'string') {
+      headerTexts.push(header.pattern)
+      try {
+        new RegExp(header.pattern)
+      } catch (error) {
+        problems.push({at: ['spec', 'match', 'header', 'pattern'], message: `regular expression does not compile: ${(error as Error).message}`, suggestion: 'checked as a JavaScript RegExp; ingress-nginx uses PCRE and Traefik/Gateway implementations use RE2, so keep to the common subset'})
+      }
+    }
+    used.push({feature: header.pattern !== undefined ? 'headerPattern' : header.value !== undefined && header.value !== 'always' ? 'headerExact' : 'headerAlwaysNever', path: 'spec.match.header'})
+  }
+  if (match?.cookie !== undefined) used.push({feature: 'cookie', path: 'spec.match.cookie'})
+  if (spec.sticky !== undefined) used.push({feature: 'sticky', path: 'spec.sticky'})
+  if (spec.mirror !== undefined) used.push({feature: 'mirror', path: 'spec.mirror'})
+
+  const local = asRecord(spec.local)
+  const target = spec.target ?? (local !== undefined ? 'local' : 'kubernetes')
+  const ingress = asRecord(spec.ingress)
+  if (local !== undefined && (local.command === undefined) === (local.upstreams === undefined)) {
+    problems.push({at: ['spec', 'local'], message: 'expected exactly one of command (start the app per track) or upstreams (servers already running)'})
+  }
+  if (target === 'local' && local === undefined) {
+    problems.push({at: ['spec', 'target'], message: 'target local needs spec.local: expected {command: …} or {upstreams: …}'})
+  }
+  if (target === 'kubernetes') {
+    if (ingress === undefined) {
+      problems.push({at: ['spec'], message: 'the kubernetes target needs spec.ingress: expected {host, path, router}', suggestion: 'add an ingress section, or a local section for a local rollout'})
+    } else if (ingress.router === undefined) {
+      problems.push({at: ['spec', 'ingress'], message: 'the kubernetes target needs spec.ingress.router: expected one of nginx, traefik, traefik-v1, traefik-file, gateway-api, proxy'})
+    }
+  }
+  if (ingress?.router === 'gateway-api' && ingress.gateway === undefined) {
+    problems.push({at: ['spec', 'ingress'], message: 'router gateway-api needs spec.ingress.gateway: expected {name, namespace?, sectionName?} of the Gateway the HTTPRoute attaches to'})
+  }
+  if (typeof ingress?.router === 'string' && isRouterKind(ingress.router)) {
+    problems.push(...routerProblems(ingress.router, {used, headerTexts, weights, totalWeight}))
+  }
+  return problems
+}
+
+function normalize(document: ReleaseDocument): Release {
+  const spec = document.spec
+  const totalWeight = spec.totalWeight ?? DEFAULT_TOTAL_WEIGHT
+  const steps = readSteps(spec.steps, totalWeight).steps as Step[]
+  const header = spec.match?.header
+  const headerMatch: HeaderMatch | undefined = header === undefined || header.name === undefined ? undefined
+    : header.pattern !== undefined ? {kind: 'pattern', name: header.name, pattern: header.pattern}
+    : header.value !== undefined && header.value !== 'always' ? {kind: 'exact', name: header.name, value: header.value}
+    : {kind: 'always-never', name: header.name}
+  const cookie = spec.match?.cookie
+  const local: LocalSpec | undefined = spec.local === undefined ? undefined : {
+    ...(spec.local.command === undefined ? {} : {command: spec.local.command}),
+    ...(spec.local.upstreams === undefined ? {} : {upstreams: spec.local.upstreams}),
+    listen: spec.local.listen ?? DEFAULTS.localListen,
+    ...(spec.local.adminListen === undefined ? {} : {adminListen: spec.local.adminListen}),
+    readyTimeoutMs: durationMs(spec.local.readyTimeout) ?? DEFAULTS.readyTimeoutMs,
+  }
+  const analysis = spec.analysis ?? {}
+  const release: Release = {
+    name: document.metadata.name,
+    namespace: document.metadata.namespace ?? DEFAULTS.namespace,
+    image: parseImageRef(spec.image),
+    replicas: spec.replicas ?? DEFAULTS.replicas,
+    port: spec.port,
+    spread: spec.spread ?? false,
+    ...(spec.resources === undefined ? {} : {resources: {...(spec.resources.requests === undefined ? {} : {requests: sortedRecord(spec.resources.requests)}), ...(spec.resources.limits === undefined ? {} : {limits: sortedRecord(spec.resources.limits)})}}),
+    env: sortedRecord(spec.env ?? {}),
+    ...(spec.probe === undefined ? {} : {probe: {path: spec.probe.path, port: spec.probe.port ?? spec.port, periodSeconds: spec.probe.periodSeconds ?? DEFAULTS.probePeriodSeconds, initialDelaySeconds: spec.probe.initialDelaySeconds ?? 0}}),
+    ...(spec.ingress === undefined ? {} : {ingress: {
+      host: spec.ingress.host,
+      path: spec.ingress.path ?? DEFAULTS.path,
+      router: spec.ingress.router ?? 'proxy',
+      ...(spec.ingress.className === undefined ? {} : {className: spec.ingress.className}),
+      traefikApiGroup: spec.ingress.traefikApiGroup ?? 'traefik.io',
+      ...(spec.ingress.gateway === undefined ? {} : {gateway: spec.ingress.gateway}),
+      ...(spec.ingress.tls === undefined ? {} : {tls: spec.ingress.tls}),
+    }}),
+    steps,
+    totalWeight,
+    ...(spec.match === undefined ? {} : {match: {...(headerMatch === undefined ? {} : {header: headerMatch}), ...(cookie === undefined ? {} : {cookie: {name: typeof cookie === 'string' ? cookie : cookie.name}})}}),
+    ...(spec.sticky === undefined ? {} : {sticky: spec.sticky}),
+    ...(spec.mirror === undefined ? {} : {mirror: spec.mirror}),
+    analysis: {
+      intervalMs: durationMs(analysis.interval) ?? DEFAULTS.intervalMs,
+      minRequests: analysis.minRequests ?? DEFAULTS.minRequests,
+      ...(analysis.successRate === undefined ? {} : {successRatePercent: analysis.successRate}),
+      ...(analysis.latencyP99 === undefined ? {} : {latencyP99Ms: durationMs(analysis.latencyP99)}),
+      failureLimit: analysis.failureLimit ?? DEFAULTS.failureLimit,
+      progressDeadlineMs: durationMs(analysis.progressDeadline) ?? DEFAULTS.progressDeadlineMs,
+      ...(analysis.deadline === undefined ? {} : {deadlineMs: durationMs(analysis.deadline)}),
+      maxFalsePositiveRate: analysis.maxFalsePositiveRate ?? DEFAULTS.maxFalsePositiveRate,
+      ...(analysis.prometheus === undefined ? {} : {prometheus: {url: analysis.prometheus.url, queries: analysis.prometheus.queries ?? {}}}),
+    },
+    target: spec.target ?? (spec.local !== undefined ? 'local' : 'kubernetes'),
+    ...(local === undefined ? {} : {local}),
+    proxy: {image: spec.proxy?.image ?? DEFAULT_PROXY_IMAGE, replicas: spec.proxy?.replicas ?? 1},
+  }
+  return deepFreeze(release)
+}
+
+function issueProblems(issue: z.core.$ZodIssue, locate: (path: readonly PropertyKey[]) => SourceLocation, locateKey: (path: readonly PropertyKey[]) => SourceLocation): ConfigProblem[] {
+  const path = issue.path
+  // Steps are read by readSteps (better messages); zod only checks that they are a non-empty list.
+  if (path[0] === 'spec' && path[1] === 'steps' && path.length > 2) return []
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeys(path)
+    return issue.keys.map((key) => {
+      const guess = didYouMean(key, known)
+      return {
+        location: locateKey([...path, key]),
+        path: dotted([...path, key]),
+        message: `unknown field "${key}": expected one of ${known.join(', ')}`,
+        ...(guess === undefined ? {} : {suggestion: `did you mean "${guess}"?`}),
+      }
+    })
+  }
+  const input = (issue as {input?: unknown}).input
+  if (issue.code === 'invalid_value') {
+    const values = issue.values.map(String)
+    const guess = typeof input === 'string' ? didYouMean(input, values) : undefined
+    return [{
+      location: locate(path),
+      path: dotted(path),
+      message: `expected one of ${values.join(', ')}, got ${describe(input)}`,
+      ...(guess === undefined ? {} : {suggestion: `did you mean "${guess}"?`}),
+    }]
+  }
+  if (issue.code === 'invalid_type' && input === undefined) {
+    return [{location: locate(path), path: dotted(path), message: `required field is missing: expected ${issue.expected}`}]
+  }
+  if (issue.code === 'invalid_type') {
+    const message = issue.message.startsWith('Invalid input') ? `expected ${issue.expected}, got ${describe(input)}` : `${issue.message}, got ${describe(input)}`
+    return [{location: locate(path), path: dotted(path), message}]
+  }
+  return [{location: locate(path), path: dotted(path), message: issue.message}]
+}
+
+/** Keys the schema allows at `path`, for "did you mean". */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let schema: unknown = ReleaseDocumentSchema
+  for (const segment of path) {
+    schema = unwrap(schema)
+    const def = (schema as {_zod: {def: Record<string, unknown>}})._zod.def
+    if (def.type === 'object') schema = (def.shape as Record<string, unknown>)[String(segment)]
+    else if (def.type === 'array') schema = def.element
+    else if (def.type === 'record') schema = def.valueType
+    else return []
+  }
+  schema = unwrap(schema)
+  const def = (schema as {_zod?: {def: Record<string, unknown>}} | undefined)?._zod?.def
+  return def?.type === 'object' ? Object.keys(def.shape as Record<string, unknown>) : []
+}
+
+function unwrap(schema: unknown): unknown {
+  let current = schema as {_zod?: {def: Record<string, unknown>}} | undefined
+  for (;;) {
+    const def = current?._zod?.def
+    if (def === undefined) return current
+    if (def.type === 'optional' || def.type === 'default' || def.type === 'nullable') current = def.innerType as typeof current
+    else if (def.type === 'pipe') current = def.in as typeof current
+    else if (def.type === 'union') current = ((def.options as unknown[]).find((o) => (o as {_zod: {def: {type: string}}})._zod.def.type === 'object') ?? current) as typeof current
+    else return current
+    if (def.type === 'union') return current
+  }
+}
+
+function nodeAt(doc: Document, path: readonly PropertyKey[]): YamlNode | undefined {
+  for (let length = path.length; length >= 0; length--) {
+    const node = doc.getIn(path.slice(0, length) as unknown[], true) as unknown
+    if (isMap(node) || isSeq(node) || isScalar(node)) return node
+    if (length === 0) return doc.contents ?? undefined
+  }
+  return undefined
+}
+
+function keyNodeAt(doc: Document, path: readonly PropertyKey[]): YamlNode | undefined {
+  const parent = doc.getIn(path.slice(0, -1) as unknown[], true) as unknown
+  const key = path.at(-1)
+  if (!isMap(parent)) return undefined
+  const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === String(key))
+  return isScalar(pair?.key) ? pair.key : undefined
+}
+
+function fieldLocations(doc: Document, at: (offset: number | undefined) => SourceLocation): Map<string, SourceLocation> {
+  const locations = new Map<string, SourceLocation>()
+  const walk = (node: unknown, path: string[]): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isScalar(pair.key)) continue
+        const childPath = [...path, String(pair.key.value)]
+        locations.set(childPath.join('.'), at(pair.key.range?.[0]))
+        walk(pair.value, childPath)
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        const childPath = [...path, String(index)]
+        locations.set(childPath.join('.'), at((item as YamlNode | null)?.range?.[0]))
+        walk(item, childPath)
+      })
+    }
+  }
+  walk(doc.contents, [])
+  return locations
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  return [...problems].sort((a, b) => (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.column ?? 0) - (b.location?.column ?? 0) || a.path.localeCompare(b.path))
+}
+
+function dotted(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.')
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'object') return 'a mapping'
+  return `${typeof value} ${JSON.stringify(value)}`
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+}
+
+function isRouterKind(value: string): value is RouterKind {
+  return (ROUTER_KINDS as readonly string[]).includes(value)
+}
+
+function durationMs(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : parseDurationMs(text)
+}
+
+function sortedRecord<T>(record: Readonly<Record<string, T>>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
+}
