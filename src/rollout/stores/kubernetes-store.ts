@@ -1,0 +1,72 @@
+/**
+ * Rollout state in the cluster: one ConfigMap per release (`<release>-canary-state`), its
+ * resourceVersion the optimistic-concurrency token. Two CI jobs racing on one release: the first
+ * write wins, the second gets 409 from the API server and exits 5. Never a lost update.
+ */
+import {notOwnedError, withOwnership} from '../../kube/apply.js'
+import type {KubeClient} from '../../kube/client.js'
+import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
+import {ConflictError, InternalError} from '../../errors.js'
+import type {ReleaseRef, RolloutStore, Versioned} from '../ports.js'
+
+/** The key in the ConfigMap's `data` holding the JSON state. */
+export const STATE_KEY = 'state.json'
+
+/** Name of the state ConfigMap of a release. */
+export function stateConfigMapName(release: string): string {
+  return `${release}-canary-state`
+}
+
+/** RolloutStore backed by a ConfigMap and guarded by resourceVersion. */
+export class KubernetesRolloutStore<T> implements RolloutStore<T> {
+  private readonly ref: ObjectRef
+
+  constructor(private readonly client: KubeClient, private readonly release: ReleaseRef) {
+    this.ref = {apiVersion: 'v1', kind: 'ConfigMap', namespace: release.namespace, name: stateConfigMapName(release.name)}
+  }
+
+  async load(signal: AbortSignal): Promise<Versioned<T> | undefined> {
+    const live = await this.client.read(this.ref, signal)
+    if (live === undefined) return undefined
+    if (!isManagedByCanary(live, this.release.name)) throw notOwnedError(live, 'use')
+    return {value: this.decode(live), version: live.metadata?.resourceVersion ?? ''}
+  }
+
+  async save(value: T, expectedVersion: string | undefined, signal: AbortSignal): Promise<Versioned<T>> {
+    const body: KubeObject = withOwnership({apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: this.ref.name, namespace: this.ref.namespace}, data: {[STATE_KEY]: JSON.stringify(value)}}, this.release.name)
+    try {
+      const saved = expectedVersion === undefined
+        ? await this.client.create(body, signal)
+        : await this.client.replace({...body, metadata: {...body.metadata, resourceVersion: expectedVersion}}, signal)
+      return {value, version: saved.metadata?.resourceVersion ?? ''}
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        throw new ConflictError(`release ${this.release.namespace}/${this.release.name}: another canary run changed the rollout state first (ConfigMap ${this.ref.namespace}/${this.ref.name}); this run's update was not applied`, {
+          cause: error, subject: `ConfigMap ${this.ref.namespace}/${this.ref.name}`,
+          suggestions: ['Only one pipeline should drive a release at a time; run `canary status` to see where it is, then retry.'],
+        })
+      }
+      throw error
+    }
+  }
+
+  async remove(signal: AbortSignal): Promise<void> {
+    const live = await this.client.read(this.ref, signal)
+    if (live === undefined) return
+    if (!isManagedByCanary(live, this.release.name)) throw notOwnedError(live, 'delete')
+    await this.client.delete(this.ref, signal)
+  }
+
+  private decode(live: KubeObject): T {
+    const text = (live.data as Record<string, string> | undefined)?.[STATE_KEY]
+    try {
+      if (text === undefined) throw new Error(`key ${STATE_KEY} is missing`)
+      return JSON.parse(text) as T
+    } catch (error) {
+      throw new InternalError(`ConfigMap ${this.ref.namespace}/${this.ref.name}: rollout state is unreadable: ${(error as Error).message}`, {
+        cause: error, subject: `ConfigMap ${this.ref.namespace}/${this.ref.name}`,
+        suggestions: ['Delete the ConfigMap to forget the rollout (the router objects stay), or restore it from your cluster backup.'],
+      })
+    }
+  }
+}
