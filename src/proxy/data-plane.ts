@@ -1,0 +1,402 @@
+/**
+ * The request path. Order, in one place (STYLE.md point 13): route match → IP allow-list →
+ * choose version (header, cookie, sticky, weights) → server (round robin, health-aware) → mirror
+ * sample → forward with undici `Pool.dispatch` (the lean path research/perf-baseline.md measured:
+ * no per-request closures or promise chains; one Exchange object per request is the handler).
+ */
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import {connect, type Socket} from 'node:net'
+import {performance} from 'node:perf_hooks'
+import type {Duplex} from 'node:stream'
+
+import type {Dispatcher} from 'undici'
+
+import type {AccessLog} from './access-log.js'
+import {chooseVersion} from './choose-version.js'
+import {downstreamResponseHeaders, readCookie, upstreamRequestHeaders, type ForwardedFacts} from './headers.js'
+import {clientAddress} from './ip-allow-list.js'
+import {stripPathPrefix, type CompiledRoute} from './route-table.js'
+import type {ProxyRuntime, ServiceRuntime, ServiceVersion, UpstreamServer} from './runtime.js'
+import {CLIENT_CLOSED_REQUEST, isConnectError, isServerFailure, statusForError} from './status-for-error.js'
+import type {RequestSeries, TrafficStats} from './traffic-stats.js'
+
+const kExchange = Symbol('exchange')
+/** At most this many extra attempts after connection failures of a request without a body. */
+const MAX_RETRIES = 2
+const SHORT_BODY: Record<number, string> = {
+  403: 'forbidden\n',
+  404: 'no route\n',
+  499: '',
+  502: 'bad gateway\n',
+  503: 'no healthy upstream\n',
+  504: 'gateway timeout\n',
+}
+
+type ResponseWithExchange = ServerResponse & {[kExchange]?: Exchange}
+
+/** Everything the data plane needs besides the request. */
+export interface DataPlaneContext {
+  runtime: ProxyRuntime
+  readonly stats: TrafficStats
+  accessLog: AccessLog | undefined
+  trustedProxyHops: number
+  localPort: string
+}
+
+/** One proxied request; it is its own undici dispatch handler, so no closures are created per request. */
+class Exchange implements Dispatcher.DispatchHandler {
+  abortUpstream: ((reason?: Error) => void) | undefined = undefined
+  resumeUpstream: (() => void) | undefined = undefined
+  clientGone = false
+  done = false
+  status = 0
+  bytes = 0
+  retries = 0
+  version: ServiceVersion | undefined = undefined
+  server: UpstreamServer | undefined = undefined
+  setCookie: string | undefined = undefined
+  body: IncomingMessage | Buffer | null = null
+  headers: string[] = []
+  path = ''
+
+  constructor(
+    readonly plane: DataPlaneContext,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly startMs: number,
+    readonly client: string,
+    readonly route: CompiledRoute,
+    readonly service: ServiceRuntime,
+  ) {}
+
+  dispatch(): void {
+    const server = this.server!
+    this.abortUpstream = undefined
+    server.pool.dispatch({origin: server.origin, path: server.basePath + this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers, body: this.body}, this)
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortUpstream = abort
+    if (this.clientGone) abort(new Error('client closed the connection'))
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.clientGone) return false
+    this.status = statusCode
+    this.resumeUpstream = resume
+    const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, this.setCookie)
+    if (statusText === '') this.res.writeHead(statusCode, headers)
+    else this.res.writeHead(statusCode, statusText, headers)
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.bytes += chunk.length
+    return this.res.write(chunk)
+  }
+
+  onComplete(): void {
+    this.res.end()
+    this.finish(this.status)
+  }
+
+  onError(error: Error): void {
+    if (this.done) return
+    const server = this.server
+    if (server !== undefined && !this.clientGone && isServerFailure(error)) server.markFailed()
+    if (this.clientGone) {
+      this.finish(CLIENT_CLOSED_REQUEST)
+      return
+    }
+    if (this.status === 0) {
+      // Nothing was sent to the client yet. Retry on another server when the request can be
+      // replayed: its body is absent or buffered (a streamed body may be half consumed), and
+      // either the connection was never made or the method is idempotent.
+      const replayable = this.body === null || Buffer.isBuffer(this.body)
+      const safe = isConnectError(error) || this.req.method === 'GET' || this.req.method === 'HEAD'
+      if (replayable && safe && isServerFailure(error) && this.retries < MAX_RETRIES && this.pickRetryTarget() !== undefined) {
+        this.retries++
+        this.plane.stats.retries++
+        this.dispatch()
+        return
+      }
+      const status = statusForError(error, false)
+      respond(this.res, status)
+      this.finish(status)
+      return
+    }
+    // The response broke after its head was sent: cut the client connection so it sees the failure.
+    this.res.destroy(error)
+    this.finish(502)
+  }
+
+  private pickRetryTarget(): UpstreamServer | undefined {
+    let server = this.version?.nextServer()
+    if (server === undefined) {
+      const version = this.service.pickByWeight()
+      if (version === undefined) return undefined
+      this.version = version
+      server = version.nextServer()
+    }
+    this.server = server
+    return server
+  }
+
+  finish(status: number): void {
+    if (this.done) return
+    this.done = true
+    const plane = this.plane
+    const endMs = performance.now()
+    const durationMs = endMs - this.startMs
+    const nowMs = Date.now()
+    const version = this.version
+    plane.stats.seriesFor(this.route.name, this.service.name, version?.name ?? '').record(status, durationMs / 1000, nowMs)
+    plane.accessLog?.log({
+      timeMs: nowMs,
+      client: this.client,
+      method: this.req.method ?? '',
+      host: this.req.headers.host ?? '',
+      path: this.req.url ?? '',
+      status,
+      durationMs,
+      route: this.route.name,
+      service: this.service.name,
+      version: version?.name ?? '',
+      upstream: this.server?.url ?? '',
+      bytes: this.bytes,
+      retries: this.retries,
+    })
+  }
+}
+
+function onResponseClose(this: ResponseWithExchange): void {
+  const exchange = this[kExchange]
+  if (exchange === undefined || exchange.done || this.writableFinished) return
+  exchange.clientGone = true
+  if (exchange.abortUpstream !== undefined) exchange.abortUpstream(new Error('client closed the connection'))
+  else exchange.finish(CLIENT_CLOSED_REQUEST)
+}
+
+function onResponseDrain(this: ResponseWithExchange): void {
+  this[kExchange]?.resumeUpstream?.()
+}
+
+function respond(res: ServerResponse, status: number, extraHeaders?: readonly [string, string][]): void {
+  if (res.headersSent || res.destroyed) return
+  const body = SHORT_BODY[status] ?? ''
+  res.statusCode = status
+  res.setHeader('content-type', 'text/plain; charset=utf-8')
+  res.setHeader('content-length', Buffer.byteLength(body))
+  if (extraHeaders !== undefined) for (const [k, v] of extraHeaders) res.setHeader(k, v)
+  res.end(body)
+}
+
+/** Records and logs a request the proxy answered itself before choosing a version (404, 403, 503). */
+function answerLocally(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse, startMs: number, client: string, status: number, route: string, service: string): void {
+  respond(res, status)
+  const nowMs = Date.now()
+  const durationMs = performance.now() - startMs
+  plane.stats.seriesFor(route, service, '').record(status, durationMs / 1000, nowMs)
+  plane.accessLog?.log({timeMs: nowMs, client, method: req.method ?? '', host: req.headers.host ?? '', path: req.url ?? '', status, durationMs, route, service, version: '', upstream: '', bytes: 0, retries: 0})
+}
+
+/** Host header without port, lowercased. */
+function hostOf(req: IncomingMessage): string {
+  const host = req.headers.host
+  if (host === undefined) return ''
+  if (host.charCodeAt(0) === 91) {
+    const end = host.indexOf(']')
+    return host.slice(0, end + 1).toLowerCase()
+  }
+  const colon = host.indexOf(':')
+  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase()
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
+}
+
+/** Route, allow-list and version choice shared by HTTP requests and upgrades. */
+interface Placement {
+  route: CompiledRoute
+  service: ServiceRuntime
+  version: ServiceVersion
+  server: UpstreamServer
+  setCookie: string | undefined
+}
+
+function place(plane: DataPlaneContext, req: IncomingMessage, client: string): Placement | number {
+  const runtime = plane.runtime
+  const url = req.url ?? '/'
+  const route = runtime.routes.match(hostOf(req), pathOf(url), req.method ?? 'GET', req.headers)
+  if (route === undefined) return 404
+  if (route.allowList !== undefined && !route.allowList.allows(client)) return 403
+  const service = runtime.services.get(route.service)!
+  const headers = req.headers
+  const cookieHeader = headers.cookie
+  const headerValue = service.headerName === undefined ? undefined : headers[service.headerName]
+  const sticky = service.stickyCookieName === undefined ? undefined : readCookie(cookieHeader, service.stickyCookieName)
+  const choice = chooseVersion(
+    {
+      header: typeof headerValue === 'string' ? headerValue : undefined,
+      cookie: service.cookieName === undefined ? undefined : readCookie(cookieHeader, service.cookieName),
+      sticky,
+    },
+    service,
+  )
+  if (choice === undefined) return 503
+  let version = choice.version
+  let server = version.nextServer()
+  if (server === undefined) {
+    // The version went unhealthy between the check and the pick: fall back to weights once.
+    const fallback = service.pickByWeight()
+    server = fallback?.nextServer()
+    if (fallback === undefined || server === undefined) return 503
+    version = fallback
+  }
+  const setCookie = version.setCookie !== undefined && sticky !== version.stickyValue ? version.setCookie : undefined
+  return {route, service, version, server, setCookie}
+}
+
+/** Handles one HTTP request. */
+export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
+  const startMs = performance.now()
+  const peer = req.socket.remoteAddress ?? ''
+  const forwardedFor = req.headers['x-forwarded-for']
+  const client = plane.trustedProxyHops === 0 ? peer : clientAddress(peer, typeof forwardedFor === 'string' ? forwardedFor : undefined, plane.trustedProxyHops)
+  const placement = place(plane, req, client)
+  if (typeof placement === 'number') {
+    const route = placement === 404 ? undefined : plane.runtime.routes.match(hostOf(req), pathOf(req.url ?? '/'), req.method ?? 'GET', req.headers)
+    answerLocally(plane, req, res, startMs, client, placement, route?.name ?? '', route?.service ?? '')
+    req.resume()
+    return
+  }
+  const {route, service} = placement
+  const exchange = new Exchange(plane, req, res, startMs, client, route, service)
+  exchange.version = placement.version
+  exchange.server = placement.server
+  exchange.setCookie = placement.setCookie
+  const url = req.url ?? '/'
+  exchange.path = route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
+  const facts: ForwardedFacts = {peer, clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
+  ;(res as ResponseWithExchange)[kExchange] = exchange
+  res.on('close', onResponseClose)
+  res.on('drain', onResponseDrain)
+
+  const mirror = service.mirror
+  const withBody = hasBody(req)
+  if (mirror !== undefined && mirror.sample()) {
+    const counts = plane.stats.mirrorFor(service.name, mirror.version.name)
+    const length = Number(req.headers['content-length'] ?? '0')
+    if (!withBody) {
+      sendMirror(plane, service, exchange, null)
+    } else if (req.headers['transfer-encoding'] === undefined && length <= mirror.maxBodyBytes) {
+      // Small bodies are read first so both copies can be sent (docs/proxy.md "Mirroring").
+      collectBody(req, exchange, service)
+      return
+    } else {
+      counts.skipped++
+    }
+  }
+  exchange.body = withBody ? req : null
+  exchange.dispatch()
+}
+
+function collectBody(req: IncomingMessage, exchange: Exchange, service: ServiceRuntime): void {
+  const chunks: Buffer[] = []
+  req.on('data', (chunk: Buffer) => chunks.push(chunk))
+  req.on('end', () => {
+    const body = Buffer.concat(chunks)
+    exchange.body = body
+    sendMirror(exchange.plane, service, exchange, body)
+    if (!exchange.clientGone) exchange.dispatch()
+  })
+}
+
+/** Fire-and-forget copy to the mirror version: own timeouts, response discarded, failures counted, never thrown. */
+function sendMirror(plane: DataPlaneContext, service: ServiceRuntime, exchange: Exchange, body: Buffer | null): void {
+  const mirror = service.mirror!
+  const counts = plane.stats.mirrorFor(service.name, mirror.version.name)
+  const server = mirror.version.nextServer()
+  if (server === undefined) {
+    counts.failures++
+    return
+  }
+  counts.requests++
+  server.pool
+    .request({
+      path: server.basePath + exchange.path,
+      method: exchange.req.method as Dispatcher.HttpMethod,
+      headers: exchange.headers,
+      body,
+      headersTimeout: mirror.timeoutMs,
+      bodyTimeout: mirror.timeoutMs,
+      signal: AbortSignal.timeout(mirror.timeoutMs),
+    })
+    .then(
+      (response) => response.body.dump().catch(() => undefined),
+      () => {
+        counts.failures++
+      },
+    )
+}
+
+/**
+ * WebSocket and other Upgrade requests: the same placement, then a raw TCP tunnel to the chosen
+ * server carrying the rewritten request head; bytes flow both ways until either side closes.
+ */
+export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const startMs = performance.now()
+  const peer = req.socket.remoteAddress ?? ''
+  const forwardedFor = req.headers['x-forwarded-for']
+  const client = plane.trustedProxyHops === 0 ? peer : clientAddress(peer, typeof forwardedFor === 'string' ? forwardedFor : undefined, plane.trustedProxyHops)
+  const placement = place(plane, req, client)
+  if (typeof placement === 'number') {
+    socket.end(`HTTP/1.1 ${placement} ${placement === 404 ? 'Not Found' : placement === 403 ? 'Forbidden' : 'Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    plane.stats.seriesFor('', '', '').record(placement, (performance.now() - startMs) / 1000, Date.now())
+    return
+  }
+  const {route, service, version, server} = placement
+  const url = new URL(server.origin)
+  const path = server.basePath + (route.stripPrefix === undefined ? (req.url ?? '/') : stripPathPrefix(req.url ?? '/', route.stripPrefix))
+  const facts: ForwardedFacts = {peer, clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
+  let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
+  for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`
+  const upstream: Socket = connect({host: url.hostname, port: Number(url.port || 80)})
+  const series = plane.stats.seriesFor(route.name, service.name, version.name)
+  let recorded = false
+  const record = (status: number) => {
+    if (recorded) return
+    recorded = true
+    series.record(status, (performance.now() - startMs) / 1000, Date.now())
+  }
+  upstream.once('connect', () => {
+    upstream.write(`${headText}\r\n`)
+    if (head.length > 0) upstream.write(head)
+    upstream.pipe(socket)
+    socket.pipe(upstream)
+    record(101)
+  })
+  upstream.on('error', (error) => {
+    if (!recorded) {
+      if (isServerFailure(error)) server.markFailed()
+      record(502)
+      socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+    } else {
+      socket.destroy()
+    }
+  })
+  socket.on('error', () => upstream.destroy())
+  socket.on('close', () => upstream.destroy())
+  upstream.on('close', () => socket.destroy())
+}
+
+export type {RequestSeries}

@@ -1,0 +1,148 @@
+/**
+ * One process's data plane: the HTTP listener, the compiled config generation, upstream pools,
+ * health, counters and the access log. Used directly by `startProxy` and by each cluster worker.
+ */
+import {createServer, type Server} from 'node:http'
+import type {Socket} from 'node:net'
+
+import {UsageError} from '../errors.js'
+import {AccessLog} from './access-log.js'
+import {splitHostPort, type ProxyConfig} from './config.js'
+import {handleRequest, handleUpgrade, type DataPlaneContext} from './data-plane.js'
+import {HealthChecker} from './health-checker.js'
+import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime, weightUpdateProblem} from './runtime.js'
+import {serviceState, servicesState, type ServiceState} from './state.js'
+import {TrafficStats, type CounterSnapshot} from './traffic-stats.js'
+import {AdminRequestError} from './admin.js'
+
+/** A bound address. */
+export interface BoundAddress {
+  readonly host: string
+  readonly port: number
+}
+
+export class ProxyInstance {
+  readonly stats: TrafficStats
+  private readonly pools: PoolRegistry
+  private readonly health = new HealthRegistry()
+  private readonly plane: DataPlaneContext
+  private readonly server: Server
+  private checker: HealthChecker
+  private accessLogPath: string | undefined
+
+  constructor(config: ProxyConfig, generation: number, retentionSeconds?: number) {
+    this.stats = new TrafficStats(retentionSeconds)
+    this.pools = new PoolRegistry(poolSettings(config))
+    const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats)
+    this.accessLogPath = config.accessLog?.path
+    this.plane = {
+      runtime,
+      stats: this.stats,
+      accessLog: this.accessLogPath === undefined ? undefined : new AccessLog(this.accessLogPath),
+      trustedProxyHops: config.trustedProxyHops,
+      localPort: String(splitHostPort(config.listen).port),
+    }
+    this.checker = new HealthChecker(runtime)
+    const t = config.timeouts
+    this.server = createServer(
+      {
+        // Slowloris: the whole request head must arrive within clientHeadersMs; idle keep-alive
+        // connections close after clientIdleMs. Oversized heads get 431 from Node's parser.
+        headersTimeout: t.clientHeadersMs,
+        requestTimeout: Math.max(t.clientHeadersMs, 300_000),
+        keepAliveTimeout: t.clientIdleMs,
+        maxHeaderSize: config.limits.maxHeaderBytes,
+        connectionsCheckingInterval: Math.min(1000, t.clientHeadersMs),
+      },
+      (req, res) => handleRequest(this.plane, req, res),
+    )
+    this.server.on('upgrade', (req, socket, head) => handleUpgrade(this.plane, req, socket, head))
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
+  }
+
+  get runtime(): ProxyRuntime {
+    return this.plane.runtime
+  }
+
+  /** Listens on the config's address (or `listen` when given); resolves with the bound address. */
+  listen(listen?: string): Promise<BoundAddress> {
+    const {host, port} = splitHostPort(listen ?? this.plane.runtime.config.listen)
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(new UsageError(`proxy listener ${host}:${port}: listen failed: ${error.message}`, {cause: error, suggestions: ['Choose a free port in `listen:`, or stop the process that uses it.']}))
+      this.server.once('error', onError)
+      this.server.listen({host, port, backlog: 4096}, () => {
+        this.server.off('error', onError)
+        const address = this.server.address()
+        if (address === null || typeof address === 'string') return reject(new Error('listener has no address'))
+        this.plane.localPort = String(address.port)
+        resolve({host: address.address, port: address.port})
+      })
+    })
+  }
+
+  /** Swaps in a new config generation atomically (throws ConfigError before touching anything). */
+  apply(config: ProxyConfig, generation: number): void {
+    const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats)
+    this.checker.stop()
+    this.plane.runtime = runtime
+    this.plane.trustedProxyHops = config.trustedProxyHops
+    this.checker = new HealthChecker(runtime)
+    const path = config.accessLog?.path
+    if (path !== this.accessLogPath) {
+      this.plane.accessLog?.close()
+      this.plane.accessLog = path === undefined ? undefined : new AccessLog(path)
+      this.accessLogPath = path
+    }
+  }
+
+  /** Validates and applies a weight update; throws AdminRequestError (404/400). */
+  setWeights(serviceName: string, weights: unknown): ServiceState {
+    const service = this.plane.runtime.services.get(serviceName)
+    if (service === undefined) throw new AdminRequestError(404, `service ${serviceName}: not found (services: ${[...this.plane.runtime.services.keys()].join(', ')})`)
+    const problem = weightUpdateProblem(service, weights)
+    if (problem !== undefined) throw new AdminRequestError(400, `service ${serviceName}: set weights refused: ${problem}`)
+    service.setWeights(weights as Record<string, number>)
+    return serviceState(service)
+  }
+
+  services(): Record<string, ServiceState> {
+    return servicesState(this.plane.runtime)
+  }
+
+  counters(): CounterSnapshot {
+    return this.stats.snapshot()
+  }
+
+  private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+    const code = error.code
+    if (code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const [status, text, reason] =
+      code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'header_too_large'] : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'timeout'] : [400, 'Bad Request', 'bad_request']
+    this.stats.countClientError(reason)
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then closes pools and the log. */
+  async close(drainMs: number = this.plane.runtime.config.timeouts.drainMs): Promise<void> {
+    this.checker.stop()
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    // Keep-alive connections become idle when their last response ends; close them as they do.
+    const sweeper = setInterval(() => this.server.closeIdleConnections(), 50)
+    this.server.closeIdleConnections()
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.server.closeAllConnections()
+        resolve()
+      }, drainMs)
+    })
+    await Promise.race([closed, deadline])
+    clearTimeout(timer)
+    clearInterval(sweeper)
+    this.plane.accessLog?.close()
+    await this.pools.destroyAll()
+  }
+}

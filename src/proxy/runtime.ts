@@ -1,0 +1,337 @@
+/**
+ * The running form of a config: services with their versions, servers, EDF balancers and upstream
+ * pools, built and validated once (STYLE.md point 13). Pools and server health live in registries
+ * that outlive a config generation, so a reload keeps warm connections and health state.
+ */
+import {createHash} from 'node:crypto'
+
+import {Pool} from 'undici'
+
+import {ConfigError} from '../errors.js'
+import type {ChoosableService, HeaderOverride} from './choose-version.js'
+import type {ProxyConfig, ProxyServiceConfig} from './config.js'
+import {EdfBalancer} from './edf-balancer.js'
+import {RouteTable} from './route-table.js'
+import type {TrafficStats} from './traffic-stats.js'
+
+/** Health of one upstream server: passive (cooldown after failures) and optional active checks. */
+export class ServerHealth {
+  downUntilMs = 0
+  activeUp = true
+  failures = 0
+
+  get healthy(): boolean {
+    return this.activeUp && (this.downUntilMs === 0 || Date.now() >= this.downUntilMs)
+  }
+}
+
+/** One upstream server of a version. */
+export class UpstreamServer {
+  constructor(
+    readonly url: string,
+    readonly origin: string,
+    /** Path the server URL carries (e.g. `/base`), prepended to forwarded paths; "" for none. */
+    readonly basePath: string,
+    readonly pool: Pool,
+    readonly health: ServerHealth,
+    private readonly cooldownMs: number,
+  ) {}
+
+  get healthy(): boolean {
+    return this.health.healthy
+  }
+
+  /** Passive health: a connection-level failure takes the server out for the cooldown. */
+  markFailed(): void {
+    this.health.failures++
+    this.health.downUntilMs = Date.now() + this.cooldownMs
+  }
+}
+
+/** One version of a service. */
+export class ServiceVersion {
+  private next = 0
+  /** The opaque sticky-cookie value naming this version (truncated SHA-256, like Traefik's sticky.go). */
+  readonly stickyValue: string
+  /** The complete Set-Cookie value that pins a client to this version, or undefined without sticky. */
+  readonly setCookie: string | undefined
+
+  constructor(
+    readonly service: string,
+    readonly name: string,
+    public weight: number,
+    readonly servers: readonly UpstreamServer[],
+    sticky: ProxyServiceConfig['sticky'],
+  ) {
+    this.stickyValue = createHash('sha256').update(`${service}/${name}`).digest('hex').slice(0, 16)
+    this.setCookie =
+      sticky === undefined
+        ? undefined
+        : `${sticky.cookie}=${this.stickyValue}; Path=${sticky.path}${sticky.maxAgeSeconds === undefined ? '' : `; Max-Age=${sticky.maxAgeSeconds}`}${sticky.httpOnly ? '; HttpOnly' : ''}${sticky.secure ? '; Secure' : ''}; SameSite=${sticky.sameSite}`
+  }
+
+  get healthy(): boolean {
+    const servers = this.servers
+    for (let i = 0; i < servers.length; i++) if (servers[i]!.healthy) return true
+    return false
+  }
+
+  /** Round robin across healthy servers; undefined when none is healthy. */
+  nextServer(): UpstreamServer | undefined {
+    const servers = this.servers
+    const n = servers.length
+    for (let i = 0; i < n; i++) {
+      const server = servers[this.next % n]!
+      this.next = (this.next + 1) % n
+      if (server.healthy) return server
+    }
+    return undefined
+  }
+}
+
+/** Mirroring settings of a service plus its deterministic sampling counters (Traefik mirror.go). */
+export class MirrorSampler {
+  private total = 0
+  private mirrored = 0
+
+  constructor(
+    readonly version: ServiceVersion,
+    readonly percent: number,
+    readonly maxBodyBytes: number,
+    readonly timeoutMs: number,
+  ) {}
+
+  /** True for `percent` of calls, spread evenly: mirror while mirrored/total is below the target. */
+  sample(): boolean {
+    this.total++
+    if (this.mirrored * 100 < this.total * this.percent) {
+      this.mirrored++
+      return true
+    }
+    return false
+  }
+}
+
+/** A service as the data plane uses it; implements what chooseVersion needs. */
+export class ServiceRuntime implements ChoosableService<ServiceVersion> {
+  readonly versions: readonly ServiceVersion[]
+  readonly byName: ReadonlyMap<string, ServiceVersion>
+  readonly canary: ServiceVersion | undefined
+  readonly stable: ServiceVersion | undefined
+  readonly header: HeaderOverride | undefined
+  /** Lowercased name of the override header. */
+  readonly headerName: string | undefined
+  readonly cookieName: string | undefined
+  readonly stickyCookieName: string | undefined
+  readonly mirror: MirrorSampler | undefined
+  private readonly byStickyValue: ReadonlyMap<string, ServiceVersion>
+  private balancer: EdfBalancer<ServiceVersion>
+  private readonly isAvailable: (version: ServiceVersion) => boolean
+
+  constructor(
+    readonly name: string,
+    readonly config: ProxyServiceConfig,
+    pools: PoolRegistry,
+    health: HealthRegistry,
+    cooldownMs: number,
+    stats: TrafficStats,
+  ) {
+    this.versions = config.versions.map(
+      (v) =>
+        new ServiceVersion(
+          name,
+          v.name,
+          v.weight,
+          v.servers.map((url) => {
+            const parsed = new URL(url)
+            const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/$/, '')
+            return new UpstreamServer(url, parsed.origin, basePath, pools.acquire(parsed.origin), health.get(url), cooldownMs)
+          }),
+          config.sticky,
+        ),
+    )
+    this.byName = new Map(this.versions.map((v) => [v.name, v]))
+    this.canary = config.canary === undefined ? undefined : this.byName.get(config.canary)
+    // Stable is the first version that is not the canary (docs/proxy.md "Choosing a version").
+    this.stable = this.versions.find((v) => v !== this.canary)
+    this.header = config.header === undefined ? undefined : {value: config.header.value, pattern: config.header.pattern === undefined ? undefined : new RegExp(config.header.pattern)}
+    this.headerName = config.header?.name.toLowerCase()
+    this.cookieName = config.cookie?.name
+    this.stickyCookieName = config.sticky?.cookie
+    this.byStickyValue = new Map(this.versions.map((v) => [v.stickyValue, v]))
+    const mirrorVersion = config.mirror === undefined ? undefined : this.byName.get(config.mirror.version)
+    this.mirror = config.mirror === undefined || mirrorVersion === undefined ? undefined : new MirrorSampler(mirrorVersion, config.mirror.percent, config.mirror.maxBodyBytes, config.mirror.timeoutMs)
+    this.isAvailable = (version) => {
+      if (version.healthy) return true
+      stats.countRedistributed(name, version.name)
+      return false
+    }
+    this.balancer = buildBalancer(this.versions)
+  }
+
+  stickyVersion(cookieValue: string): ServiceVersion | undefined {
+    return this.byStickyValue.get(cookieValue)
+  }
+
+  pickByWeight(): ServiceVersion | undefined {
+    return this.balancer.pick(this.isAvailable)
+  }
+
+  /** Applies new weights atomically (validated by the caller); the EDF schedule restarts. */
+  setWeights(weights: Readonly<Record<string, number>>): void {
+    for (const version of this.versions) {
+      const weight = weights[version.name]
+      if (weight !== undefined) version.weight = weight
+    }
+    this.balancer = buildBalancer(this.versions)
+  }
+
+  /** Sum of the configured weights. */
+  get totalWeight(): number {
+    return this.versions.reduce((sum, v) => sum + v.weight, 0)
+  }
+}
+
+function buildBalancer(versions: readonly ServiceVersion[]): EdfBalancer<ServiceVersion> {
+  const balancer = new EdfBalancer<ServiceVersion>()
+  for (const version of versions) balancer.add(version, version.weight)
+  return balancer
+}
+
+/** Upstream pool settings derived from the config; a change replaces the pools. */
+export interface PoolSettings {
+  readonly connections: number
+  readonly connectTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+}
+
+/** One undici Pool per upstream origin (pipelining 1), shared across config generations. */
+export class PoolRegistry {
+  private readonly pools = new Map<string, Pool>()
+  private inUse = new Set<string>()
+
+  constructor(private settings: PoolSettings) {}
+
+  /** Starts a generation: pools acquired until `endGeneration` are the ones kept. */
+  beginGeneration(settings: PoolSettings): void {
+    if (JSON.stringify(settings) !== JSON.stringify(this.settings)) {
+      // New timeouts or sizes: let old pools finish their requests, then close them.
+      for (const pool of this.pools.values()) void pool.close().catch(() => undefined)
+      this.pools.clear()
+      this.settings = settings
+    }
+    this.inUse = new Set()
+  }
+
+  acquire(origin: string): Pool {
+    this.inUse.add(origin)
+    let pool = this.pools.get(origin)
+    if (pool === undefined) {
+      const s = this.settings
+      pool = new Pool(origin, {
+        connections: s.connections,
+        pipelining: 1,
+        connect: {timeout: s.connectTimeoutMs},
+        headersTimeout: s.headersTimeoutMs,
+        bodyTimeout: s.bodyTimeoutMs,
+        keepAliveTimeout: 4000,
+      })
+      this.pools.set(origin, pool)
+    }
+    return pool
+  }
+
+  /** Closes pools no longer used by the current generation (after their in-flight requests). */
+  endGeneration(): void {
+    for (const [origin, pool] of this.pools) {
+      if (this.inUse.has(origin)) continue
+      this.pools.delete(origin)
+      void pool.close().catch(() => undefined)
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const pools = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.all(pools.map((p) => p.close().catch(() => undefined)))
+  }
+
+  async destroyAll(): Promise<void> {
+    const pools = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)))
+  }
+}
+
+/** Health per server URL, kept across reloads. */
+export class HealthRegistry {
+  private readonly byUrl = new Map<string, ServerHealth>()
+
+  get(url: string): ServerHealth {
+    let health = this.byUrl.get(url)
+    if (health === undefined) {
+      health = new ServerHealth()
+      this.byUrl.set(url, health)
+    }
+    return health
+  }
+}
+
+/** One config generation, compiled. */
+export class ProxyRuntime {
+  readonly routes: RouteTable
+  readonly services: ReadonlyMap<string, ServiceRuntime>
+
+  constructor(
+    readonly config: ProxyConfig,
+    readonly generation: number,
+    pools: PoolRegistry,
+    health: HealthRegistry,
+    stats: TrafficStats,
+  ) {
+    this.routes = new RouteTable(config)
+    pools.beginGeneration(poolSettings(config))
+    this.services = new Map(Object.entries(config.services).map(([name, service]) => [name, new ServiceRuntime(name, service, pools, health, config.health.cooldownMs, stats)]))
+    pools.endGeneration()
+  }
+}
+
+export function poolSettings(config: ProxyConfig): PoolSettings {
+  return {
+    connections: config.limits.upstreamConnections,
+    connectTimeoutMs: config.timeouts.connectMs,
+    headersTimeoutMs: config.timeouts.responseHeadersMs,
+    bodyTimeoutMs: config.timeouts.responseBodyMs,
+  }
+}
+
+/**
+ * Checks a weight update for one service: every named version exists, weights are non-negative
+ * integers, and the resulting total is positive. Versions not named keep their weight.
+ * Returns the reason it is invalid, or undefined.
+ */
+export function weightUpdateProblem(service: {versions: readonly {name: string; weight: number}[]}, update: unknown): string | undefined {
+  if (update === null || typeof update !== 'object' || Array.isArray(update)) return 'expected a JSON object of version → weight, e.g. {"v1": 80, "v2": 20}'
+  const names = service.versions.map((v) => v.name)
+  const entries = Object.entries(update as Record<string, unknown>)
+  if (entries.length === 0) return 'no weights given'
+  for (const [version, weight] of entries) {
+    if (!names.includes(version)) return `unknown version "${version}" (versions: ${names.join(', ')})`
+    if (typeof weight !== 'number' || !Number.isInteger(weight)) return `weight of ${version} must be an integer, got ${JSON.stringify(weight)}`
+    if (weight < 0) return `weight of ${version} must not be negative, got ${weight}`
+  }
+  const merged = service.versions.map((v) => ((update as Record<string, number>)[v.name] ?? v.weight))
+  if (merged.every((w) => w === 0)) return 'all weights would be 0; at least one version needs a positive weight'
+  return undefined
+}
+
+/** Applies a validated weight update to a config (used so reload-from-memory and new workers keep it). */
+export function withWeights(config: ProxyConfig, service: string, update: Readonly<Record<string, number>>): ProxyConfig {
+  const current = config.services[service]
+  if (current === undefined) throw new ConfigError(`service ${service}: set weights failed: no such service`)
+  return {
+    ...config,
+    services: {...config.services, [service]: {...current, versions: current.versions.map((v) => ({...v, weight: update[v.name] ?? v.weight}))}},
+  }
+}

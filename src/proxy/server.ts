@@ -1,0 +1,231 @@
+/**
+ * `startProxy(config, options)`: the bundled reverse proxy in this process (the engine's tests and
+ * `canary proxy` use it). It binds the data plane and the admin API (port 0 works), reloads on
+ * demand, on SIGHUP and on file changes (options), and `close()` drains in-flight requests.
+ * `canary proxy --workers N` uses cluster.ts instead, with the same admin API.
+ */
+import {watch, type FSWatcher} from 'node:fs'
+import type {Server} from 'node:http'
+import {basename, dirname, resolve} from 'node:path'
+
+import {Registry} from 'prom-client'
+
+import {ConfigError, messageOf, UsageError} from '../errors.js'
+import {AdminRequestError, createAdminServer, type ControlPlane, type ServiceStats} from './admin.js'
+import {isLoopbackHost, loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
+import {ProxyMetrics, type MetricsView} from './metrics.js'
+import {ProxyInstance, type BoundAddress} from './proxy-instance.js'
+import {routesState, type ProxyState, type ServiceState} from './state.js'
+import {windowStats} from './traffic-stats.js'
+
+/** Options of startProxy; everything is optional. */
+export interface StartProxyOptions {
+  /** File re-read by reload(), POST /api/reload, SIGHUP and the watcher; default `config.file`. */
+  readonly configFile?: string
+  /** Environment for `${VAR}` on reload; default process.env. */
+  readonly env?: NodeJS.ProcessEnv
+  /** Registry for /metrics; default a new one (never prom-client's global registry). */
+  readonly registry?: Registry
+  /** Operational events (reloads, errors) as objects; default JSON lines on stderr. */
+  readonly log?: (event: Record<string, unknown>) => void
+  /** Reload when the config file changes. Default false. */
+  readonly watchConfig?: boolean
+  /** Reload on SIGHUP, drain and close on SIGTERM/SIGINT. Default false (the command turns it on). */
+  readonly handleSignals?: boolean
+  /** Stats retention in seconds (default 3600). */
+  readonly retentionSeconds?: number
+}
+
+/** A proxy running in this process. */
+export interface RunningProxy {
+  /** Data-plane address actually bound. */
+  readonly address: BoundAddress
+  /** Admin API address actually bound. */
+  readonly adminAddress: BoundAddress
+  /** `http://host:port` of the data plane. */
+  readonly url: string
+  /** `http://host:port` of the admin API. */
+  readonly adminUrl: string
+  readonly generation: number
+  /** Swaps in `config`, or re-reads the config file when omitted; resolves with the new generation. Throws ConfigError and keeps the old config. */
+  reload(config?: ProxyConfig): Promise<number>
+  /** Same as PUT /api/services/{service}/weights. Throws AdminRequestError. */
+  setWeights(service: string, weights: Readonly<Record<string, number>>): ServiceState
+  state(): ProxyState
+  /** Resolves once the proxy stopped: after SIGTERM/SIGINT (handleSignals) or close(). */
+  readonly closed: Promise<void>
+  /** Stops accepting, drains in-flight requests (up to timeouts.drainMs), closes everything. */
+  close(): Promise<void>
+}
+
+/** Default operational log: one JSON line on stderr. */
+export function logToStderr(event: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({time: new Date().toISOString(), ...event})}\n`)
+}
+
+/** Refuses a non-loopback admin listener without a token (the parser checks too; this guards programmatic configs). */
+export function assertAdminSafe(config: ProxyConfig): void {
+  const {host} = splitHostPort(config.admin.listen)
+  if (!isLoopbackHost(host) && (config.admin.token ?? '') === '') {
+    throw new ConfigError(`proxy admin ${config.admin.listen}: start refused: a non-loopback admin listener needs a token`, [], {suggestions: ['Set admin.token, or listen on 127.0.0.1.']})
+  }
+}
+
+export async function startProxy(initial: ProxyConfig, options: StartProxyOptions = {}): Promise<RunningProxy> {
+  assertAdminSafe(initial)
+  const log = options.log ?? logToStderr
+  const configFile = options.configFile ?? initial.file
+  const startedAt = new Date().toISOString()
+  let config = initial
+  let generation = 1
+  const reloads = {success: 0, failure: 0}
+  const instance = new ProxyInstance(config, generation, options.retentionSeconds)
+  const metrics = new ProxyMetrics(options.registry ?? new Registry())
+
+  const reload = async (next?: ProxyConfig): Promise<number> => {
+    try {
+      const candidate = next ?? (await loadProxyConfig(configFile, options.env))
+      assertAdminSafe(candidate)
+      if (candidate.listen !== config.listen || candidate.admin.listen !== config.admin.listen) {
+        log({level: 'warn', msg: 'listen addresses changed in the config; they apply after a restart', listen: candidate.listen, admin: candidate.admin.listen})
+      }
+      instance.apply(candidate, generation + 1)
+      config = candidate
+      generation++
+      reloads.success++
+      log({level: 'info', msg: 'config reloaded', generation, file: configFile})
+      return generation
+    } catch (error) {
+      reloads.failure++
+      log({level: 'error', msg: 'config reload refused; the previous config keeps serving', generation, error: messageOf(error), ...(error instanceof ConfigError ? {problems: error.problems} : {})})
+      throw error
+    }
+  }
+
+  const state = (): ProxyState => ({
+    generation,
+    startedAt,
+    pid: process.pid,
+    workers: 1,
+    config: configFile,
+    listen: `${address.host}:${address.port}`,
+    admin: `${adminAddress.host}:${adminAddress.port}`,
+    reloads: {...reloads},
+    routes: routesState(instance.runtime),
+    services: instance.services(),
+  })
+
+  const control: ControlPlane = {
+    state: async () => state(),
+    setWeights: async (service, weights) => instance.setWeights(service, weights),
+    stats: async (service, sinceMs) => statsFor(instance, service, sinceMs),
+    reload: async () => ({generation: await reload()}),
+    metricsView: async (): Promise<MetricsView> => ({counters: instance.counters(), services: instance.services(), reloads: {...reloads}, generation}),
+  }
+  const admin = createAdminServer(control, metrics, {token: config.admin.token, metricsAuth: config.admin.metricsAuth})
+
+  let address: BoundAddress
+  let adminAddress: BoundAddress
+  try {
+    address = await instance.listen()
+    adminAddress = await listenAdmin(admin, config.admin.listen)
+  } catch (error) {
+    await instance.close(0)
+    admin.close()
+    throw error
+  }
+
+  let watcher: FSWatcher | undefined
+  if (options.watchConfig === true) watcher = watchFile(configFile, () => void reload().catch(() => undefined))
+
+  let resolveClosed: () => void = () => undefined
+  const closed = new Promise<void>((r) => (resolveClosed = r))
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      watcher?.close()
+      process.off('SIGHUP', onHup)
+      process.off('SIGTERM', onTerm)
+      process.off('SIGINT', onTerm)
+      admin.closeAllConnections()
+      const adminClosed = new Promise<void>((r) => admin.close(() => r()))
+      await instance.close()
+      await adminClosed
+      log({level: 'info', msg: 'stopped', generation})
+      resolveClosed()
+    })()
+    return closing
+  }
+  const onHup = () => void reload().catch(() => undefined)
+  const onTerm = () => {
+    log({level: 'info', msg: 'draining in-flight requests, then exiting'})
+    void close()
+  }
+  if (options.handleSignals === true) {
+    process.on('SIGHUP', onHup)
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onTerm)
+  }
+
+  return {
+    address,
+    adminAddress,
+    url: `http://${formatHost(address.host)}:${address.port}`,
+    adminUrl: `http://${formatHost(adminAddress.host)}:${adminAddress.port}`,
+    get generation() {
+      return generation
+    },
+    reload,
+    setWeights: (service, weights) => instance.setWeights(service, weights),
+    state,
+    closed,
+    close,
+  }
+}
+
+/** The stats API answer for one service from one instance's counters. */
+export function statsFor(instance: ProxyInstance, service: string, sinceMs: number): ServiceStats {
+  const runtime = instance.runtime.services.get(service)
+  if (runtime === undefined) throw new AdminRequestError(404, `service ${service}: not found`)
+  const window = statsWindow(sinceMs, instance.stats.retentionSeconds)
+  const raw = instance.stats.window(service, runtime.versions.map((v) => v.name), window.sinceMs, window.untilMs)
+  return {service, ...window, retentionSeconds: instance.stats.retentionSeconds, versions: windowStats(raw)}
+}
+
+/** Aligns `since` to whole seconds and clamps it to the retention. */
+export function statsWindow(sinceMs: number, retentionSeconds: number, nowMs: number = Date.now()): {sinceMs: number; untilMs: number; clamped: boolean} {
+  const oldestMs = (Math.floor(nowMs / 1000) - retentionSeconds + 1) * 1000
+  const aligned = Math.floor(sinceMs / 1000) * 1000
+  return aligned < oldestMs ? {sinceMs: oldestMs, untilMs: nowMs, clamped: true} : {sinceMs: aligned, untilMs: nowMs, clamped: false}
+}
+
+export function listenAdmin(admin: Server, listen: string): Promise<BoundAddress> {
+  const {host, port} = splitHostPort(listen)
+  return new Promise((resolveListen, reject) => {
+    const onError = (error: Error) => reject(new UsageError(`proxy admin listener ${host}:${port}: listen failed: ${error.message}`, {cause: error, suggestions: ['Choose a free port in admin.listen.']}))
+    admin.once('error', onError)
+    admin.listen({host, port}, () => {
+      admin.off('error', onError)
+      const bound = admin.address()
+      if (bound === null || typeof bound === 'string') return reject(new Error('admin listener has no address'))
+      resolveListen({host: bound.address, port: bound.port})
+    })
+  })
+}
+
+/** Calls `onChange` (debounced) when the file is written or replaced (editors and `mv` replace it). */
+export function watchFile(file: string, onChange: () => void): FSWatcher {
+  const absolute = resolve(file)
+  let timer: NodeJS.Timeout | undefined
+  const watcher = watch(dirname(absolute), (_event, name) => {
+    if (name !== null && name !== basename(absolute)) return
+    clearTimeout(timer)
+    timer = setTimeout(onChange, 100)
+  })
+  watcher.unref()
+  return watcher
+}
+
+export function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}

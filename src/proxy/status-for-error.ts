@@ -1,0 +1,29 @@
+/**
+ * The one mapping from a forwarding failure to an HTTP status (Traefik's ComputeStatusCode,
+ * research/aesthetics.md §3.1 and §5.1): 504 for any upstream timeout, 502 for a refused, reset or
+ * malformed upstream (connect timeouts included: the upstream is unreachable), 499 when the client
+ * went away first (nothing is written).
+ */
+export const CLIENT_CLOSED_REQUEST = 499
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
+
+export function statusForError(error: unknown, clientGone: boolean): number {
+  if (clientGone) return CLIENT_CLOSED_REQUEST
+  const code = (error as {code?: unknown} | null)?.code
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return 504
+  if ((error as {name?: unknown} | null)?.name === 'TimeoutError') return 504
+  return 502
+}
+
+/** True when no byte of the request can have reached the upstream, so retrying elsewhere is safe. */
+export function isConnectError(error: unknown): boolean {
+  const code = (error as {code?: unknown} | null)?.code
+  return code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL'
+}
+
+/** Connection-level failures that mark a server down for a cooldown (passive health). */
+export function isServerFailure(error: unknown): boolean {
+  const code = (error as {code?: unknown} | null)?.code
+  return isConnectError(error) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'
+}
