@@ -1,0 +1,163 @@
+/**
+ * The one rollout loop: observe (target readiness, router weights read back, metrics over the
+ * window, an optional intent) → `decide` → execute the actions in order → save the state with
+ * optimistic concurrency. The automatic controller (`canary run`) calls `run`; manual commands call
+ * `tick` once with their intent. Time and cancellation are parameters (Clock, AbortSignal).
+ */
+import {NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
+import {decide} from './core/decide.js'
+import {desiredWeight} from './core/plan.js'
+import {isTerminal, type Action, type Decision, type Intent, type Observation, type Plan, type RolloutState} from './core/types.js'
+import type {Clock, MetricSource, RolloutStore, Target, TrafficRouter} from './ports.js'
+import {assertNever} from './core/assert-never.js'
+
+/** Serializes operations on one release across processes (a lock file locally). */
+export interface OperationLock {
+  /** Takes the lock, waiting at most `waitMs`; throws ConflictError when another operation keeps it. */
+  acquire(waitMs: number, signal: AbortSignal): Promise<() => Promise<void>>
+}
+
+/** What the engine drives. */
+export interface EngineDeps {
+  readonly plan: Plan
+  readonly router: TrafficRouter
+  readonly target: Target
+  readonly metrics: MetricSource
+  readonly store: RolloutStore<RolloutState>
+  readonly clock: Clock
+  readonly lock?: OperationLock
+  /** Called after every decision is executed and saved (progress output). */
+  readonly onTick?: (tick: TickResult) => void
+}
+
+/** One executed decision. */
+export interface TickResult {
+  readonly state: RolloutState
+  readonly version: string
+  readonly observation: Observation
+  readonly decision: Decision
+}
+
+/** How `run` ended. */
+export type RunOutcome = 'terminal' | 'paused' | 'deadline'
+
+/** The result of `run`. */
+export interface RunResult {
+  readonly outcome: RunOutcome
+  readonly state: RolloutState
+}
+
+/** How long a tick waits for another process's lock before giving up (manual commands use 0). */
+const RUN_LOCK_WAIT_MS = 5000
+
+export class RolloutEngine {
+  constructor(private readonly deps: EngineDeps) {}
+
+  /** Ticks between observations: often enough to react within a fraction of an interval. */
+  get tickMs(): number {
+    return Math.min(1000, Math.max(50, Math.floor(this.deps.plan.analysis.intervalMs / 4)))
+  }
+
+  /**
+   * Observe, decide, execute, save; repeated while the decision asks for an immediate follow-up
+   * (e.g. RollingBack → RolledBack). Returns the first decision that carried the intent, with the final state.
+   */
+  async tick(signal: AbortSignal, intent?: Intent, lockWaitMs = 0): Promise<TickResult> {
+    const release = this.deps.lock === undefined ? undefined : await this.deps.lock.acquire(lockWaitMs, signal)
+    try {
+      let result = await this.step(signal, intent)
+      const first = result
+      while (result.decision.immediate) result = await this.step(signal, undefined)
+      return {...result, decision: first.decision}
+    } finally {
+      await release?.()
+    }
+  }
+
+  /** Ticks until the rollout ends, stops at an indefinite pause (when `stopAtPause`), or the deadline passes. */
+  async run(options: {readonly signal: AbortSignal; readonly deadlineMs?: number; readonly stopAtPause?: boolean}): Promise<RunResult> {
+    for (;;) {
+      const {state} = await this.tick(options.signal, undefined, RUN_LOCK_WAIT_MS)
+      if (isTerminal(state.phase)) return {outcome: 'terminal', state}
+      if (state.phase === 'Paused' && options.stopAtPause !== false) return {outcome: 'paused', state}
+      if (options.deadlineMs !== undefined && this.deps.clock.now() >= options.deadlineMs) return {outcome: 'deadline', state}
+      const untilDeadline = options.deadlineMs === undefined ? this.tickMs : Math.max(0, Math.min(this.tickMs, options.deadlineMs - this.deps.clock.now()))
+      await this.deps.clock.sleep(untilDeadline, options.signal)
+    }
+  }
+
+  private async step(signal: AbortSignal, intent: Intent | undefined): Promise<TickResult> {
+    const {store, plan} = this.deps
+    const loaded = await store.load(signal)
+    if (loaded === undefined) {
+      throw new NotFoundError('rollout state: not found', {suggestions: ['Start a rollout with `canary start NAME --image REF` or `canary run`.']})
+    }
+    const observation = await this.observe(loaded.value, signal, intent)
+    const decision = decide(loaded.value, observation, plan)
+    let result: TickResult = {state: loaded.value, version: loaded.version, observation, decision}
+    if (decision.next !== loaded.value) {
+      // Actions first, then the save: every action is idempotent, so a crash in between only
+      // repeats them on the next tick, while the saved phase never claims work that was not done.
+      for (const action of decision.actions) await this.execute(action, signal)
+      const saved = await store.save(decision.next, loaded.version, signal)
+      result = {...result, state: saved.value, version: saved.version}
+    }
+    this.deps.onTick?.(result)
+    return result
+  }
+
+  /** Everything `decide` needs this tick; router and target failures mean the release is unreachable. */
+  private async observe(state: RolloutState, signal: AbortSignal, intent: Intent | undefined): Promise<Observation> {
+    const {target, metrics, clock, plan} = this.deps
+    const nowMs = clock.now()
+    const base = {nowMs, ...(intent === undefined ? {} : {intent})}
+    if (isTerminal(state.phase)) return base
+    if (state.phase === 'Promoting' || state.phase === 'RollingBack') return {...base, weights: await this.readWeights(signal)}
+    if (state.deployedAtMs === undefined) return base
+    const canary = await guard(() => target.readiness('canary', signal), `${target.kind} target: reading canary readiness failed`)
+    if (state.phase === 'Starting') return {...base, canary}
+    const weights = await this.readWeights(signal)
+    const observation: Observation = {...base, canary, weights}
+    if (desiredWeight(state, plan) === 0) return observation
+    try {
+      return {...observation, metrics: await metrics.read({sinceMs: state.windowStartMs, untilMs: nowMs}, signal)}
+    } catch (error) {
+      if (signal.aborted) throw error
+      return {...observation, metrics: {error: messageOf(error)}}
+    }
+  }
+
+  private readWeights(signal: AbortSignal) {
+    return guard(() => this.deps.router.getWeights(signal), `${this.deps.router.kind} router: reading weights failed`)
+  }
+
+  private async execute(action: Action, signal: AbortSignal): Promise<void> {
+    const {router, target} = this.deps
+    switch (action.type) {
+      case 'reconcileRouter':
+        return router.reconcile(signal)
+      case 'deployCanary':
+        return target.deployCanary(action.image, signal)
+      case 'setWeights':
+        return router.setWeights(action.weights, signal)
+      case 'promoteTarget':
+        return target.promote(action.image, signal)
+      case 'finalizeRouter':
+        return router.finalize(action.outcome, signal)
+      case 'removeCanary':
+        return target.removeCanary(signal)
+      default:
+        return assertNever(action)
+    }
+  }
+}
+
+/** Runs `read`; a non-canary error becomes an UnreachableError naming what failed. */
+async function guard<T>(read: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await read()
+  } catch (error) {
+    if (isCanaryError(error)) throw error
+    throw new UnreachableError(`${what}: ${messageOf(error)}`, {cause: error})
+  }
+}

@@ -1,0 +1,122 @@
+import {describe, expect, it} from 'vitest'
+
+import {ConflictError, UnreachableError} from '../../src/errors.js'
+import {newRollout} from '../../src/rollout/core/decide.js'
+import type {Plan, RolloutState} from '../../src/rollout/core/types.js'
+import {weights} from '../../src/rollout/core/weights.js'
+import {RolloutEngine} from '../../src/rollout/engine.js'
+import {FakeMetrics, FakeRouter, FakeTarget, ManualClock, MemoryStore} from '../helpers/rollout/fakes.js'
+import {INTERVAL_MS, aPlan, pause, setWeight, version, windowOf} from './builders.js'
+
+/** A world with 100 req/s split by the router's weight; the canary errs at `canaryErrorRate`. */
+function world(options: {canaryErrorRate?: number; plan?: Plan} = {}) {
+  const router = new FakeRouter()
+  const target = new FakeTarget()
+  const clock = new ManualClock(1_000_000)
+  const store = new MemoryStore<RolloutState>()
+  const metrics = new FakeMetrics(({sinceMs, untilMs}) => {
+    const requests = Math.floor(((untilMs - sinceMs) / 1000) * 100)
+    const canaryRequests = Math.floor((requests * router.current.canary) / router.current.total)
+    const stableRequests = requests - canaryRequests
+    return windowOf(version(canaryRequests, Math.round(canaryRequests * (options.canaryErrorRate ?? 0.005))), version(stableRequests, Math.round(stableRequests * 0.005)), sinceMs, untilMs)
+  })
+  const plan = options.plan ?? aPlan()
+  const engine = new RolloutEngine({plan, router, target, metrics, store, clock})
+  const begin = () => store.save(newRollout({name: 'my-app', stableImage: 'acme/my-app:v1', canaryImage: 'acme/my-app:v2', nowMs: clock.now()}), undefined, new AbortController().signal)
+  return {router, target, clock, store, metrics, engine, begin, signal: new AbortController().signal}
+}
+
+describe('the rollout engine', () => {
+  it('takes a healthy canary through 20 → 50 → 100 % and promotes it', async () => {
+    const w = world()
+    await w.begin()
+    const {outcome, state} = await w.engine.run({signal: w.signal})
+    expect(outcome).toBe('terminal')
+    expect(state.phase).toBe('Promoted')
+    expect(w.router.calls).toEqual(['reconcile', 'setWeights 20', 'setWeights 50', 'setWeights 100', 'setWeights 100', 'finalize promoted'])
+    expect(w.target.calls).toEqual(['deployCanary acme/my-app:v2', 'promote acme/my-app:v2', 'removeCanary'])
+    expect(state.stableImage).toBe('acme/my-app:v2')
+  })
+
+  it('rolls a bad canary back to weight 0 within two intervals of its first traffic', async () => {
+    const w = world({canaryErrorRate: 0.05})
+    await w.begin()
+    let firstTrafficMs: number | undefined
+    let zeroAtMs: number | undefined
+    const original = w.router.setWeights.bind(w.router)
+    w.router.setWeights = async (next) => {
+      if (next.canary > 0) firstTrafficMs ??= w.clock.now()
+      else if (firstTrafficMs !== undefined) zeroAtMs ??= w.clock.now()
+      return original(next)
+    }
+    const {state} = await w.engine.run({signal: w.signal})
+    expect(state.phase).toBe('RolledBack')
+    expect(w.target.calls.at(-1)).toBe('removeCanary')
+    expect(zeroAtMs! - firstTrafficMs!).toBeLessThanOrEqual(2 * INTERVAL_MS)
+  })
+
+  it('stops at an indefinite pause and reports it', async () => {
+    const w = world({plan: aPlan([setWeight(20), pause(), setWeight(100)])})
+    await w.begin()
+    const {outcome, state} = await w.engine.run({signal: w.signal})
+    expect(outcome).toBe('paused')
+    expect(state.phase).toBe('Paused')
+  })
+
+  it('gives up at the deadline and leaves the rollout where it is', async () => {
+    const w = world()
+    await w.begin()
+    const {outcome, state} = await w.engine.run({signal: w.signal, deadlineMs: w.clock.now() + INTERVAL_MS / 2})
+    expect(outcome).toBe('deadline')
+    expect(state.phase).toBe('Progressing')
+  })
+
+  it('resumes from persisted state and trusts the router, not memory, for the current weight', async () => {
+    const w = world()
+    await w.begin()
+    await w.engine.tick(w.signal) // deploy
+    await w.engine.tick(w.signal) // ready → 20 %
+    w.router.current = weights(0) // the proxy restarted and lost the split
+    const {decision} = await w.engine.tick(w.signal)
+    expect(decision.actions).toEqual([{type: 'setWeights', weights: weights(20)}])
+    expect(w.router.current.canary).toBe(20)
+  })
+
+  it('reports an unreachable router as such (exit 6)', async () => {
+    const w = world()
+    await w.begin()
+    await w.engine.tick(w.signal)
+    w.router.failReads = true
+    await w.engine.tick(w.signal).then(() => w.engine.tick(w.signal)).then(
+      () => expect.fail('expected UnreachableError'),
+      (error: unknown) => {
+        expect(error).toBeInstanceOf(UnreachableError)
+        expect((error as Error).message).toMatch(/fake router: reading weights failed: connect ECONNREFUSED/)
+      },
+    )
+  })
+
+  it('refuses to save over a state another operation changed meanwhile', async () => {
+    const w = world()
+    await w.begin()
+    const load = w.store.load.bind(w.store)
+    w.store.load = async () => {
+      const loaded = await load()
+      // Another command saves between our load and our save.
+      await w.store.save({...loaded!.value, updatedAtMs: 1}, loaded!.version)
+      return loaded
+    }
+    await expect(w.engine.tick(w.signal)).rejects.toBeInstanceOf(ConflictError)
+  })
+
+  it('runs a manual intent through the same decision code', async () => {
+    const w = world()
+    await w.begin()
+    await w.engine.tick(w.signal)
+    await w.engine.tick(w.signal)
+    const {state, decision} = await w.engine.tick(w.signal, {kind: 'abort'})
+    expect(decision.next.phase).toBe('RollingBack')
+    expect(state.phase).toBe('Aborted')
+    expect(w.router.current.canary).toBe(0)
+  })
+})
