@@ -145,6 +145,10 @@ function routerProblems(router: RouterKind, features: RouterFeatures): PathProbl
   if ((router === 'traefik' || router === 'traefik-file') && features.headerTexts.some((text) => text.includes('`'))) {
     problems.push({at: ['spec', 'match', 'header'], message: `router ${router} cannot match a header name, value or pattern containing a backtick: Traefik rules quote values with backticks`, suggestion: 'use a value without backticks'})
   }
+  if (router === 'nginx' && features.totalWeight < DEFAULT_TOTAL_WEIGHT && DEFAULT_TOTAL_WEIGHT % features.totalWeight !== 0) {
+    // ingress-nginx's Lua balancer only honours canary-weight-total above 100 (balancer.lua), so smaller totals are rescaled to percent.
+    problems.push({at: ['spec', 'totalWeight'], message: `router nginx cannot use totalWeight ${features.totalWeight}: ingress-nginx ignores canary-weight-total below 100, and ${features.totalWeight} does not divide 100`, suggestion: 'use 100 or a larger total such as 1000'})
+  }
   if (router === 'traefik-v1') {
     // Traefik 1.7 service-weights take percentages with at most 3 decimals (docs/configuration/backends/kubernetes.md).
     const inexact = features.weights.find((weight) => !Number.isInteger(Math.round((weight * 100_000) / features.totalWeight * 1e6) / 1e6))

@@ -13,8 +13,8 @@ import {ROUTER_KINDS, TARGET_KINDS, TRAEFIK_API_GROUPS} from './release.js'
 /** The only apiVersion this version of canary reads. */
 export const RELEASE_API_VERSION = 'canary.dev/v1alpha1'
 
-/** RFC 9110 token: what header and cookie names may contain. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** RFC 9110 token without the backtick (Traefik rules quote with backticks): header names. */
+const TOKEN = /^[!#$%&'*+\-.^_|~0-9A-Za-z]+$/
 const HOST_PORT = /^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/
 
 const duration = z.string({error: 'expected a duration such as 30s, 2m or 400ms'}).refine((text) => parseDurationMs(text) !== undefined, {
@@ -24,7 +24,16 @@ const label = z.string().superRefine((name, ctx) => {
   const problem = dns1123LabelProblem(name)
   if (problem !== undefined) ctx.addIssue({code: 'custom', message: `"${name}" is not a valid DNS-1123 label: ${problem}`})
 })
-const token = (what: string) => z.string().regex(TOKEN, {error: `expected a ${what} (letters, digits and !#$%&'*+-.^_\`|~, no spaces)`})
+/** Longest suffix canary appends to the release name (`-proxy-config`), so every derived name stays a 63-char label. */
+export const MAX_RELEASE_NAME_LENGTH = 63 - '-proxy-config'.length
+const releaseName = label.superRefine((name, ctx) => {
+  if (name.length > MAX_RELEASE_NAME_LENGTH) ctx.addIssue({code: 'custom', message: `"${name}" is too long: expected at most ${MAX_RELEASE_NAME_LENGTH} characters, so that derived names like ${name}-canary stay within 63`})
+  // Services are named after the release, and Service names are DNS-1035 labels (start with a letter).
+  else if (/^[0-9]/.test(name)) ctx.addIssue({code: 'custom', message: `"${name}" must start with a letter: Services are named after the release and Service names are DNS-1035 labels`})
+})
+const token = (what: string) => z.string().regex(TOKEN, {error: `expected a ${what} (letters, digits and !#$%&'*+-.^_|~, no spaces)`})
+/** Cookie names: a conservative subset of RFC 6265 tokens that needs no quoting in any router. */
+const cookieName = z.string().regex(/^[A-Za-z0-9_.-]+$/, {error: 'expected a cookie name of letters, digits, "_", "." or "-"'})
 const hostPort = z.string().regex(HOST_PORT, {error: 'expected host:port, e.g. 127.0.0.1:8080'})
 const percent = z.number().min(0, {error: 'expected a percentage from 0 to 100'}).max(100, {error: 'expected a percentage from 0 to 100'})
 const quantityMap = z.record(z.string(), z.union([z.string(), z.number()]).transform(String))
@@ -70,9 +79,9 @@ export const ReleaseSpecSchema = z.strictObject({
   totalWeight: z.int({error: 'expected a whole number such as 100 or 1000'}).min(1).max(1_000_000, {error: 'expected at most 1000000 (the Gateway API weight limit)'}).optional(),
   match: z.strictObject({
     header: headerMatch.optional(),
-    cookie: z.union([token('cookie name'), z.strictObject({name: token('cookie name')})]).optional(),
+    cookie: z.union([cookieName, z.strictObject({name: cookieName})]).optional(),
   }).optional(),
-  sticky: z.strictObject({cookie: token('cookie name'), maxAgeSeconds: z.int().min(1).optional()}).optional(),
+  sticky: z.strictObject({cookie: cookieName, maxAgeSeconds: z.int().min(1).optional()}).optional(),
   mirror: z.strictObject({percent: z.int({error: 'expected a whole percentage from 1 to 100'}).min(1, {error: 'expected a whole percentage from 1 to 100'}).max(100, {error: 'expected a whole percentage from 1 to 100'})}).optional(),
   analysis: z.strictObject({
     interval: duration.optional(),
@@ -109,7 +118,7 @@ export const ReleaseSpecSchema = z.strictObject({
 export const ReleaseDocumentSchema = z.strictObject({
   apiVersion: z.literal(RELEASE_API_VERSION),
   kind: z.literal('Release'),
-  metadata: z.strictObject({name: label, namespace: label.optional()}),
+  metadata: z.strictObject({name: releaseName, namespace: label.optional()}),
   spec: ReleaseSpecSchema,
 })
 

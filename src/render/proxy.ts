@@ -1,0 +1,103 @@
+/**
+ * canary's bundled proxy: its own config (the format of issue #3, parsed by src/proxy/config.ts)
+ * and, for a cluster, the ConfigMap, Deployment and Service that run it in front of the stable and
+ * canary Services. Version names are the track names, `stable` and `canary`.
+ */
+import {createHash} from 'node:crypto'
+
+import {stringify} from 'yaml'
+
+import {stableWeight, type Weights} from '../rollout/core/weights.js'
+import type {Release} from '../spec/release.js'
+import {names, releaseLabels, serviceUrl} from './names.js'
+import {bundledTemplates} from './template-set.js'
+import {fillTemplate} from './template.js'
+import type {BuildOptions, KubeObject, RenderState} from './types.js'
+
+/** Where the proxy listens inside its pod, and the admin API (pod-local). */
+export const PROXY_POD_LISTEN = {port: 8080, adminPort: 9901} as const
+/** File name of the proxy config inside its ConfigMap. */
+export const PROXY_CONFIG_FILE = 'proxy.yaml'
+
+/** Inputs of `buildProxyConfig` beyond the release. */
+export interface ProxyConfigInput {
+  /** Stable server URLs. */
+  readonly stableServers: readonly string[]
+  /** Canary server URLs; no canary version (and no overrides or mirror) when absent or empty. */
+  readonly canaryServers?: readonly string[]
+  /** Current split. */
+  readonly weights: Weights
+  /** Proxy listen address; `spec.local.listen` or 127.0.0.1:8080 when absent. */
+  readonly listen?: string
+  /** Admin API listen address; `spec.local.adminListen` or 127.0.0.1:9901 when absent. */
+  readonly adminListen?: string
+  /** Admin token, usually `${CANARY_ADMIN_TOKEN}` so the proxy reads it from its environment. */
+  readonly adminToken?: string
+  /** Access log path (`-` for stdout). */
+  readonly accessLogPath?: string
+}
+
+/** The bundled proxy's config object for one release. */
+export function buildProxyConfig(release: Release, input: ProxyConfigInput): Record<string, unknown> {
+  const hasCanary = input.canaryServers !== undefined && input.canaryServers.length > 0
+  const header = release.match?.header
+  const service: Record<string, unknown> = {
+    versions: [
+      {name: 'stable', weight: hasCanary ? stableWeight(input.weights) : input.weights.total, servers: [...input.stableServers]},
+      ...(hasCanary ? [{name: 'canary', weight: input.weights.canary, servers: [...(input.canaryServers ?? [])]}] : []),
+    ],
+  }
+  if (hasCanary) {
+    service.canary = 'canary'
+    if (header !== undefined) service.header = header.kind === 'exact' ? {name: header.name, value: header.value} : header.kind === 'pattern' ? {name: header.name, pattern: header.pattern} : {name: header.name}
+    if (release.match?.cookie !== undefined) service.cookie = {name: release.match.cookie.name}
+    if (release.mirror !== undefined) service.mirror = {version: 'canary', percent: release.mirror.percent}
+  }
+  if (release.sticky !== undefined) service.sticky = {cookie: release.sticky.cookie, ...(release.sticky.maxAgeSeconds === undefined ? {} : {maxAgeSeconds: release.sticky.maxAgeSeconds})}
+  if (release.probe !== undefined) service.healthCheck = {path: release.probe.path}
+  return {
+    listen: input.listen ?? release.local?.listen ?? '127.0.0.1:8080',
+    admin: {listen: input.adminListen ?? release.local?.adminListen ?? '127.0.0.1:9901', ...(input.adminToken === undefined ? {} : {token: input.adminToken})},
+    ...(input.accessLogPath === undefined ? {} : {accessLog: {path: input.accessLogPath}}),
+    routes: [{
+      name: release.name,
+      ...(release.ingress === undefined ? {} : {host: release.ingress.host}),
+      pathPrefix: release.ingress?.path ?? '/',
+      service: release.name,
+    }],
+    services: {[release.name]: service},
+  }
+}
+
+/** ConfigMap, Deployment and Service running the proxy in a cluster, routing to the track Services. */
+export function buildProxy(release: Release, state: RenderState, options: BuildOptions = {}): KubeObject[] {
+  const templates = options.templates ?? bundledTemplates()
+  const n = names(release)
+  const config = buildProxyConfig(release, {
+    stableServers: [serviceUrl(n.stable, release.namespace, release.port)],
+    ...(state.canaryImage === undefined ? {} : {canaryServers: [serviceUrl(n.canary, release.namespace, release.port)]}),
+    weights: state.weights,
+    listen: `0.0.0.0:${PROXY_POD_LISTEN.port}`,
+    adminListen: `127.0.0.1:${PROXY_POD_LISTEN.adminPort}`,
+    accessLogPath: '-',
+  })
+  const text = stringify(config, {lineWidth: 0})
+  const labels = {...releaseLabels(release), app: n.proxy}
+  const common = {namespace: release.namespace, release: release.name, labels}
+  return [
+    fillTemplate(templates['config-map'], {...common, name: n.proxyConfig, data: {[PROXY_CONFIG_FILE]: text}}),
+    fillTemplate(templates['proxy-deployment'], {
+      ...common,
+      name: n.proxy,
+      selector: {app: n.proxy},
+      replicas: release.proxy.replicas,
+      image: release.proxy.image,
+      configMap: n.proxyConfig,
+      configFile: PROXY_CONFIG_FILE,
+      port: PROXY_POD_LISTEN.port,
+      adminPort: PROXY_POD_LISTEN.adminPort,
+      checksum: createHash('sha256').update(text).digest('hex').slice(0, 16),
+    }),
+    fillTemplate(templates['proxy-service'], {...common, name: n.proxy, selector: {app: n.proxy}, port: PROXY_POD_LISTEN.port}),
+  ] as unknown as KubeObject[]
+}
