@@ -79,7 +79,7 @@ export class MemoryStore<T> implements RolloutStore<T> {
     return this.stored
   }
 
-  async save(value: T, expectedVersion: string | undefined): Promise<Versioned<T>> {
+  async save(value: T, expectedVersion: string | undefined, _signal?: AbortSignal): Promise<Versioned<T>> {
     if (this.stored?.version !== expectedVersion) throw new ConflictError(`rollout state: changed by another operation (expected version ${expectedVersion}, found ${this.stored?.version})`)
     this.revision++
     this.stored = {value: structuredClone(value), version: String(this.revision)}
