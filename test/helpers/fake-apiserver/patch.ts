@@ -196,9 +196,13 @@ export function applyMerge(live: Json, applied: Json): Json {
   return strategicMergePatch(live, applied)
 }
 
-/** Removes one field path (as produced by leafFields) from an object; used when an applier drops a field. */
+/**
+ * Removes one field path (as produced by leafFields) from an object, when an applier drops a field.
+ * Maps left empty by the removal go too: the applier owned them as well (fieldsV1 lists them).
+ */
 export function removeField(document: Json, path: string): void {
   const tokens = path.split(SEP)
+  const parents: Array<{container: JsonObject | Json[]; key: string | number}> = []
   let node: Json = document
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i] ?? ''
@@ -210,16 +214,24 @@ export function removeField(document: Json, path: string): void {
       if (index < 0) return
       if (last) {
         node.splice(index, 1)
-        return
+        break
       }
+      parents.push({container: node, key: index})
       node = node[index]
       continue
     }
     if (!isObject(node)) return
     if (last) {
       delete node[token]
-      return
+      break
     }
+    parents.push({container: node, key: token})
     node = node[token]
+  }
+  for (const {container, key} of parents.reverse()) {
+    const child = Array.isArray(container) ? container[key as number] : container[key as string]
+    if (!isObject(child) || Object.keys(child).length > 0) return
+    if (Array.isArray(container)) container.splice(key as number, 1)
+    else delete container[key as string]
   }
 }

@@ -1,0 +1,36 @@
+/** Releases for the Kubernetes tests, parsed by the real spec loader (src/spec). */
+import {parseRelease} from '../../src/spec/load-release.js'
+import type {Release} from '../../src/spec/release.js'
+
+/** Optional parts of a test release. */
+export interface FixtureOptions {
+  readonly router?: string
+  readonly totalWeight?: number
+  readonly match?: boolean
+  readonly mirror?: boolean
+  readonly traefikApiGroup?: string
+  readonly extra?: string
+}
+
+/** A release `web` in namespace `shop` routed by `router`. */
+export function testRelease(options: FixtureOptions = {}): Release {
+  const lines = [
+    'apiVersion: canary.dev/v1alpha1',
+    'kind: Release',
+    'metadata: {name: web, namespace: shop}',
+    'spec:',
+    '  image: ghcr.io/acme/web:v1',
+    '  port: 8080',
+    '  replicas: 2',
+    `  ingress: {host: web.example.com, router: ${options.router ?? 'nginx'}${options.traefikApiGroup === undefined ? '' : `, traefikApiGroup: ${options.traefikApiGroup}`}${options.router === 'gateway-api' ? ', gateway: {name: public}' : ''}}`,
+    `  steps: [10, 50, ${options.totalWeight ?? 100}]`,
+    ...(options.totalWeight === undefined ? [] : [`  totalWeight: ${options.totalWeight}`]),
+    ...(options.match === true ? ['  match: {header: {name: X-Canary}}'] : []),
+    ...(options.mirror === true ? ['  mirror: {percent: 10}'] : []),
+    '  target: kubernetes',
+    '  analysis: {interval: 1s, progressDeadline: 30s}',
+    ...(options.extra === undefined ? [] : [options.extra]),
+    '',
+  ]
+  return parseRelease(lines.join('\n'), 'release.yaml').release
+}
