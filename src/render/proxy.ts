@@ -81,7 +81,7 @@ export function buildProxy(release: Release, state: RenderState, options: BuildO
     adminListen: `127.0.0.1:${PROXY_POD_LISTEN.adminPort}`,
     accessLogPath: '-',
   })
-  const text = stringify(config, {lineWidth: 0})
+  const text = stringify(config, {lineWidth: 0, aliasDuplicateObjects: false})
   const labels = {...releaseLabels(release), app: n.proxy}
   const common = {namespace: release.namespace, release: release.name, labels}
   return [

@@ -9,11 +9,11 @@ import {parseAllDocuments, stringify} from 'yaml'
 
 import {ConfigError, ConflictError, InternalError, NotFoundError, UsageError, type ConfigProblem} from '../errors.js'
 import {stableWeight, weights as makeWeights, type Weights} from '../rollout/core/weights.js'
-import {formatDurationMs} from '../spec/duration.js'
 import {resolveCanaryImage} from '../spec/image-ref.js'
 import {routerProblemsFor, type LoadedRelease} from '../spec/load-release.js'
-import type {Release, RouterKind, Step} from '../spec/release.js'
+import type {Release, RouterKind} from '../spec/release.js'
 import {weightAfterStep} from '../spec/steps.js'
+import {describeStep} from './describe-step.js'
 import {buildHttpRoute} from './gateway-api.js'
 import {lineDiff} from './line-diff.js'
 import {buildNginxIngress} from './nginx-ingress.js'
@@ -109,13 +109,7 @@ export async function renderAllSteps(loaded: LoadedRelease, request: RenderReque
 
 /** Objects as a multi-document YAML stream: same input, same bytes. */
 export function toYaml(objects: readonly KubeObject[]): string {
-  return objects.map((object) => stringify(object, {lineWidth: 0})).join('---\n')
-}
-
-/** `setWeight 20`, `pause 2m`, `pause (until canary step/promote)`. */
-export function describeStep(step: Step): string {
-  if (step.kind === 'setWeight') return `setWeight ${step.weight}`
-  return step.durationMs === undefined ? 'pause (until canary step / canary promote)' : `pause ${formatDurationMs(step.durationMs)}`
+  return objects.map((object) => stringify(object, {lineWidth: 0, aliasDuplicateObjects: false})).join('---\n')
 }
 
 function prepare(loaded: LoadedRelease, request: RenderRequest): {router: RouterKind; templates: TemplateSet} {
@@ -185,7 +179,7 @@ function checkedObjects(release: Release, state: RenderState, router: RouterKind
 }
 
 function objectChanges(before: readonly KubeObject[], after: readonly KubeObject[]): Array<{object: string; diff: string[]}> {
-  const text = (objects: readonly KubeObject[]) => new Map(objects.map((o) => [describeObject(o), stringify(o, {lineWidth: 0})]))
+  const text = (objects: readonly KubeObject[]) => new Map(objects.map((o) => [describeObject(o), stringify(o, {lineWidth: 0, aliasDuplicateObjects: false})]))
   const a = text(before)
   const b = text(after)
   const changes: Array<{object: string; diff: string[]}> = []

@@ -20,7 +20,7 @@ import type {BuildOptions, KubeObject, RenderState} from './types.js'
 export function buildTraefikFile(release: Release, state: RenderState, options: BuildOptions = {}): KubeObject[] {
   const templates = options.templates ?? bundledTemplates()
   const n = names(release)
-  const text = stringify(buildTraefikFileConfig(release, state), {lineWidth: 0})
+  const text = stringify(buildTraefikFileConfig(release, state), {lineWidth: 0, aliasDuplicateObjects: false})
   return [fillTemplate(templates['config-map'], {name: n.traefikFileConfig, namespace: release.namespace, release: release.name, labels: releaseLabels(release), data: {[`${n.traefikFilePrefix}.yaml`]: text}})] as unknown as KubeObject[]
 }
 

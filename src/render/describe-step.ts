@@ -1,0 +1,9 @@
+/** One-line descriptions of plan steps, for `validate`, `render --all-steps` and status output. */
+import {formatDurationMs} from '../spec/duration.js'
+import type {Step} from '../spec/release.js'
+
+/** `setWeight 20`, `pause 2m`, `pause (until canary step / canary promote)`. */
+export function describeStep(step: Step): string {
+  if (step.kind === 'setWeight') return `setWeight ${step.weight}`
+  return step.durationMs === undefined ? 'pause (until canary step / canary promote)' : `pause ${formatDurationMs(step.durationMs)}`
+}

@@ -1,0 +1,55 @@
+/** The commented starter spec `canary init` writes; it must pass `canary validate` for every router. */
+import {ROUTER_LIMITS} from './capabilities.js'
+import type {RouterKind} from './release.js'
+import {RELEASE_API_VERSION} from './schema.js'
+
+/** Starter spec text for `name` and `router`. */
+export function starterSpec(name: string, router: RouterKind): string {
+  const limits = ROUTER_LIMITS[router]
+  const lines = [
+    `# Release spec for canary (docs/spec.md). Check it with: canary validate -f canary.yaml`,
+    `apiVersion: ${RELEASE_API_VERSION}`,
+    'kind: Release',
+    'metadata:',
+    `  name: ${name}                        # DNS-1123 label; objects are ${name} and ${name}-canary`,
+    '  namespace: default',
+    'spec:',
+    `  image: ghcr.io/acme/${name}:v1        # the stable image; \`canary render --image v2\` names the canary`,
+    '  replicas: 2',
+    '  port: 8080                           # the port your app listens on',
+    '  spread: false                        # true: require stable pods on different nodes',
+    '  resources: { requests: { cpu: 100m, memory: 128Mi }, limits: { memory: 256Mi } }',
+    '  env: { LOG_LEVEL: info }',
+    '  probe: { path: /healthz }            # readiness and liveness',
+    '  ingress:',
+    `    host: ${name}.example.com`,
+    '    path: /',
+    `    router: ${router}                   # nginx | traefik | traefik-v1 | traefik-file | gateway-api | proxy`,
+    ...(router === 'gateway-api' ? ['    gateway: { name: my-gateway, namespace: default }   # the Gateway the HTTPRoute attaches to'] : []),
+    ...(router === 'traefik' ? ['    traefikApiGroup: traefik.io         # traefik.containo.us for Traefik v2'] : []),
+    '  steps:                               # `steps: [20, 50, 100]` is shorthand for setWeight steps',
+    '    - setWeight: 10',
+    '    - pause: { duration: 2m }',
+    '    - setWeight: 50',
+    '    - pause: {}                         # wait for `canary step` / `canary promote`',
+    '    - setWeight: 100',
+  ]
+  const header = limits.headerAlwaysNever === undefined
+  const cookie = limits.cookie === undefined
+  if (header || cookie) {
+    lines.push('  match:                               # send matching requests to the canary whatever the weight')
+    if (header) lines.push('    header: { name: X-Canary, value: always }   # X-Canary: always → canary, never → stable')
+    if (cookie) lines.push('    cookie: canary                     # cookie canary=always → canary, never → stable')
+  }
+  if (limits.sticky === undefined) lines.push(`  sticky: { cookie: ${name}-version, maxAgeSeconds: 3600 }`)
+  lines.push(
+    '  analysis:',
+    '    interval: 30s',
+    '    minRequests: 200                   # per track per window; fewer is "not enough data", never a failure',
+    '    successRate: 99.5                  # percent of non-5xx responses',
+    '    latencyP99: 400ms',
+    '    failureLimit: 2',
+    '',
+  )
+  return lines.join('\n')
+}
