@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// `npm run bench:proxy`: throughput, p99 and RSS of `canary proxy` against nginx and the
+// `http-proxy` package, same machine, same load (research/perf-baseline.md method).
+// Upstream: one nginx with two server blocks (v1/v2). Proxies, all splitting 80/20:
+// nginx, canary (1 process, metrics + access log on), canary --workers 2, http-proxy.
+// Load: `wrk -t2 -c64 -d10s`, interleaved ROUNDS times after a warm-up; prints medians.
+// Env: ROUNDS (3), SECONDS (10), CONNECTIONS (64), WARMUP_SECONDS (5).
+import {spawn} from 'node:child_process'
+import {writeFileSync} from 'node:fs'
+import {loadavg} from 'node:os'
+import {join} from 'node:path'
+
+import {adminFetch, canaryConfig, checkTools, freePort, median, processTree, ROOT, rssMb, runWrk, startCanary, startNginx, stopChild, upstreamNginxConf, proxyNginxConf, WORK} from './proxy/common.js'
+
+const ROUNDS = Number(process.env.ROUNDS ?? 3)
+const SECONDS = Number(process.env.SECONDS ?? 10)
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 64)
+const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 5)
+
+checkTools()
+const cleanups = []
+const cleanup = async () => {
+  for (const fn of cleanups.reverse()) await fn()
+  cleanups.length = 0
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
+
+try {
+  await main()
+} finally {
+  await cleanup()
+}
+
+async function main() {
+  const [up1, up2, nginxPort, canaryPort, canaryAdmin, clusterPort, clusterAdmin, httpProxyPort] = await Promise.all(Array.from({length: 8}, freePort))
+  const upstream = startNginx('upstream-nginx', upstreamNginxConf(up1, up2))
+  cleanups.push(() => upstream.stop())
+  const nginx = startNginx('proxy-nginx', proxyNginxConf(nginxPort, up1, up2))
+  cleanups.push(() => nginx.stop())
+
+  const upstreams = [
+    {name: 'v1', weight: 80, servers: [`http://127.0.0.1:${up1}`]},
+    {name: 'v2', weight: 20, servers: [`http://127.0.0.1:${up2}`]},
+  ]
+  const single = join(WORK, 'canary-single.yaml')
+  writeFileSync(single, canaryConfig({listenPort: canaryPort, adminPort: canaryAdmin, upstreams}))
+  const clustered = join(WORK, 'canary-cluster.yaml')
+  writeFileSync(clustered, canaryConfig({listenPort: clusterPort, adminPort: clusterAdmin, upstreams}))
+  const canary = await startCanary(single, 1)
+  cleanups.push(() => stopChild(canary.child))
+  const cluster = await startCanary(clustered, 2)
+  cleanups.push(() => stopChild(cluster.child))
+
+  const httpProxy = spawn(process.execPath, [join(ROOT, 'bench/proxy/http-proxy-server.cjs'), String(httpProxyPort), `http://127.0.0.1:${up1}=80`, `http://127.0.0.1:${up2}=20`], {stdio: ['ignore', 'pipe', 'inherit']})
+  cleanups.push(() => stopChild(httpProxy))
+  await new Promise((r) => httpProxy.stdout.once('data', r))
+
+  const targets = [
+    {name: 'nginx (2 workers)', url: `http://127.0.0.1:${nginxPort}/`, pid: nginx.pid},
+    {name: 'canary proxy (1 process)', url: `http://127.0.0.1:${canaryPort}/`, pid: canary.child.pid, admin: `http://127.0.0.1:${canaryAdmin}`},
+    {name: 'canary proxy --workers 2', url: `http://127.0.0.1:${clusterPort}/`, pid: cluster.child.pid, admin: `http://127.0.0.1:${clusterAdmin}`},
+    {name: 'http-proxy (1 process)', url: `http://127.0.0.1:${httpProxyPort}/`, pid: httpProxy.pid},
+  ]
+  for (const t of targets) t.runs = []
+
+  console.log(`proxy benchmark: wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  for (const t of targets.slice(1)) {
+    process.stdout.write(`warm-up ${t.name} (${WARMUP_SECONDS}s)… `)
+    await runWrk(t.url, {connections: CONNECTIONS, seconds: WARMUP_SECONDS})
+    console.log('done')
+  }
+  const sinceMs = Date.now()
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of targets) {
+      let peakRss = 0
+      let peakProcessRss = 0
+      const sample = () => {
+        const per = processTree(t.pid).map(rssMb)
+        peakRss = Math.max(peakRss, per.reduce((a, b) => a + b, 0))
+        peakProcessRss = Math.max(peakProcessRss, ...per)
+      }
+      const result = await runWrk(t.url, {connections: CONNECTIONS, seconds: SECONDS, onTick: sample})
+      t.runs.push({...result, rss: peakRss, processRss: peakProcessRss})
+      console.log(`round ${round} ${t.name.padEnd(26)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  errors ${result.non2xx + result.socketErrors}  RSS ${peakRss.toFixed(0)} MB (max/process ${peakProcessRss.toFixed(0)})`)
+    }
+  }
+
+  const nginxRps = median(targets[0].runs.map((r) => r.rps))
+  const httpProxyRps = median(targets[3].runs.map((r) => r.rps))
+  console.log('')
+  console.log(`summary (medians of ${ROUNDS}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; a busy machine lowers every figure)`)
+  console.log('| proxy | req/s | % of nginx | × http-proxy | p50 ms | p99 ms | RSS MB (total / max per process) | failed requests |')
+  console.log('|---|---|---|---|---|---|---|---|')
+  const summary = targets.map((t) => {
+    const rps = median(t.runs.map((r) => r.rps))
+    const row = {
+      name: t.name,
+      rps,
+      ofNginx: rps / nginxRps,
+      ofHttpProxy: rps / httpProxyRps,
+      p50: median(t.runs.map((r) => r.p50)),
+      p99: median(t.runs.map((r) => r.p99)),
+      rss: median(t.runs.map((r) => r.rss)),
+      processRss: Math.max(...t.runs.map((r) => r.processRss)),
+      failed: t.runs.reduce((a, r) => a + r.non2xx + r.socketErrors, 0),
+    }
+    console.log(`| ${row.name} | ${rps.toFixed(0)} | ${(row.ofNginx * 100).toFixed(1)}% | ${row.ofHttpProxy.toFixed(2)} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} | ${row.rss.toFixed(0)} / ${row.processRss.toFixed(0)} | ${row.failed} |`)
+    return row
+  })
+
+  // Split accuracy, from canary's own stats API over the measured rounds.
+  for (const t of targets.filter((x) => x.admin !== undefined)) {
+    const stats = await adminFetch(t.admin, `/api/services/app/stats?since=${sinceMs}`)
+    const v1 = stats.body.versions?.v1?.requests ?? 0
+    const v2 = stats.body.versions?.v2?.requests ?? 0
+    console.log(`split ${t.name}: v1 ${v1}, v2 ${v2} → v2 share ${((100 * v2) / Math.max(1, v1 + v2)).toFixed(2)}%`)
+  }
+
+  const [, one, two] = summary
+  const checks = [
+    ['single process ≥ 30% of nginx req/s', one.ofNginx >= 0.3, `${(one.ofNginx * 100).toFixed(1)}%`],
+    ['single process ≥ 2.5× http-proxy', one.ofHttpProxy >= 2.5, `${one.ofHttpProxy.toFixed(2)}×`],
+    ['--workers 2 ≥ 45% of nginx req/s', two.ofNginx >= 0.45, `${(two.ofNginx * 100).toFixed(1)}%`],
+    ['p99 ≤ 20 ms at c64 (single process)', one.p99 <= 20, `${one.p99.toFixed(2)} ms`],
+    ['p99 ≤ 20 ms at c64 (--workers 2)', two.p99 <= 20, `${two.p99.toFixed(2)} ms`],
+    ['RSS ≤ 128 MB per process', Math.max(one.processRss, two.processRss) <= 128, `${Math.max(one.processRss, two.processRss).toFixed(0)} MB`],
+    ['no failed requests through canary', one.failed + two.failed === 0, String(one.failed + two.failed)],
+  ]
+  console.log('')
+  for (const [name, ok, value] of checks) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}: ${value}`)
+  writeFileSync(join(WORK, 'last-result.json'), JSON.stringify({at: new Date().toISOString(), loadavg: loadavg(), summary, checks}, null, 2))
+  console.log(`\n(raw results: ${join(WORK, 'last-result.json')})`)
+}

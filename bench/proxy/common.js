@@ -1,0 +1,216 @@
+// Shared helpers for the proxy benchmark and reliability scripts: free ports, nginx configs,
+// starting `canary proxy`, wrk parsing and RSS sampling. Plain Node, no dependencies.
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export const WORK = join(ROOT, 'bench/.work/proxy')
+
+/** Exits with a clear message unless nginx, wrk and a built CLI are present. */
+export function checkTools() {
+  const missing = ['nginx', 'wrk'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+  if (missing.length > 0) {
+    console.error(`missing: ${missing.join(', ')}. Install them with: apt-get update && apt-get install -y nginx-light wrk`)
+    process.exit(2)
+  }
+  if (!existsSync(join(ROOT, 'dist/commands/proxy.js'))) {
+    console.error('dist/ is missing: run `npm run build` first.')
+    process.exit(2)
+  }
+  mkdirSync(join(WORK, 'logs'), {recursive: true})
+  mkdirSync(join(WORK, 'run'), {recursive: true})
+}
+
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address()
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
+/** Upstream nginx: two server blocks answering v1 / v2 (research/perf-baseline.md). */
+export function upstreamNginxConf(port1, port2) {
+  return `worker_processes auto;
+pid run/upstream-nginx.pid;
+error_log logs/upstream-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  default_type text/plain;
+  client_body_temp_path run/body; proxy_temp_path run/proxy; fastcgi_temp_path run/fcgi; uwsgi_temp_path run/uwsgi; scgi_temp_path run/scgi;
+  server { listen 127.0.0.1:${port1} backlog=4096; location / { return 200 "v1\\n"; } }
+  server { listen 127.0.0.1:${port2} backlog=4096; location / { return 200 "v2\\n"; } }
+}
+`
+}
+
+/** Reference nginx proxy with the same 80/20 split (research/perf-baseline.md, config (a)). */
+export function proxyNginxConf(listenPort, port1, port2) {
+  return `worker_processes auto;
+pid run/proxy-nginx.pid;
+error_log logs/proxy-nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path run/body; proxy_temp_path run/proxy; fastcgi_temp_path run/fcgi; uwsgi_temp_path run/uwsgi; scgi_temp_path run/scgi;
+  upstream canary {
+    server 127.0.0.1:${port1} weight=4;
+    server 127.0.0.1:${port2} weight=1;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${listenPort} backlog=4096;
+    location / {
+      proxy_pass http://canary;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`
+}
+
+export function startNginx(name, conf) {
+  const file = join(WORK, `${name}.conf`)
+  writeFileSync(file, conf)
+  const result = spawnSync('nginx', ['-p', `${WORK}/`, '-c', file], {encoding: 'utf8'})
+  if (result.status !== 0) throw new Error(`nginx ${name}: start failed: ${result.stderr}`)
+  const pid = Number(readFileSync(join(WORK, `run/${name}.pid`), 'utf8').trim())
+  return {
+    pid,
+    stop() {
+      spawnSync('nginx', ['-p', `${WORK}/`, '-c', file, '-s', 'quit'])
+    },
+  }
+}
+
+/** canary proxy config for the benchmark: metrics always on, access log on (to a file). */
+export function canaryConfig({listenPort, adminPort, upstreams, accessLog = true, extra = ''}) {
+  return `listen: 127.0.0.1:${listenPort}
+admin: { listen: 127.0.0.1:${adminPort} }
+${accessLog ? `accessLog: { path: ${join(WORK, `logs/access-${listenPort}.log`)} }\n` : ''}${extra}routes:
+  - { name: bench, pathPrefix: /, service: app }
+services:
+  app:
+    versions:
+${upstreams.map((u) => `      - { name: ${u.name}, weight: ${u.weight}, servers: [${u.servers.join(', ')}] }`).join('\n')}
+    canary: v2
+`
+}
+
+/** Starts `node bin/run.js proxy` and resolves once it printed its listening line. */
+export function startCanary(configFile, workers = 1) {
+  return new Promise((resolveStart, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/run.js'), 'proxy', '--config', configFile, '--workers', String(workers)], {stdio: ['ignore', 'pipe', 'pipe']})
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`canary proxy did not start in 20 s: ${err}`)), 20_000)
+    child.stdout.on('data', (chunk) => {
+      out += chunk
+      const line = out.split('\n').find((l) => l.includes('"listening"'))
+      if (line !== undefined) {
+        clearTimeout(timer)
+        resolveStart({child, info: JSON.parse(line), stderr: () => err})
+      }
+    })
+    child.stderr.on('data', (chunk) => (err += chunk))
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`canary proxy exited with ${code}: ${err}`))
+    })
+  })
+}
+
+export function stopChild(child, signal = 'SIGTERM') {
+  return new Promise((resolveStop) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolveStop()
+    child.once('exit', () => resolveStop())
+    child.kill(signal)
+  })
+}
+
+/** Runs wrk and parses requests/s, latency percentiles and errors. */
+export function runWrk(url, {threads = 2, connections = 64, seconds = 10, onTick} = {}) {
+  return new Promise((resolveRun) => {
+    const child = spawn('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', url], {stdio: ['ignore', 'pipe', 'pipe']})
+    let out = ''
+    child.stdout.on('data', (chunk) => (out += chunk))
+    const tick = onTick === undefined ? undefined : setInterval(onTick, 500)
+    child.once('exit', () => {
+      if (tick !== undefined) clearInterval(tick)
+      resolveRun(parseWrk(out))
+    })
+  })
+}
+
+export function parseWrk(text) {
+  const number = (re) => {
+    const m = re.exec(text)
+    return m === null ? 0 : Number(m[1])
+  }
+  const latency = (label) => {
+    const m = new RegExp(`^\\s*${label}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text)
+    if (m === null) return NaN
+    const v = Number(m[1])
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
+  }
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
+  return {
+    rps: number(/Requests\/sec:\s+([\d.]+)/),
+    requests: number(/(\d+) requests in/),
+    p50: latency('50'),
+    p99: latency('99'),
+    non2xx: number(/Non-2xx or 3xx responses: (\d+)/),
+    socketErrors: socket === null ? 0 : socket.slice(1).reduce((a, b) => a + Number(b), 0),
+    raw: text,
+  }
+}
+
+/** The pids of a process and its descendants. */
+export function processTree(pid) {
+  const pids = [pid]
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      for (const task of readdirSync(`/proc/${pids[i]}/task`)) {
+        const children = readFileSync(`/proc/${pids[i]}/task/${task}/children`, 'utf8').trim()
+        if (children !== '') pids.push(...children.split(/\s+/).map(Number))
+      }
+    } catch {
+      // The process exited; ignore it.
+    }
+  }
+  return pids
+}
+
+export function rssMb(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? 0 : Number(m[1]) / 1024
+  } catch {
+    return 0
+  }
+}
+
+export function median(values) {
+  const sorted = [...values].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+export async function adminFetch(adminUrl, path, init = {}) {
+  const response = await fetch(adminUrl + path, init)
+  const text = await response.text()
+  return {status: response.status, body: text.startsWith('{') ? JSON.parse(text) : text}
+}

@@ -1,0 +1,29 @@
+// The `http-proxy` package as a weighted (smooth WRR) 80/20 proxy, as in research/perf-baseline.md (f).
+'use strict'
+const http = require('node:http')
+const httpProxy = require('http-proxy')
+
+const [port, ...targets] = process.argv.slice(2)
+const upstreams = targets.map((t) => {
+  const [origin, weight] = t.split('=')
+  return {origin, weight: Number(weight), current: 0}
+})
+const total = upstreams.reduce((a, u) => a + u.weight, 0)
+function pick() {
+  let best = null
+  for (const u of upstreams) {
+    u.current += u.weight
+    if (best === null || u.current > best.current) best = u
+  }
+  best.current -= total
+  return best
+}
+const agent = new http.Agent({keepAlive: true, maxSockets: 256, maxFreeSockets: 256})
+const proxy = httpProxy.createProxyServer({agent})
+proxy.on('error', (err, req, res) => {
+  if (!res.headersSent) res.statusCode = 502
+  res.end()
+})
+http.createServer((req, res) => proxy.web(req, res, {target: pick().origin})).listen(Number(port), '127.0.0.1', 4096, () => {
+  process.stdout.write('listening\n')
+})

@@ -1,0 +1,36 @@
+/**
+ * Messages between the cluster primary (admin API, config) and its workers (data plane).
+ * A worker says `hello` once its listener is installed (ESM loads asynchronously and IPC messages
+ * sent earlier would be lost); the primary then sends `start` once, then `call`s, each answered by
+ * exactly one `reply`.
+ */
+import type {ProxyConfig} from './config.js'
+import type {ServiceState} from './state.js'
+import type {CounterSnapshot} from './traffic-stats.js'
+
+/** Calls a worker answers. */
+export type WorkerCall =
+  | {method: 'apply'; config: ProxyConfig; generation: number}
+  | {method: 'setWeights'; service: string; weights: Record<string, number>}
+  | {method: 'services'}
+  | {method: 'counters'}
+  | {method: 'window'; service: string; versions: string[]; sinceMs: number; untilMs: number}
+  | {method: 'drain'}
+
+/** What each call resolves to. */
+export interface WorkerResults {
+  apply: {generation: number}
+  setWeights: ServiceState
+  services: Record<string, ServiceState>
+  counters: CounterSnapshot
+  window: Record<string, number[]>
+  drain: {drained: true}
+}
+
+export type PrimaryMessage = {type: 'start'; config: ProxyConfig; generation: number; retentionSeconds?: number} | {type: 'call'; id: number; call: WorkerCall}
+
+export type WorkerMessage =
+  | {type: 'hello'}
+  | {type: 'ready'; host: string; port: number}
+  | {type: 'failed'; error: string}
+  | {type: 'reply'; id: number; result?: unknown; error?: {message: string; status?: number}}

@@ -1,0 +1,223 @@
+/**
+ * `canary proxy --workers N` (node:cluster): N workers share the data-plane port; the primary owns
+ * the admin API and the config, broadcasts weight changes and reloads to every worker (a change is
+ * acknowledged only after all applied it), and sums metrics and stats across workers. A worker
+ * that dies is replaced with the current config.
+ */
+import cluster, {type Worker} from 'node:cluster'
+import {fileURLToPath} from 'node:url'
+
+import {Registry} from 'prom-client'
+
+import {ConfigError, messageOf, UsageError} from '../errors.js'
+import {AdminRequestError, createAdminServer, type ControlPlane} from './admin.js'
+import type {PrimaryMessage, WorkerCall, WorkerMessage, WorkerResults} from './cluster-protocol.js'
+import {loadProxyConfig, type ProxyConfig} from './config.js'
+import {ProxyMetrics} from './metrics.js'
+import type {BoundAddress} from './proxy-instance.js'
+import {weightUpdateProblem, withWeights} from './runtime.js'
+import {assertAdminSafe, formatHost, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
+import {mergeServices, type ProxyState} from './state.js'
+import {DEFAULT_RETENTION_SECONDS, sumCounters, sumWindows, windowStats} from './traffic-stats.js'
+
+/** Options of startProxyCluster: startProxy's plus the worker count. */
+export interface StartClusterOptions extends StartProxyOptions {
+  readonly workers: number
+}
+
+/** A cluster proxy; `setWeights` and `state` are asynchronous here (they go through every worker). */
+export interface RunningCluster extends Omit<RunningProxy, 'setWeights' | 'state'> {
+  setWeights(service: string, weights: Readonly<Record<string, number>>): Promise<unknown>
+  state(): Promise<ProxyState>
+}
+
+interface PendingCall {
+  resolve(value: unknown): void
+  reject(error: Error): void
+}
+
+export async function startProxyCluster(initial: ProxyConfig, options: StartClusterOptions): Promise<RunningCluster> {
+  if (!cluster.isPrimary) throw new UsageError('proxy cluster: start failed: already inside a cluster worker')
+  assertAdminSafe(initial)
+  const log = options.log ?? logToStderr
+  const configFile = options.configFile ?? initial.file
+  const retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS
+  const startedAt = new Date().toISOString()
+  let config = initial
+  let generation = 1
+  const reloads = {success: 0, failure: 0}
+  let stopping = false
+  let nextCallId = 1
+  const pending = new Map<number, PendingCall>()
+  const workers = new Set<Worker>()
+
+  const here = fileURLToPath(import.meta.url)
+  const exec = here.replace(/cluster\.(ts|js)$/, (_m, ext: string) => `cluster-worker.${ext}`)
+  cluster.setupPrimary({exec, args: [], silent: false})
+
+  const call = <M extends WorkerCall['method']>(worker: Worker, request: Extract<WorkerCall, {method: M}>): Promise<WorkerResults[M]> =>
+    new Promise((resolve, reject) => {
+      const id = nextCallId++
+      pending.set(id, {resolve: resolve as (v: unknown) => void, reject})
+      worker.send({type: 'call', id, call: request} satisfies PrimaryMessage)
+    })
+  const callAll = <M extends WorkerCall['method']>(request: Extract<WorkerCall, {method: M}>): Promise<WorkerResults[M][]> => Promise.all([...workers].map((w) => call(w, request)))
+
+  const fork = (): Promise<BoundAddress> =>
+    new Promise((resolve, reject) => {
+      const worker = cluster.fork({CANARY_PROXY_WORKER: '1'})
+      workers.add(worker)
+      worker.on('message', (message: WorkerMessage) => {
+        if (message.type === 'hello') worker.send({type: 'start', config, generation, retentionSeconds} satisfies PrimaryMessage)
+        else if (message.type === 'ready') resolve({host: message.host, port: message.port})
+        else if (message.type === 'failed') reject(new UsageError(`proxy worker ${worker.process.pid ?? '?'}: start failed: ${message.error}`))
+        else if (message.type === 'reply') {
+          const waiting = pending.get(message.id)
+          pending.delete(message.id)
+          if (waiting === undefined) return
+          if (message.error === undefined) waiting.resolve(message.result)
+          else waiting.reject(message.error.status === undefined ? new Error(message.error.message) : new AdminRequestError(message.error.status, message.error.message))
+        }
+      })
+      worker.on('exit', (code, signal) => {
+        workers.delete(worker)
+        reject(new UsageError(`proxy worker ${worker.process.pid ?? '?'}: exited during start (code ${code}, signal ${signal})`))
+        if (!stopping) {
+          log({level: 'error', msg: 'worker exited; starting a replacement', pid: worker.process.pid, code, signal})
+          fork().catch((error: unknown) => log({level: 'error', msg: 'replacement worker failed', error: messageOf(error)}))
+        }
+      })
+    })
+
+  const addresses: BoundAddress[] = []
+  try {
+    // The first worker binds (port 0 picks a port); the others then share that same port.
+    addresses.push(await fork())
+    addresses.push(...(await Promise.all(Array.from({length: options.workers - 1}, () => fork()))))
+  } catch (error) {
+    stopping = true
+    for (const worker of workers) worker.kill()
+    throw error
+  }
+  const address = addresses[0]!
+
+  const reload = async (next?: ProxyConfig): Promise<number> => {
+    try {
+      const candidate = next ?? (await loadProxyConfig(configFile, options.env))
+      assertAdminSafe(candidate)
+      await callAll({method: 'apply', config: candidate, generation: generation + 1})
+      config = candidate
+      generation++
+      reloads.success++
+      log({level: 'info', msg: 'config reloaded', generation, file: configFile, workers: workers.size})
+      return generation
+    } catch (error) {
+      reloads.failure++
+      log({level: 'error', msg: 'config reload refused; the previous config keeps serving', generation, error: messageOf(error), ...(error instanceof ConfigError ? {problems: error.problems} : {})})
+      throw error
+    }
+  }
+
+  const setWeights = async (service: string, weights: unknown) => {
+    const current = config.services[service]
+    if (current === undefined) throw new AdminRequestError(404, `service ${service}: not found (services: ${Object.keys(config.services).join(', ')})`)
+    const problem = weightUpdateProblem(current, weights)
+    if (problem !== undefined) throw new AdminRequestError(400, `service ${service}: set weights refused: ${problem}`)
+    const update = weights as Record<string, number>
+    const states = await callAll({method: 'setWeights', service, weights: update})
+    config = withWeights(config, service, update)
+    return mergeServices(states.map((s) => ({[service]: s})))[service]!
+  }
+
+  const state = async (): Promise<ProxyState> => ({
+    generation,
+    startedAt,
+    pid: process.pid,
+    workers: workers.size,
+    config: configFile,
+    listen: `${address.host}:${address.port}`,
+    admin: `${adminAddress.host}:${adminAddress.port}`,
+    reloads: {...reloads},
+    routes: config.routes.map((r) => ({name: r.name, service: r.service, ...(r.host === undefined ? {} : {host: r.host}), ...(r.path === undefined ? {} : {path: r.path}), ...(r.pathPrefix === undefined ? {} : {pathPrefix: r.pathPrefix}), ...(r.priority === undefined ? {} : {priority: r.priority})})),
+    services: mergeServices(await callAll({method: 'services'})),
+  })
+
+  const control: ControlPlane = {
+    state,
+    setWeights,
+    stats: async (service, sinceMs) => {
+      const current = config.services[service]
+      if (current === undefined) throw new AdminRequestError(404, `service ${service}: not found`)
+      const window = statsWindow(sinceMs, retentionSeconds)
+      const parts = await callAll({method: 'window', service, versions: current.versions.map((v) => v.name), sinceMs: window.sinceMs, untilMs: window.untilMs})
+      return {service, ...window, retentionSeconds, versions: windowStats(sumWindows(parts))}
+    },
+    reload: async () => ({generation: await reload()}),
+    metricsView: async () => {
+      const [counters, services] = await Promise.all([callAll({method: 'counters'}), callAll({method: 'services'})])
+      return {counters: sumCounters(counters), services: mergeServices(services), reloads: {...reloads}, generation}
+    },
+  }
+  const metrics = new ProxyMetrics(options.registry ?? new Registry())
+  const admin = createAdminServer(control, metrics, {token: config.admin.token, metricsAuth: config.admin.metricsAuth})
+  let adminAddress: BoundAddress
+  try {
+    adminAddress = await listenAdmin(admin, config.admin.listen)
+  } catch (error) {
+    stopping = true
+    for (const worker of workers) worker.kill()
+    throw error
+  }
+
+  const watcher = options.watchConfig === true ? watchFile(configFile, () => void reload().catch(() => undefined)) : undefined
+  let resolveClosed: () => void = () => undefined
+  const closed = new Promise<void>((r) => (resolveClosed = r))
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      stopping = true
+      watcher?.close()
+      process.off('SIGHUP', onHup)
+      process.off('SIGTERM', onTerm)
+      process.off('SIGINT', onTerm)
+      admin.closeAllConnections()
+      const adminClosed = new Promise<void>((r) => admin.close(() => r()))
+      const exits = [...workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))))
+      await callAll({method: 'drain'}).catch(() => undefined)
+      const killTimer = setTimeout(() => {
+        for (const w of workers) w.kill('SIGKILL')
+      }, config.timeouts.drainMs + 2000)
+      await Promise.all(exits)
+      clearTimeout(killTimer)
+      await adminClosed
+      log({level: 'info', msg: 'stopped', generation})
+      resolveClosed()
+    })()
+    return closing
+  }
+  const onHup = () => void reload().catch(() => undefined)
+  const onTerm = () => {
+    log({level: 'info', msg: 'draining in-flight requests, then exiting'})
+    void close()
+  }
+  if (options.handleSignals === true) {
+    process.on('SIGHUP', onHup)
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onTerm)
+  }
+
+  return {
+    address,
+    adminAddress,
+    url: `http://${formatHost(address.host)}:${address.port}`,
+    adminUrl: `http://${formatHost(adminAddress.host)}:${adminAddress.port}`,
+    get generation() {
+      return generation
+    },
+    reload,
+    setWeights,
+    state,
+    closed,
+    close,
+  }
+}
