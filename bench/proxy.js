@@ -51,7 +51,7 @@ async function main() {
   const cluster = await startCanary(clustered, 2)
   cleanups.push(() => stopChild(cluster.child))
 
-  const httpProxy = spawn(process.execPath, [join(ROOT, 'bench/proxy/http-proxy-server.cjs'), String(httpProxyPort), `http://127.0.0.1:${up1}=80`, `http://127.0.0.1:${up2}=20`], {stdio: ['ignore', 'pipe', 'inherit']})
+  const httpProxy = spawn(process.execPath, [join(ROOT, 'bench/proxy/http-proxy-server.js'), String(httpProxyPort), `http://127.0.0.1:${up1}=80`, `http://127.0.0.1:${up2}=20`], {stdio: ['ignore', 'pipe', 'inherit']})
   cleanups.push(() => stopChild(httpProxy))
   await new Promise((r) => httpProxy.stdout.once('data', r))
 

@@ -1,7 +1,7 @@
 // The `http-proxy` package as a weighted (smooth WRR) 80/20 proxy, as in research/perf-baseline.md (f).
-'use strict'
-const http = require('node:http')
-const httpProxy = require('http-proxy')
+import http from 'node:http'
+
+import httpProxy from 'http-proxy'
 
 const [port, ...targets] = process.argv.slice(2)
 const upstreams = targets.map((t) => {
