@@ -79,7 +79,7 @@ export function parseRelease(text: string, file: string): LoadedRelease {
     fail(doc.errors.map((error) => ({
       location: at(error.pos[0]),
       path: '',
-      message: error.code === 'DUPLICATE_KEY' ? `duplicate key "${text.slice(error.pos[0], error.pos[1]).trim()}": each key may appear once per mapping` : `YAML syntax error: ${firstLine(error.message)}`,
+      message: error.code === 'DUPLICATE_KEY' ? `duplicate key "${keyAt(text, error.pos[0])}": each key may appear once per mapping` : `YAML syntax error: ${firstLine(error.message)}`,
       suggestion: error.code === 'DUPLICATE_KEY' ? 'remove or merge the repeated key' : 'check indentation, colons and quotes around this position',
     })))
   }
@@ -388,7 +388,8 @@ function fieldLocations(doc: Document, at: (offset: number | undefined) => Sourc
       for (const pair of node.items) {
         if (!isScalar(pair.key)) continue
         const childPath = [...path, String(pair.key.value)]
-        locations.set(childPath.join('.'), at(pair.key.range?.[0]))
+        // The value's position, like every other problem (the key's when the value is empty).
+        locations.set(childPath.join('.'), at((pair.value as YamlNode | null)?.range?.[0] ?? pair.key.range?.[0]))
         walk(pair.value, childPath)
       }
     } else if (isSeq(node)) {
@@ -417,6 +418,12 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list'
   if (typeof value === 'object') return 'a mapping'
   return `${typeof value} ${JSON.stringify(value)}`
+}
+
+/** The mapping key that starts at `offset` (quoted or plain). */
+function keyAt(text: string, offset: number): string {
+  const match = /^("[^"\n]*"|'[^'\n]*'|[^:\n]+)/.exec(text.slice(offset))
+  return (match?.[1] ?? '').trim().replace(/^["']|["']$/g, '')
 }
 
 function firstLine(text: string): string {
