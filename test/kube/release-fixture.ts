@@ -10,6 +10,8 @@ export interface FixtureOptions {
   readonly mirror?: boolean
   readonly traefikApiGroup?: string
   readonly extra?: string
+  readonly prometheusUrl?: string
+  readonly prometheusQueries?: string
 }
 
 /** A release `web` in namespace `shop` routed by `router`. */
@@ -28,7 +30,7 @@ export function testRelease(options: FixtureOptions = {}): Release {
     ...(options.match === true ? ['  match: {header: {name: X-Canary}}'] : []),
     ...(options.mirror === true ? ['  mirror: {percent: 10}'] : []),
     '  target: kubernetes',
-    '  analysis: {interval: 1s, progressDeadline: 30s}',
+    `  analysis: {interval: 1s, progressDeadline: 30s${options.prometheusUrl === undefined ? '' : `, prometheus: {url: '${options.prometheusUrl}'${options.prometheusQueries === undefined ? '' : `, queries: ${options.prometheusQueries}`}}`}}`,
     ...(options.extra === undefined ? [] : [options.extra]),
     '',
   ]
