@@ -1,0 +1,68 @@
+/**
+ * The in-cluster proxy follows its routing ConfigMap through the API: the router writes weights,
+ * a real bundled proxy (src/proxy) picks them up from the watch and its state shows them.
+ */
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import {connectKube} from '../../src/kube/client.js'
+import {followConfigMap} from '../../src/kube/proxy-config-sync.js'
+import {parseProxyConfig} from '../../src/proxy/config.js'
+import {startProxy, type RunningProxy} from '../../src/proxy/server.js'
+import {PROXY_CONFIG_FILE} from '../../src/render/proxy.js'
+import {weights} from '../../src/rollout/core/weights.js'
+import {KubeProxyRouter} from '../../src/rollout/routers/kube-proxy-router.js'
+import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
+import {testRelease} from './release-fixture.js'
+
+let fake: FakeApiServer
+let proxy: RunningProxy | undefined
+const controller = new AbortController()
+
+beforeEach(async () => {
+  fake = await startFakeApiServer({namespace: 'shop'})
+})
+
+afterEach(async () => {
+  controller.abort()
+  await proxy?.close()
+  await fake.close()
+})
+
+/** Resolves when `predicate` holds, re-checked on each delivered config; rejects after `ms`. */
+function until(check: () => boolean, subscribe: (wake: () => void) => void, ms = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('condition not met in time')), ms)
+    const wake = () => {
+      if (check()) {
+        clearTimeout(timer)
+        resolve()
+      }
+    }
+    subscribe(wake)
+    wake()
+  })
+}
+
+describe('followConfigMap', () => {
+  it('a weight change written by the router reaches a running proxy through the watch', async () => {
+    const release = testRelease({router: 'proxy'})
+    const client = await connectKube({kubeconfig: fake.kubeconfigPath})
+    const router = new KubeProxyRouter(client, release)
+    await router.reconcile(controller.signal)
+    await router.setWeights(weights(0, 100), controller.signal)
+    const wakers: Array<() => void> = []
+    const local = (text: string) => parseProxyConfig(text.replace(/0\.0\.0\.0:8080/, '127.0.0.1:0').replace(/127\.0\.0\.1:9901/, '127.0.0.1:0'), 'configmap:shop/web-proxy-config')
+    await followConfigMap(client, {apiVersion: 'v1', kind: 'ConfigMap', namespace: 'shop', name: 'web-proxy-config'}, PROXY_CONFIG_FILE, async (text) => {
+      if (proxy === undefined) proxy = await startProxy(local(text), {log: () => undefined})
+      else await proxy.reload(local(text))
+      for (const wake of wakers) wake()
+    }, controller.signal)
+    const canaryWeight = () => proxy?.state().services.web?.versions.find((v) => v.name === 'canary')?.weight
+    expect(canaryWeight()).toBe(0)
+    await router.setWeights(weights(25, 100), controller.signal)
+    await until(() => canaryWeight() === 25, (wake) => wakers.push(wake))
+    await router.setWeights(weights(60, 100), controller.signal)
+    await until(() => canaryWeight() === 60, (wake) => wakers.push(wake))
+    expect(fake.requests.some((r) => r.verb === 'watch')).toBe(true)
+  })
+})
