@@ -1,0 +1,76 @@
+import {once} from 'node:events'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import {parseProxyConfig, type ProxyConfig} from '../../src/proxy/config.js'
+import {startProxy, type RunningProxy} from '../../src/proxy/server.js'
+
+/** A real upstream on 127.0.0.1:0 that answers its name and records what it received. */
+export interface Upstream {
+  readonly name: string
+  readonly url: string
+  readonly port: number
+  readonly requests: {method: string; url: string; headers: IncomingMessage['headers']; body: string}[]
+  readonly server: Server
+  close(): Promise<void>
+}
+
+export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: string) => void
+
+export async function startUpstream(name: string, handler?: UpstreamHandler): Promise<Upstream> {
+  const requests: Upstream['requests'] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8')
+      requests.push({method: req.method ?? '', url: req.url ?? '', headers: req.headers, body})
+      if (handler !== undefined) return handler(req, res, body)
+      res.setHeader('x-upstream', name)
+      res.end(name)
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as AddressInfo).port
+  return {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+/** Parses a config from YAML text; listen addresses default to port 0. */
+export function config(yaml: string, env: NodeJS.ProcessEnv = {}): ProxyConfig {
+  return parseProxyConfig(yaml, 'test.yaml', env)
+}
+
+/** Starts a proxy with a quiet log that is kept for assertions. */
+export async function start(cfg: ProxyConfig, options: Parameters<typeof startProxy>[1] = {}): Promise<RunningProxy & {events: Record<string, unknown>[]}> {
+  const events: Record<string, unknown>[] = []
+  const proxy = await startProxy(cfg, {log: (e) => events.push(e), ...options})
+  return Object.assign(proxy, {events})
+}
+
+/** GET through the proxy with undici's fetch; returns status, text and headers. */
+export async function get(url: string, headers: Record<string, string> = {}): Promise<{status: number; text: string; headers: Headers}> {
+  const response = await fetch(url, {headers})
+  return {status: response.status, text: await response.text(), headers: response.headers}
+}
+
+/** Polls `check` until it returns true or the deadline passes (no fixed sleeps). */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error('condition not met before the deadline')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
