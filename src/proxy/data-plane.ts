@@ -41,6 +41,8 @@ export interface DataPlaneContext {
   accessLog: AccessLog | undefined
   trustedProxyHops: number
   localPort: string
+  /** Open Upgrade tunnels (client side), closed when the proxy stops. */
+  readonly tunnels: Set<Duplex>
 }
 
 /** One proxied request; it is its own undici dispatch handler, so no closures are created per request. */
@@ -54,7 +56,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   retries = 0
   version: ServiceVersion | undefined = undefined
   server: UpstreamServer | undefined = undefined
-  setCookie: string | undefined = undefined
+  /** The sticky cookie value the client sent (the Set-Cookie is decided once the version is final). */
+  stickyValue: string | undefined = undefined
   body: IncomingMessage | Buffer | null = null
   headers: string[] = []
   path = ''
@@ -84,7 +87,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) return false
     this.status = statusCode
     this.resumeUpstream = resume
-    const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, this.setCookie)
+    const version = this.version!
+    const setCookie = version.setCookie !== undefined && this.stickyValue !== version.stickyValue ? version.setCookie : undefined
+    const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, setCookie)
     if (statusText === '') this.res.writeHead(statusCode, headers)
     else this.res.writeHead(statusCode, statusText, headers)
     return true
@@ -228,7 +233,7 @@ interface Placement {
   service: ServiceRuntime
   version: ServiceVersion
   server: UpstreamServer
-  setCookie: string | undefined
+  sticky: string | undefined
 }
 
 function place(plane: DataPlaneContext, req: IncomingMessage, client: string): Placement | number {
@@ -260,8 +265,7 @@ function place(plane: DataPlaneContext, req: IncomingMessage, client: string): P
     if (fallback === undefined || server === undefined) return 503
     version = fallback
   }
-  const setCookie = version.setCookie !== undefined && sticky !== version.stickyValue ? version.setCookie : undefined
-  return {route, service, version, server, setCookie}
+  return {route, service, version, server, sticky}
 }
 
 /** Handles one HTTP request. */
@@ -281,7 +285,7 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   const exchange = new Exchange(plane, req, res, startMs, client, route, service)
   exchange.version = placement.version
   exchange.server = placement.server
-  exchange.setCookie = placement.setCookie
+  exchange.stickyValue = placement.sticky
   const url = req.url ?? '/'
   exchange.path = route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
   const facts: ForwardedFacts = {peer, clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
@@ -378,6 +382,8 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
     recorded = true
     series.record(status, (performance.now() - startMs) / 1000, Date.now())
   }
+  plane.tunnels.add(socket)
+  socket.once('close', () => plane.tunnels.delete(socket))
   upstream.once('connect', () => {
     upstream.write(`${headText}\r\n`)
     if (head.length > 0) upstream.write(head)

@@ -41,6 +41,7 @@ export class ProxyInstance {
       accessLog: this.accessLogPath === undefined ? undefined : new AccessLog(this.accessLogPath),
       trustedProxyHops: config.trustedProxyHops,
       localPort: String(splitHostPort(config.listen).port),
+      tunnels: new Set(),
     }
     this.checker = new HealthChecker(runtime)
     const t = config.timeouts
@@ -128,6 +129,8 @@ export class ProxyInstance {
   /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then closes pools and the log. */
   async close(drainMs: number = this.plane.runtime.config.timeouts.drainMs): Promise<void> {
     this.checker.stop()
+    // Upgraded connections (WebSocket) are long-lived: they end at once rather than hold the drain.
+    for (const tunnel of this.plane.tunnels) tunnel.destroy()
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     // Keep-alive connections become idle when their last response ends; close them as they do.
     const sweeper = setInterval(() => this.server.closeIdleConnections(), 50)

@@ -1,5 +1,5 @@
 import {once} from 'node:events'
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
 import {parseProxyConfig, type ProxyConfig} from '../../src/proxy/config.js'
@@ -19,6 +19,7 @@ export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: 
 
 export async function startUpstream(name: string, handler?: UpstreamHandler): Promise<Upstream> {
   const requests: Upstream['requests'] = []
+  const sockets = new Set<import('node:stream').Duplex>()
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -29,6 +30,10 @@ export async function startUpstream(name: string, handler?: UpstreamHandler): Pr
       res.setHeader('x-upstream', name)
       res.end(name)
     })
+  })
+  server.on('upgrade', (_req, socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -42,6 +47,7 @@ export async function startUpstream(name: string, handler?: UpstreamHandler): Pr
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()
+        for (const socket of sockets) socket.destroy()
         server.close(() => resolve())
       }),
   }
@@ -59,11 +65,21 @@ export async function start(cfg: ProxyConfig, options: Parameters<typeof startPr
   return Object.assign(proxy, {events})
 }
 
-/** GET through the proxy with undici's fetch; returns status, text and headers. */
-export async function get(url: string, headers: Record<string, string> = {}): Promise<{status: number; text: string; headers: Headers}> {
-  const response = await fetch(url, {headers})
-  return {status: response.status, text: await response.text(), headers: response.headers}
+/** GET through the proxy with node:http (so Host can be set); returns status, text and headers. */
+export function get(url: string, headers: Record<string, string> = {}): Promise<{status: number; text: string; headers: IncomingMessage['headers']}> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {headers, agent: keepAlive}, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers}))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
+
+const keepAlive = new Agent({keepAlive: true})
 
 /** Polls `check` until it returns true or the deadline passes (no fixed sleeps). */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
