@@ -1,6 +1,7 @@
 import {once} from 'node:events'
 import {Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
+import type {Duplex} from 'node:stream'
 
 import {parseProxyConfig, type ProxyConfig} from '../../src/proxy/config.js'
 import {startProxy, type RunningProxy} from '../../src/proxy/server.js'
@@ -19,7 +20,7 @@ export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: 
 
 export async function startUpstream(name: string, handler?: UpstreamHandler): Promise<Upstream> {
   const requests: Upstream['requests'] = []
-  const sockets = new Set<import('node:stream').Duplex>()
+  const sockets = new Set<Duplex>()
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
