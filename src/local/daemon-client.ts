@@ -1,0 +1,138 @@
+/**
+ * The CLI's side of the per-release daemon: start it on demand (detached, so it outlives this
+ * command), find it again from `daemon.json`, call its control API, and stop it (`canary down`).
+ */
+import {spawn} from 'node:child_process'
+import {closeSync, openSync} from 'node:fs'
+import {mkdir, readFile, rm} from 'node:fs/promises'
+import {fileURLToPath} from 'node:url'
+
+import {TimeoutError, UnreachableError, messageOf} from '../errors.js'
+import type {DaemonInfo} from './daemon.js'
+import {adminToken} from './daemon.js'
+import {isProcessAlive} from './lock-file.js'
+import type {ReleasePaths} from './paths.js'
+
+const DAEMON_START_GRACE_MS = 15_000
+const CONTROL_TIMEOUT_MS = 30_000
+
+/** Talks to one release's daemon. */
+export class DaemonClient {
+  private cached: DaemonInfo | undefined
+
+  constructor(
+    readonly paths: ReleasePaths,
+    readonly release: string,
+    private readonly specFile: string,
+    private readonly readyTimeoutMs: number,
+  ) {}
+
+  /** The daemon's address book, or undefined when none was written. */
+  async info(): Promise<DaemonInfo | undefined> {
+    try {
+      return JSON.parse(await readFile(this.paths.daemon, 'utf8')) as DaemonInfo
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The running daemon; UnreachableError (exit 6) with recovery steps when it is gone. */
+  async running(signal: AbortSignal): Promise<DaemonInfo> {
+    if (this.cached !== undefined) return this.cached
+    const info = await this.info()
+    if (info === undefined) throw this.gone('no proxy daemon is running for it')
+    if (!isProcessAlive(info.pid)) throw this.gone(`its proxy daemon (pid ${info.pid}) is not running`)
+    try {
+      const response = await fetch(`${info.controlUrl}/healthz`, {signal: AbortSignal.any([signal, AbortSignal.timeout(2000)])})
+      await response.body?.cancel()
+    } catch (error) {
+      throw this.gone(`its proxy daemon (pid ${info.pid}) does not answer: ${messageOf(error)}`)
+    }
+    this.cached = info
+    return info
+  }
+
+  private gone(why: string): UnreachableError {
+    return new UnreachableError(`release ${this.release}: ${why}`, {
+      subject: this.paths.dir,
+      suggestions: [
+        '`canary status` shows what the saved rollout state says.',
+        '`canary down` stops whatever is left and removes the state; then `canary start` or `canary run` again.',
+      ],
+    })
+  }
+
+  /** Starts the daemon with `stableImage` as stable unless one already runs; waits until it is ready. */
+  async ensure(stableImage: string, signal: AbortSignal): Promise<DaemonInfo> {
+    const existing = await this.info()
+    if (existing !== undefined && isProcessAlive(existing.pid)) return this.running(signal)
+    await rm(this.paths.daemon, {force: true})
+    await rm(this.paths.daemonError, {force: true})
+    await mkdir(this.paths.dir, {recursive: true, mode: 0o700})
+    await adminToken(this.paths)
+    const entry = fileURLToPath(new URL(`./daemon-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url))
+    const log = openSync(this.paths.daemonLog, 'a', 0o600)
+    const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), entry, this.specFile, this.release, stableImage], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      cwd: process.cwd(),
+    })
+    closeSync(log)
+    let exited: string | undefined
+    child.once('exit', (code, sig) => (exited = sig === null ? `exit code ${code}` : `signal ${sig}`))
+    child.unref()
+    const deadline = Date.now() + this.readyTimeoutMs + DAEMON_START_GRACE_MS
+    for (;;) {
+      signal.throwIfAborted()
+      const info = await this.info()
+      if (info !== undefined && info.pid === child.pid) return this.running(signal)
+      if (exited !== undefined) {
+        const why = await readFile(this.paths.daemonError, 'utf8').then((t) => (JSON.parse(t) as {message: string}).message, () => `daemon ${exited}`)
+        throw new TimeoutError(`release ${this.release}: starting the stable version failed: ${why}`, {
+          subject: this.paths.dir,
+          suggestions: [`See ${this.paths.daemonLog} and the replica logs in ${this.paths.logs}.`, 'Nothing was left running.'],
+        })
+      }
+      if (Date.now() >= deadline) {
+        if (child.pid !== undefined) process.kill(child.pid, 'SIGTERM')
+        throw new TimeoutError(`release ${this.release}: the proxy daemon did not become ready in time`, {subject: this.paths.dir, suggestions: [`See ${this.paths.daemonLog}.`]})
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  /** Calls the control API; errors name the daemon and the call. */
+  async call<T>(method: string, path: string, signal: AbortSignal, body?: unknown): Promise<T> {
+    const info = await this.running(signal)
+    const token = await adminToken(this.paths)
+    let response: Response
+    try {
+      response = await fetch(`${info.controlUrl}${path}`, {
+        method,
+        headers: {authorization: `Bearer ${token}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
+        ...(body === undefined ? {} : {body: JSON.stringify(body)}),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(CONTROL_TIMEOUT_MS)]),
+      })
+    } catch (error) {
+      throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${messageOf(error)}`, {cause: error, subject: this.paths.dir})
+    }
+    const text = await response.text()
+    if (!response.ok) throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${response.status} ${text}`, {subject: this.paths.dir})
+    return JSON.parse(text) as T
+  }
+
+  /** Stops the daemon (and with it the proxy and every replica); returns what was stopped. */
+  async stop(signal: AbortSignal): Promise<string[]> {
+    const info = await this.info()
+    if (info === undefined || !isProcessAlive(info.pid)) {
+      await rm(this.paths.daemon, {force: true})
+      return []
+    }
+    await this.call('POST', '/shutdown', signal, {}).catch(() => process.kill(info.pid, 'SIGTERM'))
+    const deadline = Date.now() + 10_000
+    while (isProcessAlive(info.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    if (isProcessAlive(info.pid)) process.kill(info.pid, 'SIGKILL')
+    await rm(this.paths.daemon, {force: true})
+    return [`proxy daemon pid ${info.pid} (${info.proxyUrl})`]
+  }
+}

@@ -1,0 +1,59 @@
+/** All ports of a release on the local target: daemon-backed target, proxy router and metrics, file store and lock. */
+import {rm} from 'node:fs/promises'
+
+import type {Weights} from '../rollout/core/weights.js'
+import {ProxyRouter} from './proxy-router.js'
+import type {RolloutPorts, TargetInput} from '../rollout/targets/index.js'
+import {acquireLockFile} from './lock-file.js'
+import {DaemonClient} from './daemon-client.js'
+import {adminToken} from './daemon.js'
+import {FileRolloutStore} from './file-store.js'
+import {LocalTarget} from './local-target.js'
+import {releasePaths} from './paths.js'
+import {ProxyMetricSource} from './proxy-metrics.js'
+import type {RolloutState} from '../rollout/core/types.js'
+import type {MetricSource, TrafficRouter} from '../rollout/ports.js'
+
+export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts> {
+  const {release, specFile} = input
+  const paths = releasePaths(specFile, release.name)
+  const daemon = new DaemonClient(paths, release.name, specFile, release.local?.readyTimeoutMs ?? 60_000)
+  const subject = `release ${release.name}`
+  // Router and metrics find the proxy's admin API through the daemon, lazily: a command that only
+  // reads state must not fail before it can explain that the daemon is gone.
+  const admin = async (signal: AbortSignal) => ({url: (await daemon.running(signal)).adminUrl, token: await adminToken(paths)})
+  const router: TrafficRouter = {
+    kind: 'proxy',
+    capabilities: {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true},
+    reconcile: async (signal) => new ProxyRouter(release, await admin(signal)).reconcile(signal),
+    setWeights: async (w: Weights, signal) => new ProxyRouter(release, await admin(signal)).setWeights(w, signal),
+    getWeights: async (signal) => new ProxyRouter(release, await admin(signal)).getWeights(signal),
+    finalize: async (outcome, signal) => new ProxyRouter(release, await admin(signal)).finalize(outcome, signal),
+  }
+  const metrics: MetricSource = {
+    kind: 'proxy',
+    read: async (window, signal) => new ProxyMetricSource(release.name, await admin(signal)).read(window, signal),
+  }
+  return {
+    router,
+    target: new LocalTarget(daemon),
+    metrics,
+    store: new FileRolloutStore<RolloutState>(paths.state, subject),
+    lock: {acquire: (waitMs, signal) => acquireLockFile(paths.operationLock, {waitMs, operation: process.argv.slice(2, 3).join(' ') || 'canary', subject, signal})},
+    prepare: async (stableImage, signal) => {
+      await daemon.ensure(stableImage, signal)
+    },
+    check: async (signal) => {
+      await daemon.running(signal)
+    },
+    endpoints: async () => {
+      const info = await daemon.info()
+      return info === undefined ? {} : {proxyUrl: info.proxyUrl}
+    },
+    down: async (signal) => {
+      const stopped = await daemon.stop(signal)
+      await rm(paths.dir, {recursive: true, force: true})
+      return {stopped: [...stopped, `state ${paths.dir}`]}
+    },
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * MetricSource on the bundled proxy's per-second counters: `GET /api/services/{service}/stats?since=`
+ * returns exact request, error and latency-bucket counts per version (track) for the window.
+ */
+import {UnreachableError, messageOf} from '../errors.js'
+import {EMPTY_VERSION_METRICS, type VersionMetrics, type WindowMetrics} from '../rollout/core/metrics.js'
+import type {MetricSource} from '../rollout/ports.js'
+import type {ProxyAdminEndpoint} from '../rollout/routers/index.js'
+
+interface VersionStats {
+  readonly requests: number
+  readonly errors: number
+  readonly latency: {readonly buckets: readonly {readonly le: number | '+Inf'; readonly count: number}[]}
+}
+
+export class ProxyMetricSource implements MetricSource {
+  readonly kind = 'proxy'
+
+  constructor(
+    private readonly service: string,
+    private readonly admin: ProxyAdminEndpoint,
+  ) {}
+
+  async read(window: {readonly sinceMs: number; readonly untilMs: number}, signal: AbortSignal): Promise<WindowMetrics> {
+    const url = `${this.admin.url}/api/services/${encodeURIComponent(this.service)}/stats?since=${Math.floor(window.sinceMs)}`
+    let body: {sinceMs: number; untilMs: number; versions: Record<string, VersionStats>}
+    try {
+      const response = await fetch(url, {headers: {authorization: `Bearer ${this.admin.token}`}, signal: AbortSignal.any([signal, AbortSignal.timeout(5000)])})
+      if (!response.ok) throw new Error(`${response.status} ${await response.text()}`)
+      body = (await response.json()) as typeof body
+    } catch (error) {
+      throw new UnreachableError(`proxy admin ${this.admin.url}: reading stats of ${this.service} failed: ${messageOf(error)}`, {cause: error})
+    }
+    return {sinceMs: body.sinceMs, untilMs: body.untilMs, stable: toMetrics(body.versions.stable), canary: toMetrics(body.versions.canary)}
+  }
+}
+
+function toMetrics(stats: VersionStats | undefined): VersionMetrics {
+  if (stats === undefined) return EMPTY_VERSION_METRICS
+  return {
+    requests: stats.requests,
+    errors: stats.errors,
+    latency: stats.latency.buckets.map((b) => ({leSeconds: b.le === '+Inf' ? Number.POSITIVE_INFINITY : b.le, count: b.count})),
+  }
+}

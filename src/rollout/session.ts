@@ -1,0 +1,48 @@
+/**
+ * What every lifecycle command does first: load the spec, check NAME, build the target's ports,
+ * the plan and a real clock. Kept here so commands stay thin.
+ */
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {NotFoundError, UsageError} from '../errors.js'
+import {resolveCanaryImage} from '../spec/image-ref.js'
+import {loadRelease} from '../spec/load-release.js'
+import type {Release} from '../spec/release.js'
+import {planFromRelease} from './plan-from-release.js'
+import type {Clock} from './ports.js'
+import type {RolloutSession} from './services.js'
+import {portsFor} from './targets/index.js'
+import type {TickResult} from './engine.js'
+
+/** Wall-clock time; `sleep` rejects with the signal's reason when aborted. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: async (ms, signal) => {
+    await sleep(ms, undefined, {signal})
+  },
+}
+
+/** A session plus the release it was built from. */
+export interface OpenedSession extends RolloutSession {
+  readonly release: Release
+  readonly specFile: string
+}
+
+/** Loads `file`, checks that NAME (if given) is the release it defines, and builds the ports. */
+export async function openSession(file: string, name: string | undefined, onTick?: (tick: TickResult) => void): Promise<OpenedSession> {
+  const {release} = await loadRelease(file)
+  if (name !== undefined && name !== release.name) {
+    throw new NotFoundError(`release ${name}: not found in ${file}`, {subject: file, suggestions: [`${file} defines release ${release.name}; omit NAME or pass another spec with -f.`]})
+  }
+  const ports = await portsFor({release, specFile: file})
+  return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports, clock: systemClock, release, specFile: file, ...(onTick === undefined ? {} : {onTick})}
+}
+
+/** The canary image for `--image`: a full reference, or a tag/digest applied to the spec's image. */
+export function canaryImageFor(release: Release, refOrTag: string): string {
+  try {
+    return resolveCanaryImage(release.image, refOrTag).ref
+  } catch (error) {
+    throw new UsageError(`--image ${refOrTag}: ${(error as Error).message}`, {suggestions: ['Pass a tag (v2), a digest (sha256:…) or a full reference (ghcr.io/acme/my-app:v2).']})
+  }
+}
