@@ -43,6 +43,14 @@ export interface DenyRule {
   readonly name?: string
 }
 
+/** An RBAC PolicyRule: when `allowRules` is set, only requests some rule allows get through. */
+export interface AllowRule {
+  readonly apiGroups: readonly string[]
+  readonly resources: readonly string[]
+  readonly verbs: readonly string[]
+  readonly resourceNames?: readonly string[]
+}
+
 /** What the simulated Deployment controller does after a Deployment's spec changes. */
 export type DeploymentBehaviour = 'available' | 'manual' | 'progress-deadline-exceeded'
 
@@ -162,6 +170,8 @@ export class FakeApiServer {
   readonly requests: RecordedRequest[] = []
   /** Rules that make the server answer 403 Forbidden. */
   readonly denyRules: DenyRule[] = []
+  /** When set, RBAC is allow-list: a request no rule allows is 403 (like a Role bound to the user). */
+  allowRules: readonly AllowRule[] | undefined
   /** Decides what the Deployment controller does with each Deployment after a spec change. */
   deploymentBehaviour: (deployment: KubeObject) => DeploymentBehaviour = () => 'available'
   readonly namespace: string
@@ -311,7 +321,7 @@ export class FakeApiServer {
     let name: string | undefined
     try {
       const route = this.route(url.pathname)
-      resource = route.type?.resource ?? route.podProxy?.resource
+      resource = route.podProxy !== undefined ? 'pods/proxy' : route.subresource === undefined ? route.type?.resource : `${route.type?.resource}/${route.subresource}`
       name = route.name
       if (route.podProxy !== undefined) {
         verb = 'get'
@@ -400,7 +410,10 @@ export class FakeApiServer {
       (rule.group === undefined || rule.group === type.group) &&
       (rule.namespace === undefined || rule.namespace === namespace) &&
       (rule.name === undefined || rule.name === name))
-    if (denied) fail(status.forbidden(type, verb, this.user, namespace, name, subresource))
+    const allowed = this.allowRules === undefined || this.allowRules.some((rule) =>
+      rule.verbs.includes(verb) && rule.apiGroups.includes(type.group) && rule.resources.includes(resource) &&
+      (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))))
+    if (denied || !allowed) fail(status.forbidden(type, verb, this.user, namespace, name, subresource))
   }
 
   private dispatch(verb: string, type: ResourceType, namespace: string | undefined, name: string | undefined, subresource: string | undefined, contentType: string | undefined, body: string, query: URLSearchParams): {code: number; body: unknown} {
@@ -422,8 +435,11 @@ export class FakeApiServer {
         if (sentVersion !== undefined && sentVersion !== stored.object.metadata?.resourceVersion) fail(status.staleConflict(type, name ?? ''))
         return {code: 200, body: this.update(stored, object, manager, subresource)}
       }
-      case 'patch':
-        return {code: 200, body: this.patch(type, namespace, name ?? '', subresource, contentType ?? '', body, manager, query.get('force') === 'true')}
+      case 'patch': {
+        // An apply that creates the object answers 201 Created, like the real server.
+        const existed = this.objects.has(keyOf(type, namespace, name ?? ''))
+        return {code: existed ? 200 : 201, body: this.patch(type, namespace, name ?? '', subresource, contentType ?? '', body, manager, query.get('force') === 'true')}
+      }
       case 'delete': {
         const stored = this.mustGet(type, namespace, name ?? '')
         this.objects.delete(keyOf(type, namespace, name ?? ''))
@@ -601,6 +617,8 @@ export class FakeApiServer {
     if (applied.metadata?.name !== undefined && applied.metadata.name !== name) fail(status.badRequest(`the name of the object (${applied.metadata.name}) does not match the name on the URL (${name})`))
     const stored = this.objects.get(keyOf(type, namespace, name))
     if (stored === undefined) {
+      // An apply that creates the object also needs "create" (apiserver handlers/patch.go withAuthorization).
+      this.authorize('create', type, namespace, name)
       const object = {...structuredClone(applied), metadata: {...applied.metadata, name, ...(namespace === undefined ? {} : {namespace})}}
       return this.create(type, namespace, object, manager, 'Apply')
     }
