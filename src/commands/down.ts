@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {kubeFlags, sessionOverrides} from '../kube/flags.js'
 import type {DownReport} from '../rollout/targets/index.js'
 import {openSession} from '../rollout/session.js'
 
@@ -15,11 +16,12 @@ export default class Down extends BaseCommand<DownReport> {
 
   static override flags = {
     file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
+    ...kubeFlags,
   }
 
   async run(): Promise<DownReport> {
     const {args, flags} = await this.parse(Down)
-    const session = await openSession(flags.file, args.name)
+    const session = await openSession(flags.file, args.name, undefined, sessionOverrides(flags))
     const report = await session.ports.down(new AbortController().signal)
     if (!this.jsonEnabled()) for (const line of report.stopped) this.log(`stopped ${line}`)
     return report

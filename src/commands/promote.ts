@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {kubeFlags, sessionOverrides} from '../kube/flags.js'
 import {formatStatus, styleFor} from '../rollout/progress.js'
 import {promoteRollout, type RolloutStatus} from '../rollout/services.js'
 import {openSession} from '../rollout/session.js'
@@ -19,12 +20,13 @@ export default class Promote extends BaseCommand<RolloutStatus> {
 
   static override flags = {
     file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
+    ...kubeFlags,
     force: Flags.boolean({summary: 'Skip the analysis check.'}),
   }
 
   async run(): Promise<RolloutStatus> {
     const {args, flags} = await this.parse(Promote)
-    const session = await openSession(flags.file, args.name)
+    const session = await openSession(flags.file, args.name, undefined, sessionOverrides(flags))
     const status = await promoteRollout(session, {force: flags.force, signal: new AbortController().signal})
     if (!this.jsonEnabled()) this.log(formatStatus(status, styleFor(process.stdout), 3))
     return status

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {kubeFlags, sessionOverrides} from '../kube/flags.js'
 import {UsageError} from '../errors.js'
 import {ProgressPrinter, formatStatus, styleFor} from '../rollout/progress.js'
 import {runRollout, type RunReport} from '../rollout/services.js'
@@ -21,6 +22,7 @@ export default class Run extends BaseCommand<RunReport> {
 
   static override flags = {
     file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
+    ...kubeFlags,
     image: Flags.string({summary: 'Canary image: a tag for the spec image (v2), a digest or a full reference.', required: true}),
     timeout: Flags.string({summary: 'Give up after this long (e.g. 30m): exit 14, or 13 when the canary could not be judged yet.'}),
   }
@@ -30,7 +32,7 @@ export default class Run extends BaseCommand<RunReport> {
     const timeoutMs = flags.timeout === undefined ? undefined : parseDurationMs(flags.timeout)
     if (flags.timeout !== undefined && timeoutMs === undefined) throw new UsageError(`--timeout ${flags.timeout}: not a duration`, {suggestions: ['Use e.g. 30s, 2m or 1h30m.']})
     const printer = new ProgressPrinter(process.stderr, !this.jsonEnabled())
-    const session = await openSession(flags.file, args.name, printer.onTick)
+    const session = await openSession(flags.file, args.name, printer.onTick, sessionOverrides(flags))
     printer.setPlan(session.plan.totalWeight, session.plan.steps.length)
     const report = await runRollout(session, {canaryImage: canaryImageFor(session.release, flags.image), ...(timeoutMs === undefined ? {} : {timeoutMs}), signal: new AbortController().signal})
     printer.end()

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {kubeFlags, sessionOverrides} from '../kube/flags.js'
 import {ProgressPrinter, formatStatus, styleFor} from '../rollout/progress.js'
 import {startRollout, type RolloutStatus} from '../rollout/services.js'
 import {canaryImageFor, openSession} from '../rollout/session.js'
@@ -19,13 +20,14 @@ export default class Start extends BaseCommand<RolloutStatus> {
 
   static override flags = {
     file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
+    ...kubeFlags,
     image: Flags.string({summary: 'Canary image: a tag for the spec image (v2), a digest or a full reference.', required: true}),
   }
 
   async run(): Promise<RolloutStatus> {
     const {args, flags} = await this.parse(Start)
     const printer = new ProgressPrinter(process.stderr, !this.jsonEnabled())
-    const session = await openSession(flags.file, args.name, printer.onTick)
+    const session = await openSession(flags.file, args.name, printer.onTick, sessionOverrides(flags))
     printer.setPlan(session.plan.totalWeight, session.plan.steps.length)
     const status = await startRollout(session, {canaryImage: canaryImageFor(session.release, flags.image), signal: new AbortController().signal})
     printer.end()

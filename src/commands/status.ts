@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {kubeFlags, sessionOverrides} from '../kube/flags.js'
 import {UsageError, type ExitCode} from '../errors.js'
 import {formatStatus, styleFor} from '../rollout/progress.js'
 import {rolloutStatus, waitForEnd, type RolloutStatus} from '../rollout/services.js'
@@ -22,6 +23,7 @@ export default class Status extends BaseCommand<RolloutStatus> {
 
   static override flags = {
     file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
+    ...kubeFlags,
     watch: Flags.boolean({summary: 'Refresh every second until the rollout ends.', exclusive: ['wait']}),
     wait: Flags.boolean({summary: 'Block until the rollout ends; exit with its code.'}),
     timeout: Flags.string({summary: 'With --wait or --watch: give up after this long (exit 14).'}),
@@ -31,7 +33,7 @@ export default class Status extends BaseCommand<RolloutStatus> {
     const {args, flags} = await this.parse(Status)
     const timeoutMs = flags.timeout === undefined ? undefined : parseDurationMs(flags.timeout)
     if (flags.timeout !== undefined && timeoutMs === undefined) throw new UsageError(`--timeout ${flags.timeout}: not a duration`, {suggestions: ['Use e.g. 30s, 2m or 1h30m.']})
-    const session = await openSession(flags.file, args.name)
+    const session = await openSession(flags.file, args.name, undefined, sessionOverrides(flags))
     const signal = new AbortController().signal
     const style = styleFor(process.stdout)
     if (!flags.wait && !flags.watch) {

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {kubeFlags, sessionOverrides} from '../kube/flags.js'
 import {UsageError} from '../errors.js'
 import {formatStatus, styleFor} from '../rollout/progress.js'
 import {stepRollout, type RolloutStatus} from '../rollout/services.js'
@@ -22,6 +23,7 @@ export default class Step extends BaseCommand<RolloutStatus> {
 
   static override flags = {
     file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
+    ...kubeFlags,
     weight: Flags.integer({summary: 'Set this canary weight (0 to spec.totalWeight) instead of the next step.', min: 0}),
     force: Flags.boolean({summary: 'Skip the analysis check.'}),
     wait: Flags.boolean({summary: 'When there is not enough data yet, wait for it instead of exiting 13.'}),
@@ -32,7 +34,7 @@ export default class Step extends BaseCommand<RolloutStatus> {
     const {args, flags} = await this.parse(Step)
     const timeoutMs = flags.timeout === undefined ? undefined : parseDurationMs(flags.timeout)
     if (flags.timeout !== undefined && timeoutMs === undefined) throw new UsageError(`--timeout ${flags.timeout}: not a duration`, {suggestions: ['Use e.g. 30s, 2m or 1h30m.']})
-    const session = await openSession(flags.file, args.name)
+    const session = await openSession(flags.file, args.name, undefined, sessionOverrides(flags))
     const status = await stepRollout(session, {
       ...(flags.weight === undefined ? {} : {weight: flags.weight}),
       force: flags.force,

@@ -13,6 +13,7 @@ import type {Clock} from './ports.js'
 import type {RolloutSession} from './services.js'
 import {portsFor} from './targets/index.js'
 import type {TickResult} from './engine.js'
+import type {SessionOverrides} from '../kube/flags.js'
 
 /** Wall-clock time; `sleep` rejects with the signal's reason when aborted. */
 export const systemClock: Clock = {
@@ -29,12 +30,13 @@ export interface OpenedSession extends RolloutSession {
 }
 
 /** Loads `file`, checks that NAME (if given) is the release it defines, and builds the ports. */
-export async function openSession(file: string, name: string | undefined, onTick?: (tick: TickResult) => void): Promise<OpenedSession> {
-  const {release} = await loadRelease(file)
+export async function openSession(file: string, name: string | undefined, onTick?: (tick: TickResult) => void, overrides: SessionOverrides = {}): Promise<OpenedSession> {
+  const loaded = (await loadRelease(file)).release
+  const release = overrides.target === undefined ? loaded : {...loaded, target: overrides.target}
   if (name !== undefined && name !== release.name) {
     throw new NotFoundError(`release ${name}: not found in ${file}`, {subject: file, suggestions: [`${file} defines release ${release.name}; omit NAME or pass another spec with -f.`]})
   }
-  const ports = await portsFor({release, specFile: file})
+  const ports = await portsFor({release, specFile: file, ...(overrides.kube === undefined ? {} : {kube: overrides.kube})})
   return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports, clock: systemClock, release, specFile: file, ...(onTick === undefined ? {} : {onTick})}
 }
 

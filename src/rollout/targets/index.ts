@@ -9,6 +9,7 @@ import {TARGET_KINDS, type Release, type TargetKind} from '../../spec/release.js
 import type {RolloutState} from '../core/types.js'
 import type {OperationLock} from '../engine.js'
 import type {MetricSource, RolloutStore, Target, TrafficRouter} from '../ports.js'
+import type {KubeConnectionOptions} from '../../kube/client.js'
 
 /** Where users reach the release, for `status` (`proxy.url` in `--json`). */
 export interface Endpoints {
@@ -41,6 +42,8 @@ export interface TargetInput {
   readonly release: Release
   /** The spec file; local state lives beside it in `.canary/`. */
   readonly specFile: string
+  /** kubectl connection flags for the Kubernetes target (#5). */
+  readonly kube?: KubeConnectionOptions
 }
 
 /** Builds the ports of one target kind. */
@@ -48,9 +51,7 @@ export type TargetFactory = (input: TargetInput) => Promise<RolloutPorts>
 
 export const TARGET_FACTORIES = {
   local: async (input) => (await import('../../local/local-ports.js')).createLocalPorts(input),
-  kubernetes: async () => {
-    throw new ConfigError('target kubernetes: not available in this build yet (#5)', [], {suggestions: ['Add `local:` to the spec to run the release on this machine.']})
-  },
+  kubernetes: async (input) => (await import('../../kube/kube-ports.js')).createKubernetesPorts(input),
 } satisfies Record<TargetKind, TargetFactory>
 
 /** The ports for `input.release.target`; an unknown kind is a ConfigError naming the known ones. */

@@ -1,0 +1,88 @@
+/**
+ * End to end: the built CLI (`npm run build` first; `npm test` does it) as a child process against
+ * the fake API server through a kubeconfig, exactly as a CI job would run it.
+ */
+import {spawn} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
+
+import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
+
+vi.setConfig({testTimeout: 120_000})
+
+const ROOT = join(import.meta.dirname, '../..')
+const BIN = join(ROOT, 'bin/run.js')
+
+const SPEC = `apiVersion: canary.dev/v1alpha1
+kind: Release
+metadata: {name: web, namespace: shop}
+spec:
+  image: ghcr.io/acme/web:v1
+  port: 8080
+  ingress: {host: web.example.com, router: nginx}
+  steps: [10, 50, 100]
+  analysis: {interval: 1s, progressDeadline: 30s}
+`
+
+function canary(args: readonly string[], cwd: string): Promise<{code: number | null; stdout: string; stderr: string}> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {cwd, env: {...process.env, NO_COLOR: '1', KUBECONFIG: ''}})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({code, stdout, stderr}))
+  })
+}
+
+let fake: FakeApiServer
+let dir: string
+
+beforeEach(async () => {
+  fake = await startFakeApiServer({namespace: 'shop'})
+  dir = mkdtempSync(join(tmpdir(), 'canary-kube-e2e-'))
+  writeFileSync(join(dir, 'canary.yaml'), SPEC)
+})
+
+afterEach(async () => {
+  await fake.close()
+  rmSync(dir, {recursive: true, force: true})
+})
+
+describe('canary on a cluster (built CLI, fake API server)', () => {
+  it('start → status → abort with --target kubernetes --kubeconfig', async () => {
+    const kube = ['--target', 'kubernetes', '--kubeconfig', fake.kubeconfigPath]
+    const start = await canary(['start', '--image', 'v2', ...kube, '--json'], dir)
+    expect(start.stderr).not.toMatch(/Error/)
+    expect(start.code).toBe(0)
+    expect(JSON.parse(start.stdout)).toMatchObject({phase: 'Progressing', canaryWeight: 10})
+    expect(fake.get('apps/v1', 'Deployment', 'shop', 'web-canary')).toBeDefined()
+    const status = await canary(['status', ...kube, '--json'], dir)
+    expect(JSON.parse(status.stdout)).toMatchObject({phase: 'Progressing', canaryWeight: 10})
+    const abort = await canary(['abort', ...kube, '--json'], dir)
+    expect(JSON.parse(abort.stdout)).toMatchObject({phase: 'Aborted'})
+    expect(fake.get('apps/v1', 'Deployment', 'shop', 'web-canary')).toBeUndefined()
+    expect(fake.get('networking.k8s.io/v1', 'Ingress', 'shop', 'web-canary')).toBeUndefined()
+  })
+
+  it('an unreachable API server exits 6 with a message naming the server', async () => {
+    const run = await canary(['start', '--image', 'v2', '--target', 'kubernetes', '--kubeconfig', fake.kubeconfigPath, '--context', 'elsewhere'], dir)
+    expect(run.code).toBe(6)
+    expect(run.stderr).toContain('Error [E_UNREACHABLE]')
+    expect(run.stderr).toContain('http://127.0.0.1:9')
+  })
+
+  it('an RBAC denial exits 3 naming the verb and the resource, with the --rbac hint', async () => {
+    fake.denyRules.push({verb: 'patch', resource: 'deployments'})
+    const run = await canary(['start', '--image', 'v2', '--target', 'kubernetes', '--kubeconfig', fake.kubeconfigPath, '--json'], dir)
+    expect(run.code).toBe(3)
+    const error = (JSON.parse(run.stdout) as {error: {code: string; message: string; verb: string; resource: string; suggestions: string[]}}).error
+    expect(error).toMatchObject({code: 'E_FORBIDDEN', verb: 'patch', resource: 'deployments.apps'})
+    expect(error.message).toContain('cannot patch resource "deployments"')
+    expect(error.suggestions.join(' ')).toContain('canary render --rbac')
+  })
+})
