@@ -18,8 +18,12 @@ export function lineDiff(before: string, after: string, contextLines = 2): strin
       ops.push({op: ' ', line: a[i]!})
       i++
       j++
-    } else if (j < b.length && (i >= a.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) ops.push({op: '+', line: b[j++]!})
-    else ops.push({op: '-', line: a[i++]!})
+    } else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
+      // Deletions before insertions, as in unified diffs.
+      ops.push({op: '-', line: a[i++]!})
+    } else {
+      ops.push({op: '+', line: b[j++]!})
+    }
   }
   const changed = ops.map((o, index) => (o.op === ' ' ? -1 : index)).filter((index) => index >= 0)
   if (changed.length === 0) return []
