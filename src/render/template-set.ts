@@ -3,7 +3,7 @@
  * file of the same name in a user's `--templates DIR`. Reading happens here, once; builders get
  * a `TemplateSet` and stay pure.
  */
-import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -47,6 +47,7 @@ export function bundledTemplates(): TemplateSet {
 export function loadTemplates(dir: string | undefined): TemplateSet {
   if (dir === undefined) return bundledTemplates()
   if (!existsSync(dir)) throw new NotFoundError(`templates directory ${dir}: not found`, {subject: dir, suggestions: ['Pass an existing directory to --templates, or copy templates/ from canary to start from.']})
+  if (!statSync(dir).isDirectory()) throw new ConfigError(`templates directory ${dir}: not a directory`, [], {subject: dir, suggestions: ['--templates takes a directory of <name>.yaml files.']})
   const known = Object.keys(TEMPLATE_PLACEHOLDERS)
   const problems = readdirSync(dir)
     .filter((file) => file.endsWith('.yaml') && !known.includes(file.slice(0, -'.yaml'.length)))
