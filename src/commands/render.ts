@@ -15,6 +15,8 @@ export interface RenderResult {
   router: RouterKind
   steps: Array<{step?: number; description?: string; stableImage: string; canaryImage?: string; weights: Weights; objects: readonly KubeObject[]; changes?: ReadonlyArray<{object: string; diff: readonly string[]}>}>
   written?: string[]
+  /** With --rbac: the ServiceAccount, Role and RoleBinding canary needs on a cluster (#5). */
+  rbac?: readonly KubeObject[]
 }
 
 export default class Render extends BaseCommand<RenderResult> {
@@ -27,6 +29,7 @@ export default class Render extends BaseCommand<RenderResult> {
     {description: 'Render the state after step 3 with canary image tag v2.', command: '<%= config.bin %> render -f examples/my-app.yaml --image v2 --step 3'},
     {description: 'Review every step and what changes between them.', command: '<%= config.bin %> render -f examples/my-app.yaml --image v2 --all-steps'},
     {description: 'Render for Traefik at 30 % and write one file per object.', command: '<%= config.bin %> render -f examples/my-app.yaml --image v2 --weight 30 --router traefik -o out/'},
+    {description: 'Print the least-privilege ServiceAccount, Role and RoleBinding for running canary from CI.', command: '<%= config.bin %> render -f examples/my-app.yaml --rbac'},
   ]
 
   static override flags = {
@@ -39,11 +42,24 @@ export default class Render extends BaseCommand<RenderResult> {
     output: Flags.string({char: 'o', summary: 'Write one YAML file per object into this directory instead of printing.'}),
     templates: Flags.string({summary: 'Directory whose <name>.yaml files override the bundled templates.'}),
     existing: Flags.string({summary: "YAML of the cluster's current objects (e.g. kubectl get ingress -A -o yaml); colliding canary Ingresses are refused (exit 5)."}),
+    rbac: Flags.boolean({summary: 'Print the ServiceAccount, Role and RoleBinding canary needs in the namespace (least privilege for the router) instead.', exclusive: ['image', 'weight', 'step', 'all-steps']}),
+    'service-account': Flags.string({summary: 'ServiceAccount name for --rbac.', default: 'canary', dependsOn: ['rbac']}),
   }
 
   async run(): Promise<RenderResult> {
     const {flags} = await this.parse(Render)
     const loaded = await loadRelease(flags.file)
+    if (flags.rbac) {
+      const {buildRbac} = await import('../kube/rbac.js')
+      const release = flags.router === undefined || loaded.release.ingress === undefined ? loaded.release : {...loaded.release, ingress: {...loaded.release.ingress, router: flags.router as RouterKind}}
+      const rbac = buildRbac(release, flags['service-account']) as unknown as KubeObject[]
+      const written = flags.output === undefined ? undefined : await writeObjects(flags.output, rbac)
+      if (!this.jsonEnabled()) {
+        if (written === undefined) process.stdout.write(toYaml(rbac))
+        else this.log(`wrote ${written.length} files to ${flags.output}`)
+      }
+      return {router: release.ingress?.router ?? 'proxy', steps: [], rbac, ...(written === undefined ? {} : {written})}
+    }
     const request: RenderRequest = {
       ...(flags.router === undefined ? {} : {router: flags.router as RouterKind}),
       ...(flags.image === undefined ? {} : {image: flags.image}),

@@ -85,4 +85,12 @@ describe('canary on a cluster (built CLI, fake API server)', () => {
     expect(error.message).toContain('cannot patch resource "deployments"')
     expect(error.suggestions.join(' ')).toContain('canary render --rbac')
   })
+
+  it('render --rbac prints the least-privilege ServiceAccount, Role and RoleBinding', async () => {
+    const run = await canary(['render', '--rbac', '--json'], dir)
+    expect(run.code).toBe(0)
+    const result = JSON.parse(run.stdout) as {rbac: Array<{kind: string; rules?: Array<{resources: string[]; verbs: string[]}>}>}
+    expect(result.rbac.map((o) => o.kind)).toEqual(['ServiceAccount', 'Role', 'RoleBinding'])
+    expect(result.rbac[1]?.rules?.find((r) => r.resources.includes('ingresses'))?.verbs).toEqual(['get', 'create', 'patch', 'delete'])
+  })
 })
