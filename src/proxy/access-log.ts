@@ -30,6 +30,8 @@ export class AccessLog {
   private writing = false
   private readonly fd: number
   private readonly timer: NodeJS.Timeout
+  private isoMs = 0
+  private iso = ''
 
   constructor(readonly path: string) {
     this.fd = path === '-' ? 1 : openSync(path, 'a')
@@ -38,8 +40,12 @@ export class AccessLog {
   }
 
   log(e: AccessLogEntry): void {
+    if (e.timeMs !== this.isoMs) {
+      this.isoMs = e.timeMs
+      this.iso = new Date(e.timeMs).toISOString()
+    }
     // Hand-built JSON: only the client-controlled strings go through JSON.stringify for escaping.
-    this.buffer += `{"time":"${new Date(e.timeMs).toISOString()}","client":${JSON.stringify(e.client)},"method":${JSON.stringify(e.method)},"host":${JSON.stringify(e.host)},"path":${JSON.stringify(e.path)},"status":${e.status},"duration_ms":${e.durationMs.toFixed(3)},"route":${JSON.stringify(e.route)},"service":${JSON.stringify(e.service)},"version":${JSON.stringify(e.version)},"upstream":${JSON.stringify(e.upstream)},"bytes":${e.bytes},"retries":${e.retries}}\n`
+    this.buffer += `{"time":"${this.iso}","client":${JSON.stringify(e.client)},"method":${JSON.stringify(e.method)},"host":${JSON.stringify(e.host)},"path":${JSON.stringify(e.path)},"status":${e.status},"duration_ms":${e.durationMs.toFixed(3)},"route":${JSON.stringify(e.route)},"service":${JSON.stringify(e.service)},"version":${JSON.stringify(e.version)},"upstream":${JSON.stringify(e.upstream)},"bytes":${e.bytes},"retries":${e.retries}}\n`
     if (this.buffer.length >= FLUSH_BYTES) this.flush()
   }
 

@@ -32,7 +32,7 @@ const SHORT_BODY: Record<number, string> = {
   504: 'gateway timeout\n',
 }
 
-type ResponseWithExchange = ServerResponse & {[kExchange]?: Exchange}
+type SocketWithExchange = Socket & {[kExchange]?: Exchange}
 
 /** Everything the data plane needs besides the request. */
 export interface DataPlaneContext {
@@ -97,7 +97,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length
-    return this.res.write(chunk)
+    const ok = this.res.write(chunk)
+    // Backpressure: undici pauses reading the upstream until the client socket drains.
+    if (!ok && this.resumeUpstream !== undefined) this.res.once('drain', this.resumeUpstream)
+    return ok
   }
 
   onComplete(): void {
@@ -174,16 +177,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-function onResponseClose(this: ResponseWithExchange): void {
+/** One 'close' listener per client connection (not per request): an HTTP/1.1 client aborts by closing it. */
+function onClientSocketClose(this: SocketWithExchange): void {
   const exchange = this[kExchange]
-  if (exchange === undefined || exchange.done || this.writableFinished) return
+  if (exchange === undefined || exchange.done) return
   exchange.clientGone = true
   if (exchange.abortUpstream !== undefined) exchange.abortUpstream(new Error('client closed the connection'))
   else exchange.finish(CLIENT_CLOSED_REQUEST)
-}
-
-function onResponseDrain(this: ResponseWithExchange): void {
-  this[kExchange]?.resumeUpstream?.()
 }
 
 function respond(res: ServerResponse, status: number, extraHeaders?: readonly [string, string][]): void {
@@ -290,9 +290,9 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.path = route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
   const facts: ForwardedFacts = {peer, clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
-  ;(res as ResponseWithExchange)[kExchange] = exchange
-  res.on('close', onResponseClose)
-  res.on('drain', onResponseDrain)
+  const socket = req.socket as SocketWithExchange
+  if (!(kExchange in socket)) socket.on('close', onClientSocketClose)
+  socket[kExchange] = exchange
 
   const mirror = service.mirror
   const withBody = hasBody(req)
