@@ -98,8 +98,9 @@ export async function connectKube(options: KubeConnectionOptions = {}): Promise<
 }
 
 /** Resolves when the promise does, rejects with an AbortError as soon as the signal aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+function abortable<T>(start: () => Promise<T>, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted()
+  const promise = start()
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, {once: true})
@@ -137,7 +138,7 @@ class ClientNodeKubeClient implements KubeClient {
 
   private async call<T>(verb: string, ref: ObjectRef | {apiVersion: string; kind: string; namespace: string; name?: string}, signal: AbortSignal, run: () => Promise<T>): Promise<T> {
     try {
-      return plain(await abortable(run(), signal))
+      return plain(await abortable(run, signal))
     } catch (error) {
       if (signal.aborted && error === signal.reason) throw error
       const subject = ref.name === undefined ? `${ref.kind}s in ${ref.namespace}` : subjectOf(ref as ObjectRef)
@@ -205,7 +206,7 @@ class ClientNodeKubeClient implements KubeClient {
     const operation = {verb: 'watch', subject: subjectOf(ref), resource: resourceOf(ref.apiVersion, ref.kind)}
     let controller: AbortController
     try {
-      controller = await abortable(new this.k8s.Watch(this.kc).watch(path, query,
+      controller = await abortable(() => new this.k8s.Watch(this.kc).watch(path, query,
         (type: string, object: unknown) => onEvent({type: type as WatchEvent['type'], object: plain(object) as KubeObject}),
         (error: unknown) => {
           if (!signal.aborted) onEnd(error === null || error === undefined ? undefined : mapKubeError(error, operation, this.server))

@@ -6,7 +6,9 @@
  * resumed from the last resourceVersion (or re-read when that is too old); a text that does not
  * parse is refused by the proxy, which keeps serving the previous config.
  */
-import type {KubeClient} from './client.js'
+import {parseProxyConfig, type ProxyConfig} from '../proxy/config.js'
+import {PROXY_CONFIG_FILE} from '../render/proxy.js'
+import {connectKube, type KubeClient} from './client.js'
 import type {KubeObject, ObjectRef} from './objects.js'
 
 /** Operational events of the follower (reconnects, errors). */
@@ -67,4 +69,28 @@ export async function followConfigMap(client: KubeClient, ref: ObjectRef, key: s
   }
 
   await start()
+}
+
+/** Anything whose config can be swapped (a running proxy or proxy cluster). */
+export interface ReloadableProxy {
+  reload(config: ProxyConfig): Promise<number>
+}
+
+/**
+ * `canary proxy --follow-config-map NAMESPACE/NAME`: connects with the pod's service account (or
+ * the kubeconfig) and reloads the proxy with the ConfigMap's `proxy.yaml` on every change. A text
+ * that does not parse is logged and the previous config keeps serving.
+ */
+export async function followConfigMapIntoProxy(target: string, proxy: ReloadableProxy, signal: AbortSignal, log: FollowLog = (event) => process.stderr.write(`${JSON.stringify(event)}\n`)): Promise<void> {
+  const [namespace, name] = target.includes('/') ? target.split('/', 2) : [undefined, target]
+  const client = await connectKube(namespace === undefined ? {} : {namespace})
+  const ref: ObjectRef = {apiVersion: 'v1', kind: 'ConfigMap', namespace: namespace ?? client.namespace, name: name ?? ''}
+  await followConfigMap(client, ref, PROXY_CONFIG_FILE, async (text) => {
+    try {
+      const generation = await proxy.reload(parseProxyConfig(text, `configmap:${ref.namespace}/${ref.name}`))
+      log({level: 'info', msg: 'routing ConfigMap applied', configMap: `${ref.namespace}/${ref.name}`, generation})
+    } catch (error) {
+      log({level: 'error', msg: 'routing ConfigMap refused; the previous config keeps serving', configMap: `${ref.namespace}/${ref.name}`, error: String(error)})
+    }
+  }, signal, {log})
 }

@@ -5,7 +5,7 @@
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {connectKube} from '../../src/kube/client.js'
-import {followConfigMap} from '../../src/kube/proxy-config-sync.js'
+import {followConfigMap, followConfigMapIntoProxy} from '../../src/kube/proxy-config-sync.js'
 import {parseProxyConfig} from '../../src/proxy/config.js'
 import {startProxy, type RunningProxy} from '../../src/proxy/server.js'
 import {PROXY_CONFIG_FILE} from '../../src/render/proxy.js'
@@ -16,10 +16,12 @@ import {testRelease} from './release-fixture.js'
 
 let fake: FakeApiServer
 let proxy: RunningProxy | undefined
-const controller = new AbortController()
+let controller: AbortController
 
 beforeEach(async () => {
   fake = await startFakeApiServer({namespace: 'shop'})
+  controller = new AbortController()
+  proxy = undefined
 })
 
 afterEach(async () => {
@@ -64,5 +66,33 @@ describe('followConfigMap', () => {
     await router.setWeights(weights(60, 100), controller.signal)
     await until(() => canaryWeight() === 60, (wake) => wakers.push(wake))
     expect(fake.requests.some((r) => r.verb === 'watch')).toBe(true)
+  })
+
+  it('canary proxy --follow-config-map: applies each change, refuses a broken one and keeps serving', async () => {
+    const release = testRelease({router: 'proxy'})
+    const client = await connectKube({kubeconfig: fake.kubeconfigPath})
+    const router = new KubeProxyRouter(client, release)
+    await router.reconcile(controller.signal)
+    const text = (fake.get('v1', 'ConfigMap', 'shop', 'web-proxy-config')?.data as Record<string, string>)[PROXY_CONFIG_FILE] ?? ''
+    proxy = await startProxy(parseProxyConfig(text.replace(/0\.0\.0\.0:8080/, '127.0.0.1:0').replace(/127\.0\.0\.1:9901/, '127.0.0.1:0'), 'initial'), {log: () => undefined})
+    const events: Array<Record<string, unknown>> = []
+    const wakers: Array<() => void> = []
+    const saved = process.env.KUBECONFIG
+    process.env.KUBECONFIG = fake.kubeconfigPath
+    try {
+      await followConfigMapIntoProxy('shop/web-proxy-config', proxy, controller.signal, (event) => {
+        events.push(event)
+        for (const wake of wakers) wake()
+      })
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG
+      else process.env.KUBECONFIG = saved
+    }
+    const canaryWeight = () => proxy?.state().services.web?.versions.find((v) => v.name === 'canary')?.weight
+    await router.setWeights(weights(40, 100), controller.signal)
+    await until(() => canaryWeight() === 40, (wake) => wakers.push(wake))
+    await client.mergePatch({apiVersion: 'v1', kind: 'ConfigMap', namespace: 'shop', name: 'web-proxy-config'}, {data: {[PROXY_CONFIG_FILE]: 'routes: [oops'}}, controller.signal)
+    await until(() => events.some((e) => e.level === 'error'), (wake) => wakers.push(wake))
+    expect(canaryWeight()).toBe(40)
   })
 })
