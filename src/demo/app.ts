@@ -2,15 +2,18 @@
  * The built-in demo app: a tiny HTTP server that answers with its version. `canary demo` runs it as
  * `local.command`; with DEMO_ERROR_PERCENT set it answers 500 to that share of requests (spread
  * evenly by a counter, so the share is exact), and DEMO_CRASH_AFTER makes it exit after that many requests.
- * Env: PORT, IMAGE (set by canary), DEMO_ERROR_PERCENT, DEMO_CRASH_AFTER, DEMO_NEVER_READY.
+ * Env: PORT, IMAGE (set by canary), DEMO_ERROR_PERCENT, DEMO_BAD_IMAGE, DEMO_CRASH_AFTER, DEMO_NEVER_READY.
  */
 import {createServer} from 'node:http'
 
 const port = Number(process.env.PORT ?? 8080)
 const image = process.env.IMAGE ?? 'demo:dev'
-const errorPercent = Number(process.env.DEMO_ERROR_PERCENT ?? 0)
-const crashAfter = process.env.DEMO_CRASH_AFTER === undefined ? undefined : Number(process.env.DEMO_CRASH_AFTER)
-const neverReady = process.env.DEMO_NEVER_READY === '1'
+const badImage = process.env.DEMO_BAD_IMAGE
+// DEMO_BAD_IMAGE limits the errors to one version, so one spec can describe a good v1 and a bad v2.
+const errorPercent = badImage === undefined || badImage === image ? Number(process.env.DEMO_ERROR_PERCENT ?? 0) : 0
+const affected = badImage === undefined || badImage === image
+const crashAfter = process.env.DEMO_CRASH_AFTER === undefined || !affected ? undefined : Number(process.env.DEMO_CRASH_AFTER)
+const neverReady = process.env.DEMO_NEVER_READY === '1' && affected
 let served = 0
 
 const server = createServer((req, res) => {

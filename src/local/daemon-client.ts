@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url'
 
 import {TimeoutError, UnreachableError, messageOf} from '../errors.js'
 import type {DaemonInfo} from './daemon.js'
-import {adminToken} from './daemon.js'
+import {adminToken} from './admin-token.js'
 import {isProcessAlive} from './lock-file.js'
 import type {ReleasePaths} from './paths.js'
 

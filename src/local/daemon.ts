@@ -9,8 +9,8 @@
  * Traffic weights are not its business: the local TrafficRouter sets them on the proxy's admin API.
  * Its address book (`daemon.json`) is written once the stable version is ready and the proxy listens.
  */
-import {randomBytes, timingSafeEqual, createHash} from 'node:crypto'
-import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {createHash, timingSafeEqual} from 'node:crypto'
+import {rm, writeFile} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 
 import {stringify} from 'yaml'
@@ -21,9 +21,13 @@ import {startProxy, type RunningProxy} from '../proxy/server.js'
 import {buildProxyConfig} from '../render/proxy.js'
 import {weights as weightsOf, type Weights} from '../rollout/core/weights.js'
 import {loadRelease} from '../spec/load-release.js'
+import {adminToken} from './admin-token.js'
 import {writeAtomically} from './file-store.js'
-import {releasePaths, type ReleasePaths} from './paths.js'
+import {releasePaths} from './paths.js'
 import {startTrack, type TrackServers} from './tracks.js'
+
+/** Proxy health-check period on this machine (the proxy's default is 5 s). */
+const LOCAL_HEALTH_CHECK_INTERVAL_MS = 500
 
 /** `daemon.json`: how the CLI finds the daemon. */
 export interface DaemonInfo {
@@ -49,18 +53,6 @@ export interface TracksReport {
   readonly canary: TrackReport | null
 }
 
-/** Reads or creates the release's admin token (mode 0600). */
-export async function adminToken(paths: ReleasePaths): Promise<string> {
-  try {
-    return (await readFile(paths.adminToken, 'utf8')).trim()
-  } catch {
-    const token = randomBytes(24).toString('base64url')
-    await mkdir(paths.dir, {recursive: true, mode: 0o700})
-    await writeFile(paths.adminToken, `${token}\n`, {mode: 0o600})
-    return token
-  }
-}
-
 /** Runs the daemon until shut down. Throws (and records daemon-error.json) when it cannot start. */
 export async function runDaemon(input: {readonly specFile: string; readonly releaseName: string; readonly stableImage: string}): Promise<void> {
   const {release} = await loadRelease(input.specFile)
@@ -74,13 +66,19 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
   let proxy: RunningProxy | undefined
   const readyTimeoutMs = release.local?.readyTimeoutMs ?? 60_000
 
-  const configFor = (current: Weights): string => stringify(buildProxyConfig(release, {
-    stableServers: stable?.urls ?? [],
-    ...(canary === undefined ? {} : {canaryServers: canary.urls}),
-    weights: current,
-    adminListen: release.local?.adminListen ?? '127.0.0.1:0',
-    adminToken: '${CANARY_ADMIN_TOKEN}',
-  }), {lineWidth: 0})
+  const configFor = (current: Weights): string => {
+    const config = buildProxyConfig(release, {
+      stableServers: stable?.urls ?? [],
+      ...(canary === undefined ? {} : {canaryServers: canary.urls}),
+      weights: current,
+      adminListen: release.local?.adminListen ?? '127.0.0.1:0',
+      adminToken: '${CANARY_ADMIN_TOKEN}',
+    }) as {services: Record<string, {healthCheck?: {path: string; intervalMs?: number}}>}
+    // Locally a health check is cheap, and a new canary gets no traffic until its first one passes.
+    const healthCheck = config.services[release.name]?.healthCheck
+    if (healthCheck !== undefined) healthCheck.intervalMs = LOCAL_HEALTH_CHECK_INTERVAL_MS
+    return stringify(config, {lineWidth: 0})
+  }
 
   const applyConfig = async (next: Weights): Promise<void> => {
     const text = configFor(next)
@@ -111,7 +109,13 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
     throw error
   }
 
-  const report = (t: TrackServers): TrackReport => ({image: t.image, urls: t.urls, pids: t.pids, readiness: t.readiness()})
+  // Ready means the proxy can send it traffic too: its health check must have passed.
+  const report = (t: TrackServers): TrackReport => {
+    const readiness = t.readiness()
+    const version = proxy?.state().services[release.name]?.versions.find((v) => v.name === t.track)
+    if (!readiness.ready || version === undefined || version.healthy) return {image: t.image, urls: t.urls, pids: t.pids, readiness}
+    return {image: t.image, urls: t.urls, pids: t.pids, readiness: {...readiness, ready: false, reason: 'waiting for the proxy health check'}}
+  }
   const expected = createHash('sha256').update(token).digest()
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://daemon').pathname

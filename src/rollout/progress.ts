@@ -133,7 +133,7 @@ export function formatStatus(status: RolloutStatus, style: Style, decisionsShown
     lines.push(`  analysis (look ${status.analysis.look}, ${new Date(status.analysis.atMs).toISOString().slice(11, 19)}): ${verdictText(style, status.analysis.verdict)}`)
     for (const m of status.analysis.measurements) lines.push(formatMeasurement(m, style))
   }
-  if (status.decisions.length > 0) {
+  if (status.decisions.length > 0 && decisionsShown > 0) {
     lines.push('  decisions:')
     for (const d of status.decisions.slice(-decisionsShown)) lines.push(`    ${decisionLine(d, style)}`)
   }

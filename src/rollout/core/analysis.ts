@@ -84,7 +84,7 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         alpha: input.alpha,
         verdict: canary.requests === 0 ? 'Inconclusive' : broken ? 'Failed' : 'Successful',
         note: broken
-          ? `success rate at most ${formatPercent(upper)} (${1 - input.alpha} confidence), below ${check.minPercent} %`
+          ? `success rate at most ${formatPercent(upper)} (${formatConfidence(input.alpha)} confidence), below ${check.minPercent} %`
           : `success rate could be ${formatPercent(upper)}, not below ${check.minPercent} %`,
       }
     }
@@ -215,6 +215,10 @@ function percentOrNull(part: number, whole: number): number | null {
 
 function formatPercent(value: number): string {
   return `${value.toFixed(value >= 99 ? 3 : 2)} %`
+}
+
+function formatConfidence(alpha: number): string {
+  return `${((1 - alpha) * 100).toPrecision(4)} %`
 }
 
 function formatMs(value: number): string {
