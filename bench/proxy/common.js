@@ -214,3 +214,17 @@ export async function adminFetch(adminUrl, path, init = {}) {
   const text = await response.text()
   return {status: response.status, body: text.startsWith('{') ? JSON.parse(text) : text}
 }
+
+/** CPU seconds (user + system) used so far by a process tree, from /proc. */
+export function cpuSeconds(pid) {
+  let ticks = 0
+  for (const p of processTree(pid)) {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // The process exited; ignore it.
+    }
+  }
+  return ticks / 100
+}
