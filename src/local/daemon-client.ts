@@ -63,9 +63,9 @@ export class DaemonClient {
   }
 
   /** Starts the daemon with `stableImage` as stable unless one already runs; waits until it is ready. */
-  async ensure(stableImage: string, signal: AbortSignal): Promise<DaemonInfo> {
+  async ensure(stableImage: string, signal: AbortSignal): Promise<DaemonInfo & {readonly started: boolean}> {
     const existing = await this.info()
-    if (existing !== undefined && isProcessAlive(existing.pid)) return this.running(signal)
+    if (existing !== undefined && isProcessAlive(existing.pid)) return {...(await this.running(signal)), started: false}
     await rm(this.paths.daemon, {force: true})
     await rm(this.paths.daemonError, {force: true})
     await mkdir(this.paths.dir, {recursive: true, mode: 0o700})
@@ -85,7 +85,7 @@ export class DaemonClient {
     for (;;) {
       signal.throwIfAborted()
       const info = await this.info()
-      if (info !== undefined && info.pid === child.pid) return this.running(signal)
+      if (info !== undefined && info.pid === child.pid) return {...(await this.running(signal)), started: true}
       if (exited !== undefined) {
         const why = await readFile(this.paths.daemonError, 'utf8').then((t) => (JSON.parse(t) as {message: string}).message, () => `daemon ${exited}`)
         throw new TimeoutError(`release ${this.release}: starting the stable version failed: ${why}`, {

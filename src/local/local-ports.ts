@@ -19,6 +19,7 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
   const paths = releasePaths(specFile, release.name)
   const daemon = new DaemonClient(paths, release.name, specFile, release.local?.readyTimeoutMs ?? 60_000)
   const subject = `release ${release.name}`
+  let startedHere = false
   // Router and metrics find the proxy's admin API through the daemon, lazily: a command that only
   // reads state must not fail before it can explain that the daemon is gone.
   const admin = async (signal: AbortSignal) => ({url: (await daemon.running(signal)).adminUrl, token: await adminToken(paths)})
@@ -41,7 +42,11 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
     store: new FileRolloutStore<RolloutState>(paths.state, subject),
     lock: {acquire: (waitMs, signal) => acquireLockFile(paths.operationLock, {waitMs, operation: process.argv.slice(2, 3).join(' ') || 'canary', subject, signal})},
     prepare: async (stableImage, signal) => {
-      await daemon.ensure(stableImage, signal)
+      startedHere = (await daemon.ensure(stableImage, signal)).started || startedHere
+    },
+    undoPrepare: async (signal) => {
+      if (startedHere) await daemon.stop(signal)
+      startedHere = false
     },
     check: async (signal) => {
       await daemon.running(signal)

@@ -122,6 +122,7 @@ export async function startRollout(session: RolloutSession, input: {readonly can
     state = (await engine.tick(input.signal, undefined, 5000)).state
   }
   if (state.phase === 'Failed') {
+    await session.ports.undoPrepare?.(input.signal)
     throw new TimeoutError(`release ${session.name}: start failed: ${state.endMessage ?? 'canary not ready'}`, {
       subject: session.name,
       suggestions: ['Check the canary\'s log under .canary/<release>/logs/.', 'The canary was stopped; nothing of it is left running.'],

@@ -25,6 +25,8 @@ export interface RolloutPorts {
   readonly lock?: OperationLock
   /** Makes sure the stable version and the data plane run (starts the local daemon on demand). */
   prepare(stableImage: string, signal: AbortSignal): Promise<void>
+  /** Stops what `prepare` started in this process, if anything (a failed `start` leaves nothing running). */
+  undoPrepare?(signal: AbortSignal): Promise<void>
   /** Checks that the data plane is there, without starting anything (UnreachableError otherwise). */
   check(signal: AbortSignal): Promise<void>
   endpoints(): Promise<Endpoints>
