@@ -43,7 +43,8 @@ export default class Render extends BaseCommand<RenderResult> {
     templates: Flags.string({summary: 'Directory whose <name>.yaml files override the bundled templates.'}),
     existing: Flags.string({summary: "YAML of the cluster's current objects (e.g. kubectl get ingress -A -o yaml); colliding canary Ingresses are refused (exit 5)."}),
     rbac: Flags.boolean({summary: 'Print the ServiceAccount, Role and RoleBinding canary needs in the namespace (least privilege for the router) instead.', exclusive: ['image', 'weight', 'step', 'all-steps']}),
-    'service-account': Flags.string({summary: 'ServiceAccount name for --rbac.', default: 'canary', dependsOn: ['rbac']}),
+    // No oclif default here: a default value counts as "provided" and would make dependsOn fail every render.
+    'service-account': Flags.string({summary: 'ServiceAccount name for --rbac (default: canary).', dependsOn: ['rbac']}),
   }
 
   async run(): Promise<RenderResult> {
@@ -52,7 +53,7 @@ export default class Render extends BaseCommand<RenderResult> {
     if (flags.rbac) {
       const {buildRbac} = await import('../kube/rbac.js')
       const release = flags.router === undefined || loaded.release.ingress === undefined ? loaded.release : {...loaded.release, ingress: {...loaded.release.ingress, router: flags.router as RouterKind}}
-      const rbac = buildRbac(release, flags['service-account']) as unknown as KubeObject[]
+      const rbac = buildRbac(release, flags['service-account'] ?? 'canary') as unknown as KubeObject[]
       const written = flags.output === undefined ? undefined : await writeObjects(flags.output, rbac)
       if (!this.jsonEnabled()) {
         if (written === undefined) process.stdout.write(toYaml(rbac))
