@@ -136,13 +136,13 @@ class ClientNodeKubeClient implements KubeClient {
     this.core = kc.makeApiClient(k8s.CoreV1Api)
   }
 
-  private async call<T>(verb: string, ref: ObjectRef | {apiVersion: string; kind: string; namespace: string; name?: string}, signal: AbortSignal, run: () => Promise<T>): Promise<T> {
+  private async call<T>(verb: string, ref: ObjectRef | {apiVersion: string; kind: string; namespace: string; name?: string}, signal: AbortSignal, run: () => Promise<T>, resource = resourceOf(ref.apiVersion, ref.kind)): Promise<T> {
     try {
       return plain(await abortable(run, signal))
     } catch (error) {
       if (signal.aborted && error === signal.reason) throw error
       const subject = ref.name === undefined ? `${ref.kind}s in ${ref.namespace}` : subjectOf(ref as ObjectRef)
-      throw mapKubeError(error, {verb, subject, resource: resourceOf(ref.apiVersion, ref.kind)}, this.server)
+      throw mapKubeError(error, {verb, subject, resource}, this.server)
     }
   }
 
@@ -220,7 +220,7 @@ class ClientNodeKubeClient implements KubeClient {
 
   podProxyGet(namespace: string, pod: string, port: number, path: string, signal: AbortSignal): Promise<string> {
     const ref = {apiVersion: 'v1', kind: 'Pod', namespace, name: `${pod}:${port}`}
-    return this.call('get', ref, signal, () => this.core.connectGetNamespacedPodProxyWithPath({name: `${pod}:${port}`, namespace, path: path.replace(/^\//, '')}))
+    return this.call('get', ref, signal, () => this.core.connectGetNamespacedPodProxyWithPath({name: `${pod}:${port}`, namespace, path: path.replace(/^\//, '')}), 'pods/proxy')
   }
 
   private refOf(object: KubeObject): ObjectRef {

@@ -6,6 +6,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {UnreachableError} from '../../src/errors.js'
 import {connectKube} from '../../src/kube/client.js'
+import {ForbiddenError} from '../../src/kube/errors.js'
 import {countersFromExposition, KubeProxyScrapeSource} from '../../src/rollout/metrics/kube-proxy-scrape.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 import {testRelease} from './release-fixture.js'
@@ -84,5 +85,15 @@ describe('KubeProxyScrapeSource', () => {
     const counters = countersFromExposition(exposition({stable: 1, canary: 2, canary5xx: 1, canaryFast: 1}), 'web')
     expect(counters.canary.requests).toBe(2)
     expect(counters.canary.errors).toBe(1)
+  })
+
+  it('a denied pod proxy names pods/proxy, the permission to grant', async () => {
+    await startPod('web-proxy-a')
+    fake.denyRules.push({resource: 'pods/proxy'})
+    const source = new KubeProxyScrapeSource(await connectKube({kubeconfig: fake.kubeconfigPath}), testRelease({router: 'proxy'}))
+    const error = await source.read({sinceMs: 0, untilMs: 1000}, signal).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ForbiddenError)
+    expect((error as ForbiddenError).resource).toBe('pods/proxy')
+    expect((error as ForbiddenError).message).toContain('cannot get resource "pods/proxy"')
   })
 })
