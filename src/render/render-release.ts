@@ -84,7 +84,7 @@ export function buildReleaseObjects(release: Release, state: RenderState, router
 export async function renderRelease(loaded: LoadedRelease, request: RenderRequest): Promise<RenderedState> {
   const {router, templates} = prepare(loaded, request)
   const state = stateFor(loaded.release, request)
-  const objects = checkedObjects(loaded.release, state, router, templates, request.templatesDir)
+  const objects = await checkedObjects(loaded.release, state, router, templates, request.templatesDir)
   if (request.existingFile !== undefined) assertNoCollision(objects, await readExisting(request.existingFile), router)
   return {router, state, objects}
 }
@@ -96,15 +96,16 @@ export async function renderAllSteps(loaded: LoadedRelease, request: RenderReque
   const release = loaded.release
   const existing = request.existingFile === undefined ? undefined : await readExisting(request.existingFile)
   const canaryImage = canaryImageFor(release, request.image)
+  const rendered: RenderedStep[] = []
   let previous: readonly KubeObject[] = []
-  return release.steps.map((step, index) => {
+  for (const [index, step] of release.steps.entries()) {
     const state: RenderState = {stableImage: release.image.ref, canaryImage, weights: makeWeights(weightAfterStep(release.steps, index), release.totalWeight)}
-    const objects = checkedObjects(release, state, router, templates, request.templatesDir)
+    const objects = await checkedObjects(release, state, router, templates, request.templatesDir)
     if (existing !== undefined) assertNoCollision(objects, existing, router)
-    const changes = index === 0 ? [] : objectChanges(previous, objects)
+    rendered.push({router, state, objects, step: index + 1, description: describeStep(step), changes: index === 0 ? [] : objectChanges(previous, objects)})
     previous = objects
-    return {router, state, objects, step: index + 1, description: describeStep(step), changes}
-  })
+  }
+  return rendered
 }
 
 /** Objects as a multi-document YAML stream: same input, same bytes. */
@@ -158,7 +159,7 @@ function canaryImageFor(release: Release, image: string): string {
   }
 }
 
-function checkedObjects(release: Release, state: RenderState, router: RouterKind, templates: TemplateSet, templatesDir: string | undefined): KubeObject[] {
+async function checkedObjects(release: Release, state: RenderState, router: RouterKind, templates: TemplateSet, templatesDir: string | undefined): Promise<KubeObject[]> {
   let objects: KubeObject[]
   try {
     objects = buildReleaseObjects(release, state, router, {templates})
@@ -166,7 +167,7 @@ function checkedObjects(release: Release, state: RenderState, router: RouterKind
     if (templatesDir === undefined) throw error
     throw new ConfigError(`templates in ${templatesDir}: cannot be filled: ${(error as Error).message}`, [], {subject: templatesDir, cause: error})
   }
-  const problems = objectProblems(objects)
+  const problems = await objectProblems(objects)
   if (problems.length === 0) return objects
   const first = problems[0]!
   const message = `${first.object}: rendered object is invalid: ${first.field === '' ? '' : `${first.field}: `}${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`

@@ -3,17 +3,8 @@
  * (kubernetes-models, including the Traefik and Gateway API CRDs) and, because those schemas do
  * not check name formats, every name against DNS-1123. A failure means canary (or a user's
  * template) produced a broken object, so it is reported naming the object and the field.
+ * Models are imported on first use: the CRD packages are large and most renders need three kinds.
  */
-import {Deployment} from 'kubernetes-models/apps/v1/Deployment'
-import {ConfigMap} from 'kubernetes-models/v1/ConfigMap'
-import {Service} from 'kubernetes-models/v1/Service'
-import {Ingress} from 'kubernetes-models/networking.k8s.io/v1/Ingress'
-import {HTTPRoute} from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute'
-import {IngressRoute as IngressRouteIo} from '@kubernetes-models/traefik/traefik.io/v1alpha1/IngressRoute'
-import {TraefikService as TraefikServiceIo} from '@kubernetes-models/traefik/traefik.io/v1alpha1/TraefikService'
-import {IngressRoute as IngressRouteContainous} from '@kubernetes-models/traefik/traefik.containo.us/v1alpha1/IngressRoute'
-import {TraefikService as TraefikServiceContainous} from '@kubernetes-models/traefik/traefik.containo.us/v1alpha1/TraefikService'
-
 import {dns1123LabelProblem, dns1123SubdomainProblem} from '../spec/dns.js'
 import type {KubeObject} from './types.js'
 
@@ -29,16 +20,16 @@ export interface ObjectProblem {
 
 type Model = new (data: never) => {validate(): void}
 
-const MODELS: Readonly<Record<string, Model>> = {
-  'apps/v1/Deployment': Deployment as unknown as Model,
-  'v1/Service': Service as unknown as Model,
-  'v1/ConfigMap': ConfigMap as unknown as Model,
-  'networking.k8s.io/v1/Ingress': Ingress as unknown as Model,
-  'gateway.networking.k8s.io/v1/HTTPRoute': HTTPRoute as unknown as Model,
-  'traefik.io/v1alpha1/IngressRoute': IngressRouteIo as unknown as Model,
-  'traefik.io/v1alpha1/TraefikService': TraefikServiceIo as unknown as Model,
-  'traefik.containo.us/v1alpha1/IngressRoute': IngressRouteContainous as unknown as Model,
-  'traefik.containo.us/v1alpha1/TraefikService': TraefikServiceContainous as unknown as Model,
+const MODELS: Readonly<Record<string, () => Promise<Model>>> = {
+  'apps/v1/Deployment': async () => (await import('kubernetes-models/apps/v1/Deployment')).Deployment as unknown as Model,
+  'v1/Service': async () => (await import('kubernetes-models/v1/Service')).Service as unknown as Model,
+  'v1/ConfigMap': async () => (await import('kubernetes-models/v1/ConfigMap')).ConfigMap as unknown as Model,
+  'networking.k8s.io/v1/Ingress': async () => (await import('kubernetes-models/networking.k8s.io/v1/Ingress')).Ingress as unknown as Model,
+  'gateway.networking.k8s.io/v1/HTTPRoute': async () => (await import('@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute')).HTTPRoute as unknown as Model,
+  'traefik.io/v1alpha1/IngressRoute': async () => (await import('@kubernetes-models/traefik/traefik.io/v1alpha1/IngressRoute')).IngressRoute as unknown as Model,
+  'traefik.io/v1alpha1/TraefikService': async () => (await import('@kubernetes-models/traefik/traefik.io/v1alpha1/TraefikService')).TraefikService as unknown as Model,
+  'traefik.containo.us/v1alpha1/IngressRoute': async () => (await import('@kubernetes-models/traefik/traefik.containo.us/v1alpha1/IngressRoute')).IngressRoute as unknown as Model,
+  'traefik.containo.us/v1alpha1/TraefikService': async () => (await import('@kubernetes-models/traefik/traefik.containo.us/v1alpha1/TraefikService')).TraefikService as unknown as Model,
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/
@@ -50,22 +41,25 @@ export function describeObject(object: KubeObject): string {
 }
 
 /** Every problem of every object; empty when all are valid. */
-export function objectProblems(objects: readonly KubeObject[]): ObjectProblem[] {
-  return objects.flatMap((object) => problemsOf(object))
+export async function objectProblems(objects: readonly KubeObject[]): Promise<ObjectProblem[]> {
+  const problems: ObjectProblem[] = []
+  for (const object of objects) problems.push(...await problemsOf(object))
+  return problems
 }
 
-function problemsOf(object: KubeObject): ObjectProblem[] {
+async function problemsOf(object: KubeObject): Promise<ObjectProblem[]> {
   const subject = describeObject(object)
   const problems: ObjectProblem[] = []
   const add = (field: string, message: string): void => {
     problems.push({object: subject, field, message})
   }
   const key = `${String(object.apiVersion)}/${String(object.kind)}`
-  const Model = MODELS[key]
-  if (Model === undefined) {
+  const loadModel = MODELS[key]
+  if (loadModel === undefined) {
     add('apiVersion', `no schema for ${key}: expected one of ${Object.keys(MODELS).join(', ')}`)
     return problems
   }
+  const Model = await loadModel()
   try {
     new Model(object as never).validate()
   } catch (error) {

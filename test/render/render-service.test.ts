@@ -86,26 +86,26 @@ describe('templates', () => {
 })
 
 describe('validation of rendered objects', () => {
-  it('names the object and the field of a schema violation', () => {
+  it('names the object and the field of a schema violation', async () => {
     const broken = {apiVersion: 'apps/v1', kind: 'Deployment', metadata: {name: 'web', namespace: 'shop'}, spec: {replicas: 'two', selector: {matchLabels: {app: 'web'}}, template: {spec: {containers: [{name: 'app'}]}}}}
-    expect(objectProblems([broken])).toContainEqual({object: 'Deployment shop/web', field: 'spec.replicas', message: 'must be integer'})
+    expect(await objectProblems([broken])).toContainEqual({object: 'Deployment shop/web', field: 'spec.replicas', message: 'must be integer'})
   })
 
-  it('checks names against DNS-1123, which the schemas do not', () => {
+  it('checks names against DNS-1123, which the schemas do not', async () => {
     const object = {apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'Web_App!', namespace: 'shop'}}
-    expect(objectProblems([object])).toEqual([{object: 'ConfigMap shop/Web_App!', field: 'metadata.name', message: expect.stringMatching(/lower-case/)}])
+    expect(await objectProblems([object])).toEqual([{object: 'ConfigMap shop/Web_App!', field: 'metadata.name', message: expect.stringMatching(/lower-case/)}])
   })
 
-  it('checks the Service names routing objects point at', () => {
+  it('checks the Service names routing objects point at', async () => {
     const ingress = {apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: {name: 'web', namespace: 'shop'}, spec: {rules: [{host: 'a.example.com', http: {paths: [{path: '/', pathType: 'Prefix', backend: {service: {name: 'Bad_Name', port: {number: 80}}}}]}}]}}
-    expect(objectProblems([ingress]).map((p) => p.field)).toEqual(['spec.rules.0.http.paths.0.backend.service.name'])
+    expect((await objectProblems([ingress])).map((p) => p.field)).toEqual(['spec.rules.0.http.paths.0.backend.service.name'])
   })
 
   it('passes every object of every router fixture', async () => {
     for (const file of ['nginx', 'traefik', 'traefik-v1', 'traefik-file', 'gateway-api', 'proxy']) {
       const loaded = await loadRelease(join(SPECS, `${file}.yaml`))
       const objects = buildReleaseObjects(loaded.release, {stableImage: 'ghcr.io/acme/app:v1', canaryImage: 'ghcr.io/acme/app:v2', weights: weights(1, loaded.release.totalWeight)}, loaded.release.ingress!.router)
-      expect(objectProblems(objects)).toEqual([])
+      expect(await objectProblems(objects)).toEqual([])
     }
   })
 
