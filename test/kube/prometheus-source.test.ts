@@ -109,6 +109,35 @@ describe('PrometheusSource with ingress-nginx', () => {
   })
 })
 
+describe('routers without built-in queries', () => {
+  it('Traefik 1.x and Gateway API need user PromQL for requests and successRate (exit 3 naming the fields)', () => {
+    for (const router of ['traefik-v1', 'gateway-api']) {
+      let error: unknown
+      try {
+        new PrometheusSource(testRelease({router, prometheusUrl: prometheus.url}))
+      } catch (e) {
+        error = e
+      }
+      expect(error).toBeInstanceOf(ConfigError)
+      expect((error as ConfigError).problems.map((p) => p.path)).toEqual(['spec.analysis.prometheus.queries.requests', 'spec.analysis.prometheus.queries.successRate'])
+    }
+  })
+
+  it('with user queries, errors come from the success rate and no latency is invented', async () => {
+    prometheus.answer = (query) => ({status: 200, body: vector([{value: query.startsWith('rate_ok') ? 0.98 : 200}])})
+    const release = testRelease({router: 'traefik-v1', prometheusUrl: prometheus.url, prometheusQueries: `{requests: 'reqs{svc="{{service}}"}', successRate: 'rate_ok{svc="{{service}}"}'}`})
+    const metrics = await new PrometheusSource(release).read({sinceMs: 0, untilMs: 30_000}, signal)
+    expect(metrics.canary).toEqual({requests: 200, errors: 4, latency: []})
+  })
+})
+
+describe('PrometheusSource with the bundled proxy scraped by Prometheus', () => {
+  it('uses canary_proxy_* by service and version', async () => {
+    await new PrometheusSource(testRelease({router: 'proxy', prometheusUrl: prometheus.url})).read({sinceMs: 0, untilMs: 30_000}, signal)
+    expect(prometheus.queries.map((q) => q.query)).toContain('sum(increase(canary_proxy_requests_total{service="web",version="canary"}[30s]))')
+  })
+})
+
 describe('PrometheusSource with Traefik', () => {
   it('selects the track Service by Traefik\'s backend name', async () => {
     await new PrometheusSource(testRelease({router: 'traefik', prometheusUrl: prometheus.url})).read({sinceMs: 0, untilMs: 30_000}, signal)
@@ -129,7 +158,7 @@ describe.skipIf(!hasPromtool)('generated PromQL, checked by promtool', () => {
   })
 
   it('every built-in query parses (promtool check rules)', () => {
-    const rules = (['nginx', 'traefik'] as const).flatMap((router) => (['stable', 'canary'] as const).flatMap((track) => Object.entries(builtInQueries(router, context(track))).map(([name, expr], i) => ({record: `canary:${router}_${track}_${name}_${i}`, expr}))))
+    const rules = (['nginx', 'traefik', 'proxy'] as const).flatMap((router) => (['stable', 'canary'] as const).flatMap((track) => Object.entries(builtInQueries(router, context(track))).map(([name, expr], i) => ({record: `canary:${router}_${track}_${name}_${i}`, expr}))))
     writeFileSync(join(dir, 'rules.yml'), stringify({groups: [{name: 'canary', rules}]}))
     const result = spawnSync('promtool', ['check', 'rules', join(dir, 'rules.yml')], {encoding: 'utf8'})
     expect(result.stderr + result.stdout).toContain('SUCCESS')

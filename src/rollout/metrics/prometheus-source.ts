@@ -65,8 +65,21 @@ function escapeRegex(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
+/** Routers with built-in queries; the others (traefik-v1, gateway-api) need user PromQL. */
+export type BuiltInRouter = 'nginx' | 'traefik' | 'proxy'
+
 /** The built-in queries of a router for one track. */
-export function builtInQueries(router: 'nginx' | 'traefik', context: QueryContext): TrackQueries {
+export function builtInQueries(router: BuiltInRouter, context: QueryContext): TrackQueries {
+  if (router === 'proxy') {
+    // canary's own proxy (src/proxy/metrics.ts): one series per route, service, version and code.
+    const selector = `service="${escapeLabel(context.name)}",version="${context.track}"`
+    return {
+      requests: `sum(increase(canary_proxy_requests_total{${selector}}[${context.interval}]))`,
+      errors: `sum(increase(canary_proxy_requests_total{${selector},code=~"5.."}[${context.interval}]))`,
+      latencyBuckets: `sum by (le) (increase(canary_proxy_request_duration_seconds_bucket{${selector}}[${context.interval}]))`,
+      latencyP99: `histogram_quantile(0.99, sum by (le) (rate(canary_proxy_request_duration_seconds_bucket{${selector}}[${context.interval}])))`,
+    }
+  }
   if (router === 'nginx') {
     const selector = `namespace="${escapeLabel(context.namespace)}",ingress="${escapeLabel(context.ingress)}",canary${context.track === 'canary' ? '!=' : '='}""`
     const buckets = `sum by (le) (increase(nginx_ingress_controller_response_duration_seconds_bucket{${selector}}[${context.interval}]))`
@@ -96,21 +109,28 @@ interface VectorSample {
 export class PrometheusSource implements MetricSource {
   readonly kind = 'prometheus'
   private readonly url: string
-  private readonly router: 'nginx' | 'traefik'
+  private readonly router: BuiltInRouter | undefined
 
   constructor(private readonly release: Release, private readonly fetchImpl: typeof fetch = fetch) {
     const prometheus = release.analysis.prometheus
     if (prometheus === undefined) throw new ConfigError('spec.analysis.prometheus.url is required to judge this router on Kubernetes', [{path: 'spec.analysis.prometheus.url', message: 'required for routers other than proxy', suggestion: 'e.g. http://prometheus-server.monitoring:9090'}])
     this.url = prometheus.url.replace(/\/$/, '')
-    const kind = release.ingress?.router
-    this.router = kind === 'nginx' ? 'nginx' : 'traefik'
+    const kind = release.ingress?.router ?? 'proxy'
+    this.router = kind === 'nginx' || kind === 'traefik' || kind === 'proxy' ? kind : undefined
+    const user = prometheus.queries
+    if (this.router === undefined && (user.requests === undefined || user.successRate === undefined)) {
+      // Traefik 1.x counts per frontend backend, not per Service; Gateway API metrics are implementation-specific.
+      const missing = (['requests', 'successRate'] as const).filter((q) => user[q] === undefined)
+      throw new ConfigError(`router ${kind}: canary has no built-in Prometheus queries for it; spec.analysis.prometheus.queries must give ${missing.join(' and ')}`, missing.map((q) => ({path: `spec.analysis.prometheus.queries.${q}`, message: 'required for this router', suggestion: 'PromQL with {{namespace}}, {{service}}, {{track}} and {{interval}} placeholders; see docs/kubernetes.md'})))
+    }
   }
 
   /** The queries for a track and window, user overrides applied. */
   queries(track: Track, intervalSeconds: number): TrackQueries & {readonly requestsOverride: boolean; readonly successRate?: string; readonly userLatencyP99?: string} {
     const n = names(this.release)
     const context: QueryContext = {namespace: this.release.namespace, name: this.release.name, track, service: track === 'stable' ? n.stable : n.canary, ingress: n.apex, port: this.release.port, interval: `${intervalSeconds}s`}
-    const builtIn = builtInQueries(this.router, context)
+    // Without built-ins (checked in the constructor) the user gave requests and successRate; errors come from the latter.
+    const builtIn = builtInQueries(this.router ?? 'proxy', context)
     const user = this.release.analysis.prometheus?.queries ?? {}
     return {
       ...builtIn,
@@ -134,7 +154,9 @@ export class PrometheusSource implements MetricSource {
       ? Math.round(scalar(await this.query(q.errors, atMs, signal)))
       : Math.round(requests * (1 - asRatio(scalar(await this.query(q.successRate, atMs, signal)))))
     let latency: LatencyBucket[]
-    if (q.userLatencyP99 === undefined) {
+    if (q.userLatencyP99 === undefined && this.router === undefined) {
+      latency = []
+    } else if (q.userLatencyP99 === undefined) {
       latency = (await this.query(q.latencyBuckets, atMs, signal))
         .map((s) => ({leSeconds: s.metric.le === '+Inf' ? Infinity : Number(s.metric.le), count: Math.round(Number(s.value[1]))}))
         .filter((b) => !Number.isNaN(b.leSeconds))
