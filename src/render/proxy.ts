@@ -37,24 +37,33 @@ export interface ProxyConfigInput {
   readonly accessLogPath?: string
 }
 
-/** The bundled proxy's config object for one release. */
+/**
+ * The proxy expands `${VAR}` in every string of its config (src/proxy/config.ts), and `$$` is a
+ * literal `$`. Strings that come from the spec are written with `$` doubled, so a header value or
+ * pattern (`^v2$`, `${HOME}`) reaches the proxy exactly as written and can never read its environment.
+ */
+export function proxyLiteral(text: string): string {
+  return text.replace(/\$/g, () => '$$')
+}
+
+/** The bundled proxy's config object for one release; only `adminToken` may use `${VAR}`. */
 export function buildProxyConfig(release: Release, input: ProxyConfigInput): Record<string, unknown> {
   const hasCanary = input.canaryServers !== undefined && input.canaryServers.length > 0
   const header = release.match?.header
   const service: Record<string, unknown> = {
     versions: [
-      {name: 'stable', weight: hasCanary ? stableWeight(input.weights) : input.weights.total, servers: [...input.stableServers]},
-      ...(hasCanary ? [{name: 'canary', weight: input.weights.canary, servers: [...(input.canaryServers ?? [])]}] : []),
+      {name: 'stable', weight: hasCanary ? stableWeight(input.weights) : input.weights.total, servers: input.stableServers.map(proxyLiteral)},
+      ...(hasCanary ? [{name: 'canary', weight: input.weights.canary, servers: (input.canaryServers ?? []).map(proxyLiteral)}] : []),
     ],
   }
   if (hasCanary) {
     service.canary = 'canary'
-    if (header !== undefined) service.header = header.kind === 'exact' ? {name: header.name, value: header.value} : header.kind === 'pattern' ? {name: header.name, pattern: header.pattern} : {name: header.name}
+    if (header !== undefined) service.header = header.kind === 'exact' ? {name: header.name, value: proxyLiteral(header.value)} : header.kind === 'pattern' ? {name: header.name, pattern: proxyLiteral(header.pattern)} : {name: header.name}
     if (release.match?.cookie !== undefined) service.cookie = {name: release.match.cookie.name}
     if (release.mirror !== undefined) service.mirror = {version: 'canary', percent: release.mirror.percent}
   }
   if (release.sticky !== undefined) service.sticky = {cookie: release.sticky.cookie, ...(release.sticky.maxAgeSeconds === undefined ? {} : {maxAgeSeconds: release.sticky.maxAgeSeconds})}
-  if (release.probe !== undefined) service.healthCheck = {path: release.probe.path}
+  if (release.probe !== undefined) service.healthCheck = {path: proxyLiteral(release.probe.path)}
   return {
     listen: input.listen ?? release.local?.listen ?? '127.0.0.1:8080',
     admin: {listen: input.adminListen ?? release.local?.adminListen ?? '127.0.0.1:9901', ...(input.adminToken === undefined ? {} : {token: input.adminToken})},
@@ -62,7 +71,7 @@ export function buildProxyConfig(release: Release, input: ProxyConfigInput): Rec
     routes: [{
       name: release.name,
       ...(release.ingress === undefined ? {} : {host: release.ingress.host}),
-      pathPrefix: release.ingress?.path ?? '/',
+      pathPrefix: proxyLiteral(release.ingress?.path ?? '/'),
       service: release.name,
     }],
     services: {[release.name]: service},

@@ -200,6 +200,14 @@ describe('the bundled proxy config', () => {
     expect(parse(configMap.data['proxy.yaml']!).listen).toBe('0.0.0.0:8080')
   })
 
+  it('passes spec strings through the proxy\'s ${VAR} expansion unchanged', async () => {
+    const loaded = await loadRelease(join(SPECS, 'proxy.yaml'))
+    const release = {...loaded.release, match: {header: {kind: 'pattern' as const, name: 'X-Canary', pattern: '^v2$|${HOME}'}}}
+    const config = buildProxyConfig(release, {stableServers: ['http://127.0.0.1:9001'], canaryServers: ['http://127.0.0.1:9002'], weights: weights(20)})
+    const parsed = parseProxyConfig(toYaml([config as KubeObject]), 'proxy.yaml', {HOME: '/root'})
+    expect(parsed.services.cheddar?.header).toEqual({name: 'X-Canary', pattern: '^v2$|${HOME}'})
+  })
+
   it('has no canary version, overrides or mirror without canary servers', async () => {
     const {release} = await loadRelease(join(SPECS, 'proxy.yaml'))
     const config = buildProxyConfig(release, {stableServers: ['http://127.0.0.1:9001'], weights: weights(0)})
