@@ -53,6 +53,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   done = false
   status = 0
   bytes = 0
+  /** Content-Length of the upstream response, or -1. */
+  expectedBytes = -1
+  ended = false
   retries = 0
   version: ServiceVersion | undefined = undefined
   server: UpstreamServer | undefined = undefined
@@ -90,12 +93,25 @@ class Exchange implements Dispatcher.DispatchHandler {
     const version = this.version!
     const setCookie = version.setCookie !== undefined && this.stickyValue !== version.stickyValue ? version.setCookie : undefined
     const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, setCookie)
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i] === 'content-length') {
+        this.expectedBytes = Number(headers[i + 1])
+        break
+      }
+    }
     if (statusText === '') this.res.writeHead(statusCode, headers)
     else this.res.writeHead(statusCode, statusText, headers)
     return true
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.bytes === 0 && chunk.length === this.expectedBytes) {
+      // The whole body in one chunk: head and body leave in one write, and end() adds none.
+      this.bytes = chunk.length
+      this.ended = true
+      this.res.end(chunk)
+      return true
+    }
     this.bytes += chunk.length
     const ok = this.res.write(chunk)
     // Backpressure: undici pauses reading the upstream until the client socket drains.
@@ -104,7 +120,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    this.res.end()
+    if (!this.ended) this.res.end()
     this.finish(this.status)
   }
 

@@ -12,6 +12,11 @@ const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-p
 /** Names listed in a Connection header value, lowercased; undefined when there are none beyond keep-alive/close. */
 export function connectionListed(connection: string | undefined): Set<string> | undefined {
   if (connection === undefined) return undefined
+  // Fast path for the values almost every request carries.
+  if (connection.length <= 10) {
+    const lower = connection.toLowerCase()
+    if (lower === 'keep-alive' || lower === 'close') return undefined
+  }
   let listed: Set<string> | undefined
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase()
