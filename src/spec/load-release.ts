@@ -145,6 +145,10 @@ function routerProblems(router: RouterKind, features: RouterFeatures): PathProbl
   if ((router === 'traefik' || router === 'traefik-file') && features.headerTexts.some((text) => text.includes('`'))) {
     problems.push({at: ['spec', 'match', 'header'], message: `router ${router} cannot match a header name, value or pattern containing a backtick: Traefik rules quote values with backticks`, suggestion: 'use a value without backticks'})
   }
+  if (router === 'traefik-file' && features.headerTexts.some((text) => text.includes('{{') || text.includes('}}'))) {
+    // Traefik evaluates file-provider files as Go templates (docs: "Go Templating").
+    problems.push({at: ['spec', 'match', 'header'], message: 'router traefik-file cannot match a header name, value or pattern containing "{{" or "}}": Traefik evaluates file-provider configuration as a Go template', suggestion: 'use a value without double braces (a regex can write {2} instead of repeating)'})
+  }
   if (router === 'nginx' && features.totalWeight < DEFAULT_TOTAL_WEIGHT && DEFAULT_TOTAL_WEIGHT % features.totalWeight !== 0) {
     // ingress-nginx's Lua balancer only honours canary-weight-total above 100 (balancer.lua), so smaller totals are rescaled to percent.
     problems.push({at: ['spec', 'totalWeight'], message: `router nginx cannot use totalWeight ${features.totalWeight}: ingress-nginx ignores canary-weight-total below 100, and ${features.totalWeight} does not divide 100`, suggestion: 'use 100 or a larger total such as 1000'})

@@ -106,6 +106,7 @@ describe('parseRelease reports each bad input with position, field, expectation 
     {name: 'the reserved value never', text: exampleWith('value: always', 'value: never'), at: '25:38 spec.match.header.value', message: /"never" is reserved/},
     {name: 'an unknown step field, with did-you-mean', text: exampleWith('setWeight: 50', 'setWieght: 50'), at: '21:7 spec.steps.2.setWieght', message: /unknown step field/, suggestion: /did you mean "setWeight"/},
     {name: 'a backtick in a header value for Traefik', text: exampleWith('router: nginx ', 'router: traefik ').replace('value: always', 'value: "a`) || Host(`evil"'), at: '25:13 spec.match.header', message: /backtick/},
+    {name: 'double braces in a header value for the Traefik file provider', text: exampleWith('router: nginx ', 'router: traefik-file ').replace('value: always', 'value: "{{ env `HOME` }}"'), at: '25:13 spec.match.header', message: /Go template/},
     {name: 'a local target with both command and upstreams', text: exampleWith('  analysis:', '  local: { command: "node app.js", upstreams: { v1: [http://127.0.0.1:1] } }\n  analysis:'), at: '28:10 spec.local', message: /exactly one of command/},
   ]
   for (const c of cases) {
