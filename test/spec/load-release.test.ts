@@ -107,6 +107,8 @@ describe('parseRelease reports each bad input with position, field, expectation 
     {name: 'an unknown step field, with did-you-mean', text: exampleWith('setWeight: 50', 'setWieght: 50'), at: '21:7 spec.steps.2.setWieght', message: /unknown step field/, suggestion: /did you mean "setWeight"/},
     {name: 'a backtick in a header value for Traefik', text: exampleWith('router: nginx ', 'router: traefik ').replace('value: always', 'value: "a`) || Host(`evil"'), at: '25:13 spec.match.header', message: /backtick/},
     {name: 'double braces in a header value for the Traefik file provider', text: exampleWith('router: nginx ', 'router: traefik-file ').replace('value: always', 'value: "{{ env `HOME` }}"'), at: '25:13 spec.match.header', message: /Go template/},
+    {name: 'a Traefik 1.x weight that needs more than 3 decimals', text: exampleText.replace('router: nginx ', 'router: traefik-v1 ').replace(/ {2}match:[\s\S]*?cookie: canary\n/, '').replace(/ {2}steps:[\s\S]*?setWeight: 100\n/, '  totalWeight: 3\n  steps: [1, 3]\n'), at: '18:16 spec.totalWeight', message: /router traefik-v1 cannot express weight 1\/3/},
+    {name: 'an ingress-nginx total below 100 that does not divide it', text: exampleText.replace(/ {2}steps:[\s\S]*?setWeight: 100\n/, '  totalWeight: 30\n  steps: [10, 30]\n'), at: '18:16 spec.totalWeight', message: /ingress-nginx ignores canary-weight-total below 100/},
     {name: 'a local target with both command and upstreams', text: exampleWith('  analysis:', '  local: { command: "node app.js", upstreams: { v1: [http://127.0.0.1:1] } }\n  analysis:'), at: '28:10 spec.local', message: /exactly one of command/},
   ]
   for (const c of cases) {
