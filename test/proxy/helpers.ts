@@ -69,13 +69,14 @@ export async function start(cfg: ProxyConfig, options: Parameters<typeof startPr
 /** GET through the proxy with node:http (so Host can be set); returns status, text and headers. */
 export function get(url: string, headers: Record<string, string> = {}): Promise<{status: number; text: string; headers: IncomingMessage['headers']}> {
   return new Promise((resolve, reject) => {
-    const req = request(url, {headers, agent: keepAlive}, (res) => {
+    const req = request(url, {headers, agent: keepAlive, timeout: 10_000}, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers}))
       res.on('error', reject)
     })
     req.on('error', reject)
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no response within 10 s`)))
     req.end()
   })
 }
