@@ -8,6 +8,8 @@ import type {HeaderEdits} from './route-table.js'
 
 const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authenticate', 'proxy-authorization'])
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'])
+/** Node's server already answered `Expect: 100-continue` to the client; undici refuses the header. */
+const CLIENT_ONLY = 'expect'
 
 /** Names listed in a Connection header value, lowercased; undefined when there are none beyond keep-alive/close. */
 export function connectionListed(connection: string | undefined): Set<string> | undefined {
@@ -51,7 +53,7 @@ export function upstreamRequestHeaders(incoming: NodeJS.Dict<string | string[]>,
       if (keepUpgrade && name === 'upgrade') out.push(name, value as string)
       continue
     }
-    if (FORWARDED.has(name)) continue
+    if (FORWARDED.has(name) || name === CLIENT_ONLY) continue
     if (listed !== undefined && listed.has(name)) continue
     if (edits !== undefined && (edits.remove.has(name) || hasName(edits.set, name))) continue
     if (typeof value === 'string') out.push(name, value)

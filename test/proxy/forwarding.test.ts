@@ -154,6 +154,28 @@ services:
     expect((await response.text()).length).toBe(payload.length)
   })
 
+  it('forwards a body sent with Expect: 100-continue (curl does this for large bodies)', async () => {
+    const echo = await startUpstream('echo', (req, res, body) => res.end(`${req.headers.expect ?? 'no-expect'} ${body}`))
+    cleanups.push(() => echo.close())
+    const proxy = await proxyFor(`listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+routes: [{ name: r, service: s }]
+services:
+  s:
+    versions: [{ name: v1, servers: [${echo.url}] }]
+`)
+    const answer = await new Promise<{status: number; text: string}>((resolve, reject) => {
+      const req = request(`${proxy.url}/`, {method: 'POST', headers: {expect: '100-continue', 'content-length': '5'}}, (res) => {
+        let text = ''
+        res.on('data', (c: Buffer) => (text += c.toString()))
+        res.on('end', () => resolve({status: res.statusCode ?? 0, text}))
+      })
+      req.on('continue', () => req.end('hello'))
+      req.on('error', reject)
+    })
+    expect(answer).toEqual({status: 200, text: 'no-expect hello'})
+  })
+
   it('sends the share of a version with no healthy server to the others, then 503 when none is left', async () => {
     const [v1, v2] = await upstreams('v1', 'v2')
     const proxy = await proxyFor(twoVersions(v1!, v2!))
