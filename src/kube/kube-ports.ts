@@ -63,6 +63,29 @@ export function releaseNamespace(release: Release, flag: string | undefined, con
   return release.namespace === 'default' ? contextNamespace : release.namespace
 }
 
+/**
+ * The metric source of a release: the in-cluster proxy's pods, or Prometheus. A spec that cannot be
+ * judged (no Prometheus URL, no queries for a router without built-ins) yields a source whose reads
+ * fail with the ConfigError, so `start`/`run` refuse early while `status`, `abort` and `down` work.
+ */
+function metricSourceFor(client: KubeClient, release: Release): {metrics: MetricSource; problem?: ConfigError} {
+  const routerKind = release.ingress?.router ?? 'proxy'
+  if (release.analysis.prometheus === undefined) {
+    if (routerKind === 'proxy') return {metrics: new KubeProxyScrapeSource(client, release)}
+    return failing(new ConfigError(`router ${routerKind}: spec.analysis.prometheus.url is required to judge a canary on Kubernetes`, [{path: 'spec.analysis.prometheus.url', message: 'required for this router', suggestion: 'e.g. http://prometheus-server.monitoring:9090'}]))
+  }
+  try {
+    return {metrics: new PrometheusSource(release)}
+  } catch (error) {
+    if (error instanceof ConfigError) return failing(error)
+    throw error
+  }
+}
+
+function failing(problem: ConfigError): {metrics: MetricSource; problem: ConfigError} {
+  return {metrics: {kind: 'prometheus', read: async () => Promise.reject(problem)}, problem}
+}
+
 /** Builds the ports of one release on a cluster; no request is sent before a port is used. */
 export async function createKubernetesPorts(input: KubernetesPortsInput): Promise<RolloutPorts> {
   const client = await connectKube({...input.kube, namespace: undefined})
@@ -72,22 +95,15 @@ export async function createKubernetesPorts(input: KubernetesPortsInput): Promis
   const routerKind = release.ingress?.router ?? 'proxy'
   const router = KUBE_ROUTERS[routerKind](client, release)
   const target = new KubernetesTarget(client, release, clock)
-  const metrics: MetricSource = routerKind === 'proxy' && release.analysis.prometheus === undefined
-    ? new KubeProxyScrapeSource(client, release)
-    : release.analysis.prometheus === undefined
-      ? {
-          kind: 'prometheus',
-          read: async () => {
-            throw new ConfigError(`router ${routerKind}: spec.analysis.prometheus.url is required to judge a canary on Kubernetes`, [{path: 'spec.analysis.prometheus.url', message: 'required for this router', suggestion: 'e.g. http://prometheus-server.monitoring:9090'}])
-          },
-        }
-      : new PrometheusSource(release)
+  const {metrics, problem: metricsProblem} = metricSourceFor(client, release)
   return {
     router,
     target,
     metrics,
     store: new KubernetesRolloutStore<RolloutState>(client, release),
     prepare: async (_stableImage, signal) => {
+      // Refuse a rollout that could never be judged before writing anything; status/abort/down still work.
+      if (metricsProblem !== undefined) throw metricsProblem
       await target.ensureStable(signal)
       await router.reconcile(signal)
     },

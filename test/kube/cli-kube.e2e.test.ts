@@ -24,7 +24,7 @@ spec:
   port: 8080
   ingress: {host: web.example.com, router: nginx}
   steps: [10, 50, 100]
-  analysis: {interval: 1s, progressDeadline: 30s}
+  analysis: {interval: 1s, progressDeadline: 30s, prometheus: {url: 'http://127.0.0.1:9'}}
 `
 
 function canary(args: readonly string[], cwd: string): Promise<{code: number | null; stdout: string; stderr: string}> {

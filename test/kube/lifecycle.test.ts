@@ -5,7 +5,7 @@
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {ConflictError, TimeoutError, UnreachableError} from '../../src/errors.js'
+import {ConfigError, ConflictError, TimeoutError, UnreachableError} from '../../src/errors.js'
 import {connectKube} from '../../src/kube/client.js'
 import {ForbiddenError} from '../../src/kube/errors.js'
 import {createKubernetesPorts} from '../../src/kube/kube-ports.js'
@@ -156,5 +156,15 @@ describe('failure scenarios', () => {
     const weightsSet = fake.requests.filter((r) => r.resource === 'ingresses' && r.verb === 'patch' && r.name === 'web-canary')
     expect(weightsSet.length).toBeLessThanOrEqual(1)
     expect(fake.get('networking.k8s.io/v1', 'Ingress', 'shop', 'web-canary')?.metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'] ?? '0').toBe('0')
+  })
+
+  it('nginx without spec.analysis.prometheus: start refuses with exit 3 before writing anything', async () => {
+    const release = testRelease({router: 'nginx', noPrometheus: true})
+    const ports = await createKubernetesPorts({release, specFile: 'release.yaml', kube: {kubeconfig: fake.kubeconfigPath}, clock: new ManualClock(0)})
+    const s: RolloutSession = {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports, clock: new ManualClock(0)}
+    const error = await startRollout(s, {canaryImage: V2, signal}).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).problems[0]?.path).toBe('spec.analysis.prometheus.url')
+    expect(fake.writes()).toEqual([])
   })
 })

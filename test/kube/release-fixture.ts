@@ -11,11 +11,22 @@ export interface FixtureOptions {
   readonly traefikApiGroup?: string
   readonly extra?: string
   readonly prometheusUrl?: string
+  /** Leave spec.analysis.prometheus out even for routers that need it. */
+  readonly noPrometheus?: boolean
   readonly prometheusQueries?: string
 }
 
 /** A release `web` in namespace `shop` routed by `router`. */
-export function testRelease(options: FixtureOptions = {}): Release {
+export function testRelease(given: FixtureOptions = {}): Release {
+  // Routers other than the proxy are judged from Prometheus; tests that never read metrics get an address nobody listens on.
+  const needsPrometheus = (given.router ?? 'nginx') !== 'proxy' && given.noPrometheus !== true
+  const placeholder = given.prometheusUrl === undefined && needsPrometheus
+  const userQueriesNeeded = given.router === 'traefik-v1' || given.router === 'gateway-api'
+  const options = {
+    ...given,
+    prometheusUrl: placeholder ? 'http://127.0.0.1:9' : given.prometheusUrl,
+    prometheusQueries: given.prometheusQueries ?? (placeholder && userQueriesNeeded ? `{requests: 'sum(requests)', successRate: 'sum(success)'}` : undefined),
+  }
   const lines = [
     'apiVersion: canary.dev/v1alpha1',
     'kind: Release',
