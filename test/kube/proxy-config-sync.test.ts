@@ -95,4 +95,30 @@ describe('followConfigMap', () => {
     await until(() => events.some((e) => e.level === 'error'), (wake) => wakers.push(wake))
     expect(canaryWeight()).toBe(40)
   })
+
+  it('resumes after the API server ends the watch, and still delivers later changes', async () => {
+    const release = testRelease({router: 'proxy'})
+    const client = await connectKube({kubeconfig: fake.kubeconfigPath})
+    const router = new KubeProxyRouter(client, release)
+    await router.reconcile(controller.signal)
+    const seen: string[] = []
+    const wakers: Array<() => void> = []
+    const ended: Array<Record<string, unknown>> = []
+    await followConfigMap(client, {apiVersion: 'v1', kind: 'ConfigMap', namespace: 'shop', name: 'web-proxy-config'}, PROXY_CONFIG_FILE, (text) => {
+      seen.push(text)
+      for (const wake of wakers) wake()
+    }, controller.signal, {retryMs: 10, log: (event) => {
+      ended.push(event)
+      for (const wake of wakers) wake()
+    }})
+    const watchesBefore = fake.requests.filter((r) => r.verb === 'watch').length
+    fake.endWatches()
+    await until(() => ended.length > 0 && fake.requests.filter((r) => r.verb === 'watch').length > watchesBefore, (wake) => {
+      wakers.push(wake)
+      const timer = setInterval(wake, 20)
+      controller.signal.addEventListener('abort', () => clearInterval(timer))
+    })
+    await router.setWeights(weights(70, 100), controller.signal)
+    await until(() => seen.some((t) => /name: canary\n\s+weight: 70/.test(t)), (wake) => wakers.push(wake))
+  })
 })

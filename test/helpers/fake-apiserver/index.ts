@@ -249,6 +249,12 @@ export class FakeApiServer {
     rmSync(this.directory, {recursive: true, force: true})
   }
 
+  /** Ends every open watch stream, as an API server restart or a watch timeout does. */
+  endWatches(): void {
+    for (const watcher of this.watchers) watcher.response.end()
+    this.watchers.clear()
+  }
+
   /** Writes (anything but GET), optionally only those for one resource. */
   writes(resource?: string): RecordedRequest[] {
     return this.requests.filter((r) => r.method !== 'GET' && (resource === undefined || r.resource === resource))
