@@ -126,13 +126,36 @@ export class DaemonClient {
     const info = await this.info()
     if (info === undefined || !isProcessAlive(info.pid)) {
       await rm(this.paths.daemon, {force: true})
-      return []
+      return this.stopOrphans()
     }
     await this.call('POST', '/shutdown', signal, {}).catch(() => process.kill(info.pid, 'SIGTERM'))
     const deadline = Date.now() + 10_000
     while (isProcessAlive(info.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     if (isProcessAlive(info.pid)) process.kill(info.pid, 'SIGKILL')
     await rm(this.paths.daemon, {force: true})
-    return [`proxy daemon pid ${info.pid} (${info.proxyUrl})`]
+    return [`proxy daemon pid ${info.pid} (${info.proxyUrl})`, ...(await this.stopOrphans())]
+  }
+
+  /** Replicas whose daemon died (kill -9) keep running; their process groups are on file. */
+  private async stopOrphans(): Promise<string[]> {
+    let groups: number[]
+    try {
+      groups = JSON.parse(await readFile(this.paths.replicaGroups, 'utf8')) as number[]
+    } catch {
+      return []
+    }
+    const stopped: string[] = []
+    for (const pid of groups) {
+      if (!isProcessAlive(pid)) continue
+      try {
+        // Negative pid: the whole process group (`sh -c` and what it started).
+        process.kill(-pid, 'SIGKILL')
+        stopped.push(`replica process group ${pid}`)
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    await rm(this.paths.replicaGroups, {force: true})
+    return stopped
   }
 }

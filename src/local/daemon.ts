@@ -80,7 +80,9 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
     return stringify(config, {lineWidth: 0})
   }
 
+  const recordGroups = () => void writeAtomically(paths.replicaGroups, `${JSON.stringify([...(stable?.pids ?? []), ...(canary?.pids ?? [])])}\n`).catch(() => undefined)
   const applyConfig = async (next: Weights): Promise<void> => {
+    recordGroups()
     const text = configFor(next)
     await writeAtomically(paths.proxyConfig, text)
     const config = parseProxyConfig(text, paths.proxyConfig, env)
@@ -100,7 +102,7 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
   }
 
   try {
-    stable = await startTrack(release, 'stable', input.stableImage, paths.logs)
+    stable = await startTrack(release, 'stable', input.stableImage, paths.logs, () => recordGroups())
     await waitReady(stable, readyTimeoutMs)
     await applyConfig(weightsOf(0, release.totalWeight))
   } catch (error) {
@@ -129,7 +131,7 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
       if (canary?.image !== image) {
         await canary?.stop()
         canary = undefined
-        canary = await startTrack(release, 'canary', image, paths.logs)
+        canary = await startTrack(release, 'canary', image, paths.logs, () => recordGroups())
         await applyConfig(weightsOf(0, release.totalWeight))
       }
       return send(res, 200, report(canary))

@@ -86,9 +86,11 @@ export class FileRolloutStore<T> implements RolloutStore<T> {
   }
 }
 
+let tempCounter = 0
+
 /** Writes `file` so that readers see the old content or the new one, never a torn mix, even after a crash. */
 export async function writeAtomically(file: string, content: string, mode = 0o600): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`
+  const temp = `${file}.${process.pid}.${++tempCounter}.tmp`
   const handle = await open(temp, 'w', mode)
   try {
     await handle.writeFile(content)

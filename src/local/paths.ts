@@ -13,6 +13,8 @@ export interface ReleasePaths {
   readonly daemonLog: string
   readonly adminToken: string
   readonly proxyConfig: string
+  /** Process groups of the replicas the daemon runs, so `canary down` can stop them even after the daemon died. */
+  readonly replicaGroups: string
   readonly logs: string
 }
 
@@ -27,6 +29,7 @@ export function releasePaths(specFile: string, release: string): ReleasePaths {
     daemonLog: join(dir, 'daemon.log'),
     adminToken: join(dir, 'admin-token'),
     proxyConfig: join(dir, 'proxy.yaml'),
+    replicaGroups: join(dir, 'replica-groups.json'),
     logs: join(dir, 'logs'),
   }
 }

@@ -21,6 +21,8 @@ export interface ReplicaSpec {
   readonly probePath: string
   readonly env: Readonly<Record<string, string>>
   readonly logDir: string
+  /** Called after every (re)start, e.g. to record process groups. */
+  readonly onSpawn?: () => void
 }
 
 /** Crashes after which a replica counts as crash-looping (the canary is then reported failed). */
@@ -67,6 +69,7 @@ class Replica {
     child.stderr?.pipe(this.log, {end: false})
     child.on('error', (error) => this.log.write(`spawn failed: ${error.message}\n`))
     child.on('exit', (code, signal) => this.onExit(child, code, signal))
+    this.spec.onSpawn?.()
     this.probe()
   }
 

@@ -20,11 +20,11 @@ export interface TrackServers {
 }
 
 /** Starts (or looks up) the servers of `image` for `track`. */
-export async function startTrack(release: Release, track: Track, image: string, logDir: string): Promise<TrackServers> {
+export async function startTrack(release: Release, track: Track, image: string, logDir: string, onSpawn?: () => void): Promise<TrackServers> {
   const local = release.local
   if (local === undefined) throw new ConfigError(`release ${release.name}: no spec.local section`, [], {suggestions: ['Add local: {command: …} or local: {upstreams: …}.']})
   if (local.command !== undefined) {
-    const set = await ReplicaSet.start({track, image, command: local.command, replicas: Math.max(1, release.replicas), probePath: release.probe?.path ?? '/', env: release.env, logDir})
+    const set = await ReplicaSet.start({track, image, command: local.command, replicas: Math.max(1, release.replicas), probePath: release.probe?.path ?? '/', env: release.env, logDir, ...(onSpawn === undefined ? {} : {onSpawn})})
     return replicaTrack(set, track)
   }
   const upstreams = local.upstreams ?? {}

@@ -1,0 +1,134 @@
+/**
+ * Helpers for end-to-end lifecycle tests: a release spec on the built-in demo app in a temp dir,
+ * the built CLI (`node bin/run.js`, or $CANARY_BIN), steady traffic, and cleanup of everything
+ * the release started (via `canary down`, then the daemon's pid as a last resort).
+ */
+import {spawn} from 'node:child_process'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+
+export const REPO = resolve(import.meta.dirname, '../..')
+export const CLI = process.env.CANARY_BIN ?? join(REPO, 'bin/run.js')
+const DEMO_APP = join(resolve(CLI, '../..'), 'dist/demo/app.js')
+
+/** Options of the test release; the defaults give a fast, healthy rollout. */
+export interface ReleaseOptions {
+  readonly steps?: string
+  readonly env?: Readonly<Record<string, string>>
+  readonly readyTimeout?: string
+  readonly analysis?: string
+}
+
+/** A temp dir with a canary.yaml for release `shop` running the demo app. */
+export async function aLocalRelease(options: ReleaseOptions = {}): Promise<{dir: string; spec: string}> {
+  const dir = await mkdtemp(join(tmpdir(), 'canary-e2e-'))
+  const spec = join(dir, 'canary.yaml')
+  const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')
+  await writeFile(spec, [
+    'apiVersion: canary.dev/v1alpha1',
+    'kind: Release',
+    'metadata: {name: shop}',
+    'spec:',
+    '  image: acme/shop:v1',
+    '  port: 8080',
+    '  probe: {path: /healthz}',
+    `  env: {${env}}`,
+    `  steps: ${options.steps ?? '[20, 50, 100]'}`,
+    `  analysis: ${options.analysis ?? '{interval: 1s, minRequests: 20, successRate: 99, failureLimit: 1}'}`,
+    '  local:',
+    `    command: ${JSON.stringify(`${JSON.stringify(process.execPath)} ${JSON.stringify(DEMO_APP)}`)}`,
+    '    listen: 127.0.0.1:0',
+    `    readyTimeout: ${options.readyTimeout ?? '15s'}`,
+    '',
+  ].join('\n'))
+  return {dir, spec}
+}
+
+/** The outcome of one CLI run. */
+export interface CliResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+  /** stdout parsed as JSON, when it is. */
+  readonly json: Record<string, unknown> | undefined
+}
+
+/** Runs `canary ARGS` in `cwd` and waits for it to exit. */
+export function canary(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {cwd, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      let json: Record<string, unknown> | undefined
+      try {
+        json = JSON.parse(stdout) as Record<string, unknown>
+      } catch {
+        json = undefined
+      }
+      resolvePromise({code, stdout, stderr, json})
+    })
+  })
+}
+
+/** The daemon's address book for release `shop` in `dir`. */
+export async function daemonInfo(dir: string): Promise<{pid: number; proxyUrl: string; controlUrl: string} | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, '.canary/shop/daemon.json'), 'utf8')) as {pid: number; proxyUrl: string; controlUrl: string}
+  } catch {
+    return undefined
+  }
+}
+
+/** Steady traffic to `url` until stopped; resolves the number of responses per status class. */
+export function traffic(url: string, ratePerSecond = 100): {stop: () => Promise<{ok: number; failed: number}>} {
+  const counts = {ok: 0, failed: 0}
+  const inFlight = new Set<Promise<void>>()
+  const timer = setInterval(() => {
+    const p = fetch(url).then(async (r) => {
+      await r.arrayBuffer()
+      if (r.status >= 500) counts.failed++
+      else counts.ok++
+    }, () => void counts.failed++).finally(() => inFlight.delete(p))
+    inFlight.add(p)
+  }, Math.round(1000 / ratePerSecond))
+  return {
+    stop: async () => {
+      clearInterval(timer)
+      await Promise.allSettled([...inFlight])
+      return counts
+    },
+  }
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Waits until `check` holds or `timeoutMs` passes (no fixed sleeps). */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return check()
+}
+
+/** Stops everything the release in `dir` started and removes the dir. */
+export async function cleanUp(dir: string): Promise<void> {
+  const info = await daemonInfo(dir)
+  await canary(['down', '-f', join(dir, 'canary.yaml')], dir)
+  if (info !== undefined && alive(info.pid)) process.kill(info.pid, 'SIGKILL')
+  await rm(dir, {recursive: true, force: true})
+}
