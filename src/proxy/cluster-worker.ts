@@ -59,6 +59,12 @@ process.on('message', (message: PrimaryMessage) => {
 
 send({type: 'hello'})
 
+// The primary is gone (killed or crashed): stop serving so no orphan keeps the port. Closing the
+// instance releases every handle, so the process then exits on its own.
+process.on('disconnect', () => {
+  void instance?.close()
+})
+
 // The primary handles signals; a worker ignores SIGINT/SIGHUP sent to the whole process group.
 process.on('SIGINT', () => undefined)
 process.on('SIGHUP', () => undefined)

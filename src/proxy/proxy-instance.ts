@@ -29,6 +29,7 @@ export class ProxyInstance {
   private readonly server: Server
   private checker: HealthChecker
   private accessLogPath: string | undefined
+  private closing: Promise<void> | undefined
 
   constructor(config: ProxyConfig, generation: number, retentionSeconds?: number) {
     this.stats = new TrafficStats(retentionSeconds)
@@ -83,7 +84,7 @@ export class ProxyInstance {
 
   /** Swaps in a new config generation atomically (throws ConfigError before touching anything). */
   apply(config: ProxyConfig, generation: number): void {
-    const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats)
+    const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats, this.plane.runtime)
     this.checker.stop()
     this.plane.runtime = runtime
     this.plane.trustedProxyHops = config.trustedProxyHops
@@ -127,7 +128,12 @@ export class ProxyInstance {
   }
 
   /** Stops accepting, lets in-flight requests finish (up to `drainMs`), then closes pools and the log. */
-  async close(drainMs: number = this.plane.runtime.config.timeouts.drainMs): Promise<void> {
+  close(drainMs: number = this.plane.runtime.config.timeouts.drainMs): Promise<void> {
+    this.closing ??= this.drain(drainMs)
+    return this.closing
+  }
+
+  private async drain(drainMs: number): Promise<void> {
     this.checker.stop()
     // Upgraded connections (WebSocket) are long-lived: they end at once rather than hold the drain.
     for (const tunnel of this.plane.tunnels) tunnel.destroy()

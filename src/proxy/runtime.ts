@@ -289,12 +289,32 @@ export class ProxyRuntime {
     pools: PoolRegistry,
     health: HealthRegistry,
     stats: TrafficStats,
+    previous?: ProxyRuntime,
   ) {
     this.routes = new RouteTable(config)
-    pools.beginGeneration(poolSettings(config))
-    this.services = new Map(Object.entries(config.services).map(([name, service]) => [name, new ServiceRuntime(name, service, pools, health, config.health.cooldownMs, stats)]))
+    const settings = poolSettings(config)
+    const samePools = previous !== undefined && JSON.stringify(poolSettings(previous.config)) === JSON.stringify(settings) && previous.config.health.cooldownMs === config.health.cooldownMs
+    pools.beginGeneration(settings)
+    this.services = new Map(
+      Object.entries(config.services).map(([name, service]) => {
+        // An unchanged service (same servers, same live weights) keeps its runtime: the EDF
+        // schedule, round-robin positions and mirror counters carry over the reload.
+        const before = samePools ? previous.services.get(name) : undefined
+        if (before !== undefined && sameService(before, service)) {
+          for (const version of before.versions) for (const server of version.servers) pools.acquire(server.origin)
+          return [name, before]
+        }
+        return [name, new ServiceRuntime(name, service, pools, health, config.health.cooldownMs, stats)]
+      }),
+    )
     pools.endGeneration()
   }
+}
+
+/** True when `config` describes exactly what `service` runs now (live weights included). */
+function sameService(service: ServiceRuntime, config: ProxyServiceConfig): boolean {
+  const live = {...service.config, versions: service.versions.map((v) => ({...service.config.versions.find((c) => c.name === v.name), weight: v.weight}))}
+  return JSON.stringify(live) === JSON.stringify(config)
 }
 
 export function poolSettings(config: ProxyConfig): PoolSettings {

@@ -152,6 +152,17 @@ describe('admin API', () => {
     expect(metrics).toContain('canary_proxy_config_reloads_total{result="failure"} 1')
   })
 
+  it('keeps the weighted round-robin position across a reload that does not change the service', async () => {
+    const {proxy, file, v1, v2} = await setup()
+    writeFileSync(file, yaml(v1, v2, [3, 1]))
+    await proxy.reload()
+    const texts = [(await get(`${proxy.url}/`)).text, (await get(`${proxy.url}/`)).text]
+    await proxy.reload()
+    texts.push((await get(`${proxy.url}/`)).text, (await get(`${proxy.url}/`)).text)
+    // EDF at 3:1 picks v1 v1 v1 v2; a rebuilt schedule would restart at v1 v1.
+    expect(texts).toEqual(['v1', 'v1', 'v1', 'v2'])
+  })
+
   it('reloads when the config file changes', async () => {
     const v1 = await startUpstream('v1')
     const v2 = await startUpstream('v2')
