@@ -2,7 +2,8 @@
  * The built-in demo app: a tiny HTTP server that answers with its version. `canary demo` runs it as
  * `local.command`; with DEMO_ERROR_PERCENT set it answers 500 to that share of requests (spread
  * evenly by a counter, so the share is exact), and DEMO_CRASH_AFTER makes it exit after that many requests.
- * Env: PORT, IMAGE (set by canary), DEMO_ERROR_PERCENT, DEMO_BAD_IMAGE, DEMO_CRASH_AFTER, DEMO_NEVER_READY.
+ * Env: PORT, IMAGE (set by canary), DEMO_ERROR_PERCENT, DEMO_BAD_IMAGE, DEMO_BAD_FROM_MS (epoch ms when the
+ * errors begin), DEMO_CRASH_AFTER, DEMO_NEVER_READY.
  */
 import {createServer} from 'node:http'
 
@@ -14,6 +15,7 @@ const errorPercent = badImage === undefined || badImage === image ? Number(proce
 const affected = badImage === undefined || badImage === image
 const crashAfter = process.env.DEMO_CRASH_AFTER === undefined || !affected ? undefined : Number(process.env.DEMO_CRASH_AFTER)
 const neverReady = process.env.DEMO_NEVER_READY === '1' && affected
+const badFromMs = Number(process.env.DEMO_BAD_FROM_MS ?? 0)
 let served = 0
 
 const server = createServer((req, res) => {
@@ -30,7 +32,7 @@ const server = createServer((req, res) => {
     return
   }
   // Error every (100 / errorPercent)-th request: an exact share without randomness.
-  const fails = errorPercent > 0 && Math.floor((served * errorPercent) / 100) > Math.floor(((served - 1) * errorPercent) / 100)
+  const fails = errorPercent > 0 && Date.now() >= badFromMs && Math.floor((served * errorPercent) / 100) > Math.floor(((served - 1) * errorPercent) / 100)
   res.writeHead(fails ? 500 : 200, {'content-type': 'application/json'})
   res.end(JSON.stringify({version: image, ok: !fails}))
 })

@@ -6,11 +6,11 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {NotFoundError, UsageError} from '../errors.js'
 import {resolveCanaryImage} from '../spec/image-ref.js'
-import {loadRelease} from '../spec/load-release.js'
 import type {Release} from '../spec/release.js'
 import {planFromRelease} from './plan-from-release.js'
 import type {Clock} from './ports.js'
 import type {RolloutSession} from './services.js'
+import {loadReleaseCached} from './spec-cache.js'
 import {portsFor} from './targets/index.js'
 import type {TickResult} from './engine.js'
 import type {SessionOverrides} from '../kube/flags.js'
@@ -31,7 +31,7 @@ export interface OpenedSession extends RolloutSession {
 
 /** Loads `file`, checks that NAME (if given) is the release it defines, and builds the ports. */
 export async function openSession(file: string, name: string | undefined, onTick?: (tick: TickResult) => void, overrides: SessionOverrides = {}): Promise<OpenedSession> {
-  const loaded = (await loadRelease(file)).release
+  const loaded = await loadReleaseCached(file)
   const release = overrides.target === undefined ? loaded : {...loaded, target: overrides.target}
   if (name !== undefined && name !== release.name) {
     throw new NotFoundError(`release ${name}: not found in ${file}`, {subject: file, suggestions: [`${file} defines release ${release.name}; omit NAME or pass another spec with -f.`]})

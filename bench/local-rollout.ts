@@ -1,0 +1,89 @@
+/**
+ * `npx tsx bench/local-rollout.ts`: two figures of the real local setup (built CLI, daemon, proxy,
+ * demo app replicas), taken on whatever machine runs it:
+ *  1. wall time of `canary step --weight N --force` (target: median ≤ 250 ms);
+ *  2. time from the canary turning bad (5 % errors, at a known instant) to the proxy reporting
+ *     canary weight 0, in analysis intervals (target: ≤ 2 intervals).
+ * Needs `npm run build` first; CANARY_BIN points at another build.
+ */
+import {performance} from 'node:perf_hooks'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {aLocalRelease, canary, cleanUp, daemonInfo, eventually, traffic} from '../test/helpers/lifecycle.js'
+
+const STEP_RUNS = Number(process.env.BENCH_STEP_RUNS ?? 15)
+const ROLLBACK_RUNS = Number(process.env.BENCH_ROLLBACK_RUNS ?? 3)
+const INTERVAL_MS = 10_000
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+}
+
+async function stepWallTime(): Promise<void> {
+  const {dir, spec} = await aLocalRelease()
+  try {
+    const started = await canary(['start', '--image', 'v2', '-f', spec], dir)
+    if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`)
+    await canary(['status', '-f', spec], dir) // warm the spec cache like a CI job's first call
+    const times: number[] = []
+    for (let i = 0; i < STEP_RUNS; i++) {
+      const t0 = performance.now()
+      const result = await canary(['step', '--weight', String(i % 2 === 0 ? 30 : 20), '--force', '-f', spec], dir)
+      times.push(performance.now() - t0)
+      if (result.code !== 0) throw new Error(`step failed: ${result.stderr}`)
+    }
+    const version = await canary(['--version'], dir)
+    const t0 = performance.now()
+    await canary(['--version'], dir)
+    const bare = performance.now() - t0
+    console.log(`canary step wall time over ${STEP_RUNS} runs: median ${quantile(times, 0.5).toFixed(0)} ms, p90 ${quantile(times, 0.9).toFixed(0)} ms (target median ≤ 250 ms); \`canary --version\` alone ${bare.toFixed(0)} ms (${version.stdout.trim()})`)
+  } finally {
+    await cleanUp(dir)
+  }
+}
+
+async function timeToRollback(): Promise<number> {
+  // The replicas read DEMO_BAD_FROM_MS when they start, so the instant is fixed up front: late
+  // enough for the canary to be ready and judged healthy at 20 % a few times first.
+  const badFromMs = Date.now() + 25_000
+  const {dir, spec} = await aLocalRelease({
+    env: {DEMO_BAD_IMAGE: 'acme/shop:v2', DEMO_ERROR_PERCENT: '5', DEMO_BAD_FROM_MS: String(badFromMs)},
+    steps: '[{setWeight: 20}, {pause: {duration: 10m}}, {setWeight: 100}]',
+    analysis: `{interval: ${INTERVAL_MS / 1000}s, minRequests: 50, successRate: 99, failureLimit: 1}`,
+  })
+  try {
+    const running = canary(['run', '--image', 'v2', '--timeout', '5m', '-f', spec], dir)
+    await eventually(async () => (await daemonInfo(dir)) !== undefined, 30_000)
+    const info = await daemonInfo(dir)
+    if (info === undefined) throw new Error('daemon did not start')
+    const load = traffic(info.proxyUrl, 100)
+    const daemon = JSON.parse(await readFile(join(dir, '.canary/shop/daemon.json'), 'utf8')) as {adminUrl: string}
+    const token = (await readFile(join(dir, '.canary/shop/admin-token'), 'utf8')).trim()
+    const canaryWeight = async () => {
+      const state = (await (await fetch(`${daemon.adminUrl}/api/state`, {headers: {authorization: `Bearer ${token}`}})).json()) as {services: {shop: {versions: {name: string; weight: number}[]}}}
+      return state.services.shop.versions.find((v) => v.name === 'canary')?.weight ?? 0
+    }
+    await eventually(async () => (await canaryWeight()) > 0, 30_000)
+    if (Date.now() >= badFromMs) throw new Error('the canary took traffic only after it turned bad; raise the delay')
+    let zeroAtMs = 0
+    await eventually(async () => {
+      if (Date.now() < badFromMs || (await canaryWeight()) > 0) return false
+      zeroAtMs = Date.now()
+      return true
+    }, 120_000)
+    const result = await running
+    await load.stop()
+    if (result.code !== 10) throw new Error(`run ended with ${result.code}: ${result.stderr.slice(-500)}`)
+    return zeroAtMs - badFromMs
+  } finally {
+    await cleanUp(dir)
+  }
+}
+
+console.log('bench:local-rollout (figures from a shared, busy machine are pessimistic)')
+await stepWallTime()
+const delays: number[] = []
+for (let i = 0; i < ROLLBACK_RUNS; i++) delays.push(await timeToRollback())
+console.log(`canary turning bad (5 % errors, 100 req/s, weight 20 %) → weight 0: ${delays.map((d) => `${(d / 1000).toFixed(1)} s`).join(', ')}; worst ${(Math.max(...delays) / INTERVAL_MS).toFixed(2)} intervals of ${INTERVAL_MS / 1000} s (target ≤ 2)`)

@@ -1,0 +1,46 @@
+/**
+ * A parsed-release cache for the lifecycle commands. Parsing a spec loads yaml and zod (~150 ms
+ * of a CLI start, STYLE.md point 11); CI calls `canary step`/`status` many times with the same
+ * file. The cache is keyed by the SHA-256 of the file's bytes, so any edit is a miss; a miss (or
+ * any problem with the cache) parses the file for real, which also produces the located errors.
+ */
+import {createHash} from 'node:crypto'
+import {mkdir, readFile, rename, writeFile} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
+
+import type {Release} from '../spec/release.js'
+
+/** Bump when the Release type changes shape, so old cache entries are ignored. */
+const CACHE_FORMAT = 'canary.release-cache/v1'
+
+export async function loadReleaseCached(file: string): Promise<Release> {
+  let text: Buffer | undefined
+  try {
+    text = await readFile(file)
+  } catch {
+    text = undefined
+  }
+  const key = text === undefined ? undefined : createHash('sha256').update(CACHE_FORMAT).update(text).digest('hex')
+  const cacheFile = key === undefined ? undefined : join(dirname(resolve(file)), '.canary', 'spec-cache', `${key.slice(0, 32)}.json`)
+  if (cacheFile !== undefined) {
+    try {
+      const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as {key: string; release: Release}
+      if (cached.key === key) return cached.release
+    } catch {
+      // Miss: parse below.
+    }
+  }
+  const {loadRelease} = await import('../spec/load-release.js')
+  const {release} = await loadRelease(file)
+  if (cacheFile !== undefined) {
+    try {
+      await mkdir(dirname(cacheFile), {recursive: true, mode: 0o700})
+      const temp = `${cacheFile}.${process.pid}.tmp`
+      await writeFile(temp, JSON.stringify({key, release}))
+      await rename(temp, cacheFile)
+    } catch {
+      // A read-only directory only costs the next command a parse.
+    }
+  }
+  return release
+}
