@@ -3,6 +3,8 @@
  * the fake API server through a kubeconfig, exactly as a CI job would run it.
  */
 import {spawn} from 'node:child_process'
+import http from 'node:http'
+import type {AddressInfo} from 'node:net'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -92,5 +94,33 @@ describe('canary on a cluster (built CLI, fake API server)', () => {
     const result = JSON.parse(run.stdout) as {rbac: Array<{kind: string; rules?: Array<{resources: string[]; verbs: string[]}>}>}
     expect(result.rbac.map((o) => o.kind)).toEqual(['ServiceAccount', 'Role', 'RoleBinding'])
     expect(result.rbac[1]?.rules?.find((r) => r.resources.includes('ingresses'))?.verbs).toEqual(['get', 'create', 'patch', 'delete'])
+  })
+
+  it('run: judged from Prometheus (ingress-nginx queries), promoted, exit 0', async () => {
+    const seen: string[] = []
+    const prometheus = http.createServer((request, response) => {
+      const query = new URL(request.url ?? '/', 'http://p').searchParams.get('query') ?? ''
+      seen.push(query)
+      const canary = query.includes('canary!=""')
+      const value = query.includes('status=~"5.."') ? 0 : canary ? 200 : 1000
+      const result = query.includes('_bucket')
+        ? [{metric: {le: '0.1'}, value: [0, String(canary ? 200 : 1000)]}, {metric: {le: '+Inf'}, value: [0, String(canary ? 200 : 1000)]}]
+        : [{metric: {}, value: [0, String(value)]}]
+      response.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({status: 'success', data: {resultType: 'vector', result}}))
+    })
+    await new Promise<void>((resolve) => prometheus.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`
+      writeFileSync(join(dir, 'canary.yaml'), SPEC.replace("'http://127.0.0.1:9'", `'${url}'`).replace('steps: [10, 50, 100]', 'steps: [50, 100]').replace('interval: 1s', 'interval: 1s, minRequests: 10'))
+      const run = await canary(['run', '--image', 'v2', '--target', 'kubernetes', '--kubeconfig', fake.kubeconfigPath, '--json'], dir)
+      expect(run.code).toBe(0)
+      expect((JSON.parse(run.stdout) as {status: {phase: string}}).status.phase).toBe('Promoted')
+      expect(seen.some((q) => q.startsWith('sum(increase(nginx_ingress_controller_requests{namespace="shop",ingress="web",canary!=""}'))).toBe(true)
+      const web = fake.get('apps/v1', 'Deployment', 'shop', 'web') as {spec: {template: {spec: {containers: Array<{image: string}>}}}}
+      expect(web.spec.template.spec.containers[0]?.image).toBe('ghcr.io/acme/web:v2')
+    } finally {
+      prometheus.closeAllConnections()
+      prometheus.close()
+    }
   })
 })
