@@ -1,7 +1,7 @@
 // End-to-end: the built CLI (`npm run build` first; `npm test` does it).
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 
@@ -89,6 +89,16 @@ describe('canary proxy (built CLI)', () => {
     const [code] = await exit
     expect(code).toBe(0)
     expect(stderr()).toContain('"msg":"config reloaded"')
+  })
+
+  it.skipIf(process.platform !== 'linux')('stops its workers when the primary is killed (no orphan keeps the port)', async () => {
+    const [v1, v2] = await upstreams()
+    const {child, listening} = await run(['--config', writeConfig(v1, v2)])
+    const workers = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number)
+    expect(workers).toHaveLength(1)
+    child.kill('SIGKILL')
+    await eventually(() => !existsSync(`/proc/${workers[0]}`) || readFileSync(`/proc/${workers[0]}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') === true, 10_000)
+    await expect(get(`http://${listening.listen}/`)).rejects.toThrow()
   })
 
   it('--workers 2 applies weight changes in every worker and sums their metrics and stats', async () => {
