@@ -165,7 +165,11 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
     problems.push({location: at(offset), path: '', message: `environment variable ${variable} is not set`, suggestion: `Export ${variable} or write the value in the file ($$ writes a literal $).`}),
   )
 
-  const parsed = RawConfig.safeParse(doc.toJS())
+  const data: unknown = doc.toJS()
+  const report: Report = (path, message, suggestion) => problems.push({location: at(nodeOffset(doc, path, false)), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})})
+  // References are checked even when the schema fails, so one run lists every problem.
+  checkReferences(data, report)
+  const parsed = RawConfig.safeParse(data)
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const path = issue.path.map(String)
@@ -187,9 +191,7 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
     throw configError(file, problems)
   }
 
-  const config = resolve(parsed.data, file, (path, message, suggestion) =>
-    problems.push({location: at(nodeOffset(doc, path, false)), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})}),
-  )
+  const config = resolve(parsed.data, file, report)
   if (problems.length > 0) throw configError(file, problems)
   return config
 }
@@ -205,14 +207,6 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) report([...base, 'versions', String(i), 'name'], `duplicate version name "${n}"`, 'Give every version of a service its own name.')
     })
-    const refersTo = (field: string[], version: string) => {
-      if (!names.includes(version)) {
-        const close = closest(version, names)
-        report([...base, ...field], `version "${version}" is not a version of service ${serviceName}`, close === undefined ? `Use one of: ${names.join(', ')}.` : `Did you mean "${close}"?`)
-      }
-    }
-    if (service.canary !== undefined) refersTo(['canary'], service.canary)
-    if (service.mirror !== undefined) refersTo(['mirror', 'version'], service.mirror.version)
     if ((service.header !== undefined || service.cookie !== undefined) && service.canary === undefined) {
       report([...base, service.header === undefined ? 'cookie' : 'header'], 'header and cookie overrides need `canary:` to name the version they select', 'Add `canary: <version>` to the service.')
     }
@@ -236,15 +230,10 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
     }
   }
 
-  const serviceNames = Object.keys(raw.services)
   const routeNames = raw.routes.map((r) => r.name)
   raw.routes.forEach((route, i) => {
     const base = ['routes', String(i)]
     if (routeNames.indexOf(route.name) !== i) report([...base, 'name'], `duplicate route name "${route.name}"`, 'Give every route its own name.')
-    if (!serviceNames.includes(route.service)) {
-      const close = closest(route.service, serviceNames)
-      report([...base, 'service'], `service "${route.service}" is not defined under services`, close === undefined ? `Define it under services: or use one of: ${serviceNames.join(', ')}.` : `Did you mean "${close}"?`)
-    }
     if (route.path !== undefined && route.pathPrefix !== undefined) report([...base, 'pathPrefix'], 'set `path` or `pathPrefix`, not both', 'Keep one of them.')
     if (route.stripPrefix && route.pathPrefix === undefined) report([...base, 'stripPrefix'], '`stripPrefix` needs `pathPrefix`', 'Add `pathPrefix:` or remove `stripPrefix`.')
     if (route.path !== undefined) {
@@ -259,6 +248,33 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
     report(['admin', 'token'], `admin listens on ${raw.admin.listen}, which is not loopback, and has no token`, 'Set admin.token (e.g. token: ${CANARY_ADMIN_TOKEN}) or listen on 127.0.0.1.')
   }
   return {...raw, services, file}
+}
+
+/** Route → service and canary/mirror → version references, on unvalidated data (shapes may be wrong). */
+function checkReferences(data: unknown, report: Report): void {
+  const record = (value: unknown): Record<string, unknown> | undefined => (value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined)
+  const root = record(data)
+  const services = record(root?.services) ?? {}
+  const serviceNames = Object.keys(services)
+  const routes = Array.isArray(root?.routes) ? (root.routes as unknown[]) : []
+  routes.forEach((route, i) => {
+    const service = record(route)?.service
+    if (typeof service !== 'string' || serviceNames.includes(service)) return
+    const close = closest(service, serviceNames)
+    report(['routes', String(i), 'service'], `service "${service}" is not defined under services`, close === undefined ? `Define it under services: or use one of: ${serviceNames.join(', ')}.` : `Did you mean "${close}"?`)
+  })
+  for (const [serviceName, value] of Object.entries(services)) {
+    const service = record(value)
+    const versions = Array.isArray(service?.versions) ? (service.versions as unknown[]) : []
+    const names = versions.map((v) => record(v)?.name).filter((n): n is string => typeof n === 'string')
+    const refersTo = (field: string[], version: unknown) => {
+      if (typeof version !== 'string' || names.includes(version)) return
+      const close = closest(version, names)
+      report(['services', serviceName, ...field], `version "${version}" is not a version of service ${serviceName}`, close === undefined ? `Use one of: ${names.join(', ')}.` : `Did you mean "${close}"?`)
+    }
+    refersTo(['canary'], service?.canary)
+    refersTo(['mirror', 'version'], record(service?.mirror)?.version)
+  }
 }
 
 /** True for 127.0.0.0/8, ::1 and localhost: the admin API may run without a token only there. */

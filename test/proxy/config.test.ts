@@ -131,6 +131,19 @@ services:
     )
   })
 
+  it('reports broken references together with schema problems', () => {
+    const problems = problemsOf(`listen: 127.0.0.1:0
+routes:
+  - { name: r, service: chedar, prio: 1 }
+services:
+  cheddar:
+    versions:
+      - { name: v1, weight: 1, servers: [http://127.0.0.1:1] }
+    canary: v9
+`)
+    expect(problems.map((p) => p.path).sort()).toEqual(['routes.0.prio', 'routes.0.service', 'services.cheddar.canary'])
+  })
+
   it('refuses a non-loopback admin listener without a token', () => {
     expect(problemsOf(MINIMAL('    versions: [{ name: v1, servers: [http://127.0.0.1:1] }]\n', 'admin: { listen: 0.0.0.0:9901 }\n'))).toEqual([expect.objectContaining({path: 'admin.token'})])
   })
