@@ -121,13 +121,14 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     if (!this.ended) this.res.end()
+    this.server!.markSucceeded()
     this.finish(this.status)
   }
 
   onError(error: Error): void {
     if (this.done) return
     const server = this.server
-    if (server !== undefined && !this.clientGone && isServerFailure(error)) server.markFailed()
+    if (server !== undefined && !this.clientGone && isServerFailure(error)) server.markFailed(isConnectError(error))
     if (this.clientGone) {
       this.finish(CLIENT_CLOSED_REQUEST)
       return
@@ -409,7 +410,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   })
   upstream.on('error', (error) => {
     if (!recorded) {
-      if (isServerFailure(error)) server.markFailed()
+      if (isServerFailure(error)) server.markFailed(isConnectError(error))
       record(502)
       socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
     } else {

@@ -14,11 +14,15 @@ import {EdfBalancer} from './edf-balancer.js'
 import {RouteTable} from './route-table.js'
 import type {TrafficStats} from './traffic-stats.js'
 
+/** Resets or broken connections in a row that take a server out (connect failures need one). */
+const PASSIVE_FAILURE_THRESHOLD = 3
+
 /** Health of one upstream server: passive (cooldown after failures) and optional active checks. */
 export class ServerHealth {
   downUntilMs = 0
   activeUp = true
   failures = 0
+  consecutiveFailures = 0
 
   get healthy(): boolean {
     return this.activeUp && (this.downUntilMs === 0 || Date.now() >= this.downUntilMs)
@@ -41,10 +45,21 @@ export class UpstreamServer {
     return this.health.healthy
   }
 
-  /** Passive health: a connection-level failure takes the server out for the cooldown. */
-  markFailed(): void {
-    this.health.failures++
-    this.health.downUntilMs = Date.now() + this.cooldownMs
+  /**
+   * Passive health. A refused or timed-out connect takes the server out for the cooldown at once;
+   * resets and broken connections only after three in a row, so one keep-alive race (the server
+   * closed an idle connection as a request went out) does not bench a healthy server.
+   */
+  markFailed(connectFailed: boolean): void {
+    const health = this.health
+    health.failures++
+    health.consecutiveFailures++
+    if (connectFailed || health.consecutiveFailures >= PASSIVE_FAILURE_THRESHOLD) health.downUntilMs = Date.now() + this.cooldownMs
+  }
+
+  /** A completed exchange ends a run of failures. */
+  markSucceeded(): void {
+    if (this.health.consecutiveFailures !== 0) this.health.consecutiveFailures = 0
   }
 }
 
