@@ -32,7 +32,7 @@ const HeaderRules = z.record(headerName, z.string().nullable())
 
 const Route = z.strictObject({
   name,
-  host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name or *.example.com').optional(),
+  host: z.string().regex(/^((\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/, 'expected a host name, *.example.com or [IPv6]').optional(),
   path: z.string().startsWith('/').optional(),
   pathPrefix: z.string().startsWith('/').optional(),
   method: z.union([z.string(), z.array(z.string()).min(1)]).optional(),

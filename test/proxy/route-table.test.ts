@@ -17,6 +17,10 @@ describe('RouteTable', () => {
     expect(match(t, 'example.com', '/')).toBeUndefined()
   })
 
+  it('matches a bracketed IPv6 host', () => {
+    expect(match(table({host: '[::1]'}), '[::1]', '/')).toBe('r0')
+  })
+
   it('matches path prefixes on segment boundaries', () => {
     const t = table({pathPrefix: '/cheddar'})
     expect(match(t, 'h', '/cheddar')).toBe('r0')
