@@ -86,4 +86,4 @@ console.log('bench:local-rollout (figures from a shared, busy machine are pessim
 await stepWallTime()
 const delays: number[] = []
 for (let i = 0; i < ROLLBACK_RUNS; i++) delays.push(await timeToRollback())
-console.log(`canary turning bad (5 % errors, 100 req/s, weight 20 %) → weight 0: ${delays.map((d) => `${(d / 1000).toFixed(1)} s`).join(', ')}; worst ${(Math.max(...delays) / INTERVAL_MS).toFixed(2)} intervals of ${INTERVAL_MS / 1000} s (target ≤ 2)`)
+if (delays.length > 0) console.log(`canary turning bad (5 % errors, 100 req/s, weight 20 %) → weight 0: ${delays.map((d) => `${(d / 1000).toFixed(1)} s`).join(', ')}; worst ${(Math.max(...delays) / INTERVAL_MS).toFixed(2)} intervals of ${INTERVAL_MS / 1000} s (target ≤ 2)`)

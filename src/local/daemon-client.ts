@@ -10,6 +10,7 @@ import {fileURLToPath} from 'node:url'
 import {TimeoutError, UnreachableError, messageOf} from '../errors.js'
 import type {DaemonInfo} from './daemon.js'
 import {adminToken} from './admin-token.js'
+import {httpCall, type HttpReply} from './http-json.js'
 import {isProcessAlive} from './lock-file.js'
 import type {ReleasePaths} from './paths.js'
 
@@ -19,6 +20,7 @@ const CONTROL_TIMEOUT_MS = 30_000
 /** Talks to one release's daemon. */
 export class DaemonClient {
   private cached: DaemonInfo | undefined
+  private cachedToken: string | undefined
 
   constructor(
     readonly paths: ReleasePaths,
@@ -43,8 +45,7 @@ export class DaemonClient {
     if (info === undefined) throw this.gone('no proxy daemon is running for it')
     if (!isProcessAlive(info.pid)) throw this.gone(`its proxy daemon (pid ${info.pid}) is not running`)
     try {
-      const response = await fetch(`${info.controlUrl}/healthz`, {signal: AbortSignal.any([signal, AbortSignal.timeout(2000)])})
-      await response.body?.cancel()
+      await httpCall('GET', `${info.controlUrl}/healthz`, {timeoutMs: 2000, signal})
     } catch (error) {
       throw this.gone(`its proxy daemon (pid ${info.pid}) does not answer: ${messageOf(error)}`)
     }
@@ -104,21 +105,21 @@ export class DaemonClient {
   /** Calls the control API; errors name the daemon and the call. */
   async call<T>(method: string, path: string, signal: AbortSignal, body?: unknown): Promise<T> {
     const info = await this.running(signal)
-    const token = await adminToken(this.paths)
-    let response: Response
+    const token = await this.token()
+    let reply: HttpReply
     try {
-      response = await fetch(`${info.controlUrl}${path}`, {
-        method,
-        headers: {authorization: `Bearer ${token}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
-        ...(body === undefined ? {} : {body: JSON.stringify(body)}),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(CONTROL_TIMEOUT_MS)]),
-      })
+      reply = await httpCall(method, `${info.controlUrl}${path}`, {token, ...(body === undefined ? {} : {body}), timeoutMs: CONTROL_TIMEOUT_MS, signal})
     } catch (error) {
       throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${messageOf(error)}`, {cause: error, subject: this.paths.dir})
     }
-    const text = await response.text()
-    if (!response.ok) throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${response.status} ${text}`, {subject: this.paths.dir})
-    return JSON.parse(text) as T
+    if (reply.status < 200 || reply.status >= 300) throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${reply.status} ${reply.text}`, {subject: this.paths.dir})
+    return JSON.parse(reply.text) as T
+  }
+
+  /** The admin token (read once per process). */
+  async token(): Promise<string> {
+    this.cachedToken ??= await adminToken(this.paths)
+    return this.cachedToken
   }
 
   /** Stops the daemon (and with it the proxy and every replica); returns what was stopped. */

@@ -6,7 +6,6 @@ import {ProxyRouter} from './proxy-router.js'
 import type {RolloutPorts, TargetInput} from '../rollout/targets/index.js'
 import {acquireLockFile} from './lock-file.js'
 import {DaemonClient} from './daemon-client.js'
-import {adminToken} from './admin-token.js'
 import {FileRolloutStore} from './file-store.js'
 import {LocalTarget} from './local-target.js'
 import {releasePaths} from './paths.js'
@@ -22,7 +21,7 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
   let startedHere = false
   // Router and metrics find the proxy's admin API through the daemon, lazily: a command that only
   // reads state must not fail before it can explain that the daemon is gone.
-  const admin = async (signal: AbortSignal) => ({url: (await daemon.running(signal)).adminUrl, token: await adminToken(paths)})
+  const admin = async (signal: AbortSignal) => ({url: (await daemon.running(signal)).adminUrl, token: await daemon.token()})
   const router: TrafficRouter = {
     kind: 'proxy',
     capabilities: {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true},

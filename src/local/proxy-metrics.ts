@@ -3,6 +3,7 @@
  * returns exact request, error and latency-bucket counts per version (track) for the window.
  */
 import {UnreachableError, messageOf} from '../errors.js'
+import {httpCall} from './http-json.js'
 import {EMPTY_VERSION_METRICS, type VersionMetrics, type WindowMetrics} from '../rollout/core/metrics.js'
 import type {MetricSource} from '../rollout/ports.js'
 import type {ProxyAdminEndpoint} from '../rollout/routers/index.js'
@@ -25,9 +26,9 @@ export class ProxyMetricSource implements MetricSource {
     const url = `${this.admin.url}/api/services/${encodeURIComponent(this.service)}/stats?since=${Math.floor(window.sinceMs)}`
     let body: {sinceMs: number; untilMs: number; versions: Record<string, VersionStats>}
     try {
-      const response = await fetch(url, {headers: {authorization: `Bearer ${this.admin.token}`}, signal: AbortSignal.any([signal, AbortSignal.timeout(5000)])})
-      if (!response.ok) throw new Error(`${response.status} ${await response.text()}`)
-      body = (await response.json()) as typeof body
+      const reply = await httpCall('GET', url, {token: this.admin.token, timeoutMs: 5000, signal})
+      if (reply.status !== 200) throw new Error(`${reply.status} ${reply.text}`)
+      body = JSON.parse(reply.text) as typeof body
     } catch (error) {
       throw new UnreachableError(`proxy admin ${this.admin.url}: reading stats of ${this.service} failed: ${messageOf(error)}`, {cause: error})
     }

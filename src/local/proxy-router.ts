@@ -4,6 +4,7 @@
  * Versions are named by track, `stable` and `canary` (src/render/proxy.ts).
  */
 import {UnreachableError, messageOf} from '../errors.js'
+import {httpCall} from './http-json.js'
 import {stableWeight, weights, type Weights} from '../rollout/core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../rollout/ports.js'
 import type {ProxyAdminEndpoint} from '../rollout/routers/index.js'
@@ -63,19 +64,13 @@ export class ProxyRouter implements TrafficRouter {
   }
 
   private async request(method: string, path: string, signal: AbortSignal, body?: unknown): Promise<unknown> {
-    let response: Response
+    let reply
     try {
-      response = await fetch(`${this.admin.url}${path}`, {
-        method,
-        headers: {authorization: `Bearer ${this.admin.token}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
-        ...(body === undefined ? {} : {body: JSON.stringify(body)}),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(ADMIN_TIMEOUT_MS)]),
-      })
+      reply = await httpCall(method, `${this.admin.url}${path}`, {token: this.admin.token, ...(body === undefined ? {} : {body}), timeoutMs: ADMIN_TIMEOUT_MS, signal})
     } catch (error) {
       throw new UnreachableError(`proxy admin ${this.admin.url}: ${method} ${path} failed: ${messageOf(error)}`, {cause: error})
     }
-    const text = await response.text()
-    if (!response.ok) throw new UnreachableError(`proxy admin ${this.admin.url}: ${method} ${path} failed: ${response.status} ${text}`)
-    return JSON.parse(text) as unknown
+    if (reply.status < 200 || reply.status >= 300) throw new UnreachableError(`proxy admin ${this.admin.url}: ${method} ${path} failed: ${reply.status} ${reply.text}`)
+    return JSON.parse(reply.text) as unknown
   }
 }

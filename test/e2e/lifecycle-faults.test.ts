@@ -1,9 +1,12 @@
 import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterEach, describe, expect, it} from 'vitest'
+import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {alive, aLocalRelease, canary, cleanUp, daemonInfo, eventually} from '../helpers/lifecycle.js'
+
+// Each test spawns the CLI several times (about a second each on a busy machine) and waits for real intervals.
+vi.setConfig({testTimeout: 120_000, hookTimeout: 60_000})
 
 let dir: string | undefined
 

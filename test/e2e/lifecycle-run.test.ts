@@ -1,8 +1,11 @@
-import {afterEach, describe, expect, it} from 'vitest'
+import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {aLocalRelease, canary, cleanUp, daemonInfo, eventually, traffic} from '../helpers/lifecycle.js'
 import {join} from 'node:path'
 import {readFile} from 'node:fs/promises'
+
+// Each test spawns the CLI several times (about a second each on a busy machine) and waits for real intervals.
+vi.setConfig({testTimeout: 120_000, hookTimeout: 60_000})
 
 let dir: string | undefined
 
@@ -65,7 +68,7 @@ describe('canary run on the local target (built CLI)', () => {
     expect(other.code).toBe(5)
   })
 
-  it('the demo promotes a good v2 (exit 0) and rolls back a bad one (exit 10), leaving nothing behind', async () => {
+  it('the demo promotes a good v2 (exit 0) and rolls back a bad one (exit 10)', async () => {
     const good = await canary(['demo', '--json'], process.cwd())
     expect(good.code, good.stderr).toBe(0)
     expect(good.json).toMatchObject({outcome: 'promoted'})
