@@ -1,6 +1,8 @@
 import {afterEach, describe, expect, it, vi} from 'vitest'
 
-import {aLocalRelease, canary, cleanUp, daemonInfo, eventually, traffic} from '../helpers/lifecycle.js'
+import {spawn} from 'node:child_process'
+
+import {CLI, aLocalRelease, canary, cleanUp, daemonInfo, eventually, traffic} from '../helpers/lifecycle.js'
 import {join} from 'node:path'
 import {readFile} from 'node:fs/promises'
 
@@ -66,6 +68,27 @@ describe('canary run on the local target (built CLI)', () => {
     expect(result.json).toMatchObject({outcome: 'paused', status: {phase: 'Paused'}})
     const other = await canary(['run', '--image', 'v3', '-f', release.spec], dir)
     expect(other.code).toBe(5)
+  })
+
+  it('resumes after kill -9 from the persisted state: weights read back, same rollout, promoted', async () => {
+    const release = await aLocalRelease({steps: '[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 100}]'})
+    dir = release.dir
+    const child = spawn(process.execPath, [CLI, 'run', '--image', 'v2', '-f', release.spec], {cwd: dir, stdio: 'ignore'})
+    await eventually(async () => (await daemonInfo(dir!)) !== undefined, 20_000)
+    const load = traffic((await daemonInfo(dir))!.proxyUrl, 100)
+    try {
+      const stateFile = join(dir, '.canary/shop/state.json')
+      expect(await eventually(async () => /"phase": "Progressing"/.test(await readFile(stateFile, 'utf8').catch(() => '')), 20_000)).toBe(true)
+      child.kill('SIGKILL')
+      await new Promise((r) => child.once('exit', r))
+      const resumed = await canary(['run', '--image', 'v2', '--timeout', '60s', '--json', '-f', release.spec], dir)
+      expect(resumed.code, resumed.stderr).toBe(0)
+      const status = (resumed.json as {status: {phase: string; decisions: Array<{event: string}>}}).status
+      expect(status.phase).toBe('Promoted')
+      expect(status.decisions.filter((d) => d.event === 'started')).toHaveLength(1)
+    } finally {
+      await load.stop()
+    }
   })
 
   it('the demo promotes a good v2 (exit 0) and rolls back a bad one (exit 10)', async () => {
