@@ -45,9 +45,13 @@ export interface RunningCluster extends Omit<RunningProxy, 'setWeights' | 'state
 }
 
 interface PendingCall {
+  readonly worker: Worker
   resolve(value: unknown): void
   reject(error: Error): void
 }
+
+/** A worker that does not answer a call within this time fails it (the admin request gets 500, not a hang). */
+const CALL_TIMEOUT_MS = 10_000
 
 export async function startProxyCluster(initial: ProxyConfig, options: StartClusterOptions): Promise<RunningCluster> {
   if (!cluster.isPrimary) throw new UsageError('proxy cluster: start failed: already inside a cluster worker')
@@ -74,7 +78,22 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   const call = <M extends WorkerCall['method']>(worker: Worker, request: Extract<WorkerCall, {method: M}>): Promise<WorkerResults[M]> =>
     new Promise((resolve, reject) => {
       const id = nextCallId++
-      pending.set(id, {resolve: resolve as (v: unknown) => void, reject})
+      const timer = setTimeout(() => {
+        pending.delete(id)
+        reject(new Error(`proxy worker ${worker.process.pid ?? '?'}: ${request.method} got no answer in ${CALL_TIMEOUT_MS} ms`))
+      }, request.method === 'drain' ? config.timeouts.drainMs + CALL_TIMEOUT_MS : CALL_TIMEOUT_MS)
+      timer.unref()
+      pending.set(id, {
+        worker,
+        resolve: (value) => {
+          clearTimeout(timer)
+          resolve(value as WorkerResults[M])
+        },
+        reject: (error) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      })
       worker.send({type: 'call', id, call: request} satisfies PrimaryMessage)
     })
   const callAll = <M extends WorkerCall['method']>(request: Extract<WorkerCall, {method: M}>): Promise<WorkerResults[M][]> => Promise.all([...workers].map((w) => call(w, request)))
@@ -97,6 +116,11 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
       })
       worker.on('exit', (code, signal) => {
         workers.delete(worker)
+        for (const [id, call] of pending) {
+          if (call.worker !== worker) continue
+          pending.delete(id)
+          call.reject(new Error(`proxy worker ${worker.process.pid ?? '?'}: exited before answering (code ${code}, signal ${signal})`))
+        }
         reject(new UsageError(`proxy worker ${worker.process.pid ?? '?'}: exited during start (code ${code}, signal ${signal})`))
         if (!stopping) {
           log({level: 'error', msg: 'worker exited; starting a replacement', pid: worker.process.pid, code, signal})
