@@ -7,10 +7,17 @@
  * - the rollout state ConfigMap is created (`create`) and then replaced under a resourceVersion
  *   precondition (`update`);
  * - the stable Deployment's image is changed at promote with a strategic merge patch (`patch`);
- * - the in-cluster proxy's metrics are read through `pods/proxy` (`get`) after listing its pods.
+ * - the in-cluster proxy's metrics are read through `pods/proxy` (`get`) after listing its pods;
+ * - the in-cluster proxy's admin token Secret is read (`get`, that one name) and created when absent
+ *   (`create`, which RBAC cannot narrow by name: the name is not known when a create is authorized).
  *
  * Only the resources of the release's router are granted. `list`/`watch` on ConfigMaps go to the
  * proxy's own ServiceAccount (it follows its routing ConfigMap), never to the CLI's.
+ *
+ * The proxy's ServiceAccount, Role and RoleBinding are emitted here, for an administrator to apply
+ * once, and not applied by `canary start`: creating a RoleBinding needs rights on `roles` and
+ * `rolebindings` plus every permission it grants (Kubernetes' escalation check), which a
+ * least-privilege CI account should not have.
  */
 import {names} from '../render/names.js'
 import type {Release} from '../spec/release.js'
@@ -21,6 +28,8 @@ export interface PolicyRule {
   readonly apiGroups: readonly string[]
   readonly resources: readonly string[]
   readonly verbs: readonly string[]
+  /** Only these object names (get/update/patch/delete, and list/watch with a metadata.name field selector). */
+  readonly resourceNames?: readonly string[]
 }
 
 /** The Role rules canary needs for `release`: the objects its router writes, and nothing else. */
@@ -51,6 +60,11 @@ export function rbacRules(release: Release): PolicyRule[] {
       rules.push({apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get', 'create', 'patch']})
       break
     case 'proxy':
+      // The proxy pods' admin token: read when present, created with a random token when absent.
+      rules.push(
+        {apiGroups: [''], resources: ['secrets'], resourceNames: [names(release).proxyAdminSecret], verbs: ['get']},
+        {apiGroups: [''], resources: ['secrets'], verbs: ['create']},
+      )
       if (scrapesProxy) rules.push({apiGroups: [''], resources: ['pods'], verbs: ['list']}, {apiGroups: [''], resources: ['pods/proxy'], verbs: ['get']})
       break
     case 'traefik-file':
@@ -66,7 +80,7 @@ export function buildRbac(release: Release, serviceAccount = 'canary'): KubeObje
   const router = release.ingress?.router ?? 'proxy'
   const objects: KubeObject[] = [
     {apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name: serviceAccount, namespace: release.namespace, labels}},
-    {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: {name: roleName, namespace: release.namespace, labels}, rules: rbacRules(release).map((r) => ({...r, apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs]}))},
+    {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: {name: roleName, namespace: release.namespace, labels}, rules: rbacRules(release).map((r) => ({apiGroups: [...r.apiGroups], resources: [...r.resources], ...(r.resourceNames === undefined ? {} : {resourceNames: [...r.resourceNames]}), verbs: [...r.verbs]}))},
     {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: {name: roleName, namespace: release.namespace, labels}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName}, subjects: [{kind: 'ServiceAccount', name: serviceAccount, namespace: release.namespace}]},
   ]
   if (router === 'proxy') {

@@ -21,6 +21,8 @@ export interface ReleaseNames {
   readonly proxy: string
   /** ConfigMap of the bundled proxy's config. */
   readonly proxyConfig: string
+  /** Secret holding the in-cluster proxy's admin API token (created by canary at start, never rendered). */
+  readonly proxyAdminSecret: string
   /** ConfigMap of Traefik's file-provider dynamic configuration. */
   readonly traefikFileConfig: string
   /** Prefix of routers and services inside Traefik's file-provider config (unique per namespace). */
@@ -38,6 +40,7 @@ export function names(release: Pick<Release, 'name' | 'namespace'>): ReleaseName
     weighted: `${name}-weighted`,
     proxy: `${name}-proxy`,
     proxyConfig: `${name}-proxy-config`,
+    proxyAdminSecret: `${name}-proxy-admin`,
     traefikFileConfig: `${name}-traefik`,
     traefikFilePrefix: `${release.namespace}-${name}`,
   }

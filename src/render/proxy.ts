@@ -14,10 +14,14 @@ import {bundledTemplates} from './template-set.js'
 import {fillTemplate} from './template.js'
 import type {BuildOptions, KubeObject, RenderState} from './types.js'
 
-/** Where the proxy listens inside its pod, and the admin API (pod-local). */
+/** Where the proxy listens inside its pod, and its admin API (on the pod IP too, for the pod proxy). */
 export const PROXY_POD_LISTEN = {port: 8080, adminPort: 9901} as const
 /** File name of the proxy config inside its ConfigMap. */
 export const PROXY_CONFIG_FILE = 'proxy.yaml'
+/** Environment variable the in-cluster proxy reads its admin token from (`${CANARY_ADMIN_TOKEN}` in its config). */
+export const PROXY_ADMIN_TOKEN_ENV = 'CANARY_ADMIN_TOKEN'
+/** Key of the token in the admin Secret. */
+export const PROXY_ADMIN_SECRET_KEY = 'token'
 
 /** Inputs of `buildProxyConfig` beyond the release. */
 export interface ProxyConfigInput {
@@ -33,6 +37,8 @@ export interface ProxyConfigInput {
   readonly adminListen?: string
   /** Admin token, usually `${CANARY_ADMIN_TOKEN}` so the proxy reads it from its environment. */
   readonly adminToken?: string
+  /** False: `/metrics` answers without the token (the proxy's default is true). */
+  readonly metricsAuth?: boolean
   /** Access log path (`-` for stdout). */
   readonly accessLogPath?: string
 }
@@ -66,7 +72,11 @@ export function buildProxyConfig(release: Release, input: ProxyConfigInput): Rec
   if (release.probe !== undefined) service.healthCheck = {path: proxyLiteral(release.probe.path)}
   return {
     listen: input.listen ?? release.local?.listen ?? '127.0.0.1:8080',
-    admin: {listen: input.adminListen ?? release.local?.adminListen ?? '127.0.0.1:9901', ...(input.adminToken === undefined ? {} : {token: input.adminToken})},
+    admin: {
+      listen: input.adminListen ?? release.local?.adminListen ?? '127.0.0.1:9901',
+      ...(input.adminToken === undefined ? {} : {token: input.adminToken}),
+      ...(input.metricsAuth === undefined ? {} : {metricsAuth: input.metricsAuth}),
+    },
     ...(input.accessLogPath === undefined ? {} : {accessLog: {path: input.accessLogPath}}),
     routes: [{
       name: release.name,
@@ -78,7 +88,13 @@ export function buildProxyConfig(release: Release, input: ProxyConfigInput): Rec
   }
 }
 
-/** ConfigMap, Deployment and Service running the proxy in a cluster, routing to the track Services. */
+/**
+ * ConfigMap, Deployment and Service running the proxy in a cluster, routing to the track Services.
+ * The pods run as ServiceAccount `<release>-proxy` (from `canary render --rbac`) and read their
+ * admin token from Secret `<release>-proxy-admin` (created at start: render output stays
+ * deterministic and never contains a secret). The admin API listens on the pod IP with that
+ * token, and `/metrics` is open so canary can scrape it through the API server's pod proxy.
+ */
 export function buildProxy(release: Release, state: RenderState, options: BuildOptions = {}): KubeObject[] {
   const templates = options.templates ?? bundledTemplates()
   const n = names(release)
@@ -87,7 +103,9 @@ export function buildProxy(release: Release, state: RenderState, options: BuildO
     ...(state.canaryImage === undefined ? {} : {canaryServers: [serviceUrl(n.canary, release.namespace, release.port)]}),
     weights: state.weights,
     listen: `0.0.0.0:${PROXY_POD_LISTEN.port}`,
-    adminListen: `127.0.0.1:${PROXY_POD_LISTEN.adminPort}`,
+    adminListen: `0.0.0.0:${PROXY_POD_LISTEN.adminPort}`,
+    adminToken: `\${${PROXY_ADMIN_TOKEN_ENV}}`,
+    metricsAuth: false,
     accessLogPath: '-',
   })
   const text = stringify(config, {lineWidth: 0, aliasDuplicateObjects: false})
@@ -106,7 +124,25 @@ export function buildProxy(release: Release, state: RenderState, options: BuildO
       port: PROXY_POD_LISTEN.port,
       adminPort: PROXY_POD_LISTEN.adminPort,
       checksum: createHash('sha256').update(text).digest('hex').slice(0, 16),
+      serviceAccount: n.proxy,
+      adminSecret: n.proxyAdminSecret,
+      adminSecretKey: PROXY_ADMIN_SECRET_KEY,
+      adminTokenEnv: PROXY_ADMIN_TOKEN_ENV,
     }),
     fillTemplate(templates['proxy-service'], {...common, name: n.proxy, selector: {app: n.proxy}, port: PROXY_POD_LISTEN.port}),
   ] as unknown as KubeObject[]
+}
+
+/**
+ * The Secret with the in-cluster proxy's admin token. Never part of render output (the token is
+ * random); the Kubernetes proxy router creates it at start when it does not exist.
+ */
+export function buildProxyAdminSecret(release: Release, token: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {name: names(release).proxyAdminSecret, namespace: release.namespace, labels: {...releaseLabels(release), app: names(release).proxy}},
+    type: 'Opaque',
+    data: {[PROXY_ADMIN_SECRET_KEY]: Buffer.from(token, 'utf8').toString('base64')},
+  }
 }

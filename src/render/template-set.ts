@@ -20,7 +20,7 @@ export const TEMPLATE_PLACEHOLDERS = {
   'ingress-route': ['apiVersion', 'name', 'namespace', 'labels', 'routes', 'tls', 'release'],
   'http-route': ['name', 'namespace', 'labels', 'parentRefs', 'hostnames', 'rules', 'release'],
   'config-map': ['name', 'namespace', 'labels', 'data', 'release'],
-  'proxy-deployment': ['name', 'namespace', 'labels', 'selector', 'replicas', 'image', 'configMap', 'configFile', 'port', 'adminPort', 'checksum', 'release'],
+  'proxy-deployment': ['name', 'namespace', 'labels', 'selector', 'replicas', 'image', 'configMap', 'configFile', 'port', 'adminPort', 'checksum', 'release', 'serviceAccount', 'adminSecret', 'adminSecretKey', 'adminTokenEnv'],
   'proxy-service': ['name', 'namespace', 'labels', 'selector', 'port', 'release'],
 } as const satisfies Record<string, readonly string[]>
 

@@ -143,6 +143,23 @@ describe('fake API server driven by client-node', () => {
     expect(error).toEqual({code: 403, reason: 'Forbidden', message: 'deployments.apps "web" is forbidden: User "system:serviceaccount:ci:canary" cannot patch resource "deployments" in API group "apps" in the namespace "shop"'})
   })
 
+  it('serves Secrets, and users added with their own token get only their own rules (resourceNames, also on a watch by name)', async () => {
+    const core = kc.makeApiClient(k8s.CoreV1Api)
+    await core.createNamespacedSecret({namespace: 'shop', body: {metadata: {name: 'admin'}, data: {token: Buffer.from('t').toString('base64')}}})
+    await core.createNamespacedConfigMap({namespace: 'shop', body: {metadata: {name: 'routing'}}})
+    await core.createNamespacedConfigMap({namespace: 'shop', body: {metadata: {name: 'other'}}})
+    const podKc = new k8s.KubeConfig()
+    podKc.loadFromFile(fake.addUser('system:serviceaccount:shop:web-proxy', [{apiGroups: [''], resources: ['configmaps'], resourceNames: ['routing'], verbs: ['get', 'list', 'watch']}]))
+    const pod = podKc.makeApiClient(k8s.CoreV1Api)
+    expect((await pod.readNamespacedConfigMap({name: 'routing', namespace: 'shop'})).metadata?.name).toBe('routing')
+    expect((await pod.listNamespacedConfigMap({namespace: 'shop', fieldSelector: 'metadata.name=routing'})).items.map((c) => c.metadata?.name)).toEqual(['routing'])
+    expect(await failure(pod.readNamespacedConfigMap({name: 'other', namespace: 'shop'}))).toMatchObject({code: 403, message: expect.stringContaining('User "system:serviceaccount:shop:web-proxy" cannot get resource "configmaps"') as unknown})
+    expect(await failure(pod.listNamespacedConfigMap({namespace: 'shop'}))).toMatchObject({code: 403})
+    expect(await failure(pod.readNamespacedSecret({name: 'admin', namespace: 'shop'}))).toMatchObject({code: 403})
+    // The kubeconfig's own user is unaffected by the added user's rules.
+    expect((await core.readNamespacedSecret({name: 'admin', namespace: 'shop'})).data?.token).toBe(Buffer.from('t').toString('base64'))
+  })
+
   it('streams watch events from a resourceVersion', async () => {
     const core = kc.makeApiClient(k8s.CoreV1Api)
     const first = await core.createNamespacedConfigMap({namespace: 'shop', body: {metadata: {name: 'routing'}, data: {w: '0'}}})

@@ -25,10 +25,16 @@ beforeEach(async () => {
 })
 
 afterEach(async () => {
+  delete process.env.CANARY_ADMIN_TOKEN
   controller.abort()
   await proxy?.close()
   await fake.close()
 })
+
+/** The pod's fixed ports (8080, admin 9901) as free loopback ports, so tests never collide. */
+function podLocal(text: string): string {
+  return text.replace(/0\.0\.0\.0:8080/, '127.0.0.1:0').replace(/0\.0\.0\.0:9901/, '127.0.0.1:0')
+}
 
 /** Resolves when `predicate` holds, re-checked on each delivered config; rejects after `ms`. */
 function until(check: () => boolean, subscribe: (wake: () => void) => void, ms = 10_000): Promise<void> {
@@ -53,7 +59,7 @@ describe('followConfigMap', () => {
     await router.reconcile(controller.signal)
     await router.setWeights(weights(0, 100), controller.signal)
     const wakers: Array<() => void> = []
-    const local = (text: string) => parseProxyConfig(text.replace(/0\.0\.0\.0:8080/, '127.0.0.1:0').replace(/127\.0\.0\.1:9901/, '127.0.0.1:0'), 'configmap:shop/web-proxy-config')
+    const local = (text: string) => parseProxyConfig(podLocal(text), 'configmap:shop/web-proxy-config', {CANARY_ADMIN_TOKEN: 'from-the-secret'})
     await followConfigMap(client, {apiVersion: 'v1', kind: 'ConfigMap', namespace: 'shop', name: 'web-proxy-config'}, PROXY_CONFIG_FILE, async (text) => {
       if (proxy === undefined) proxy = await startProxy(local(text), {log: () => undefined})
       else await proxy.reload(local(text))
@@ -74,11 +80,13 @@ describe('followConfigMap', () => {
     const router = new KubeProxyRouter(client, release)
     await router.reconcile(controller.signal)
     const text = (fake.get('v1', 'ConfigMap', 'shop', 'web-proxy-config')?.data as Record<string, string>)[PROXY_CONFIG_FILE] ?? ''
-    proxy = await startProxy(parseProxyConfig(text.replace(/0\.0\.0\.0:8080/, '127.0.0.1:0').replace(/127\.0\.0\.1:9901/, '127.0.0.1:0'), 'initial'), {log: () => undefined})
+    proxy = await startProxy(parseProxyConfig(podLocal(text), 'initial', {CANARY_ADMIN_TOKEN: 'from-the-secret'}), {log: () => undefined})
     const events: Array<Record<string, unknown>> = []
     const wakers: Array<() => void> = []
     const saved = process.env.KUBECONFIG
     process.env.KUBECONFIG = fake.kubeconfigPath
+    // The pod's environment: the follower parses each ConfigMap text with it (admin.token is ${CANARY_ADMIN_TOKEN}).
+    process.env.CANARY_ADMIN_TOKEN = 'from-the-secret'
     try {
       await followConfigMapIntoProxy('shop/web-proxy-config', proxy, controller.signal, (event) => {
         events.push(event)

@@ -195,7 +195,7 @@ describe('the bundled proxy config', () => {
     const loaded = await loadRelease(join(SPECS, 'proxy.yaml'))
     const {objects} = await renderRelease(loaded, {image: 'v2', step: 1})
     const configMap = objects.find((o) => o.kind === 'ConfigMap') as KubeObject & {data: Record<string, string>}
-    const parsed = parseProxyConfig(configMap.data['proxy.yaml']!, 'proxy.yaml', {})
+    const parsed = parseProxyConfig(configMap.data['proxy.yaml']!, 'proxy.yaml', {CANARY_ADMIN_TOKEN: 'from-the-secret'})
     expect(parsed.routes[0]).toMatchObject({host: 'cheeses.local', pathPrefix: '/cheddar', service: 'cheddar'})
     expect(parse(configMap.data['proxy.yaml']!).listen).toBe('0.0.0.0:8080')
   })
@@ -215,5 +215,50 @@ describe('the bundled proxy config', () => {
     expect(parsed.services.cheddar).toMatchObject({versions: [{name: 'stable', weight: 100}]})
     expect(parsed.services.cheddar?.mirror).toBeUndefined()
     expect(bundledTemplates().deployment.overridden).toBe(false)
+  })
+})
+
+describe('the in-cluster proxy is wired to follow its ConfigMap and expose /metrics', () => {
+  type Container = {args: string[]; env?: Array<{name: string; value?: string; valueFrom?: {secretKeyRef?: {name: string; key: string}}}>; readinessProbe?: unknown; livenessProbe?: unknown}
+  const rendered = async () => {
+    const {objects} = await renderRelease(await loadRelease(join(SPECS, 'proxy.yaml')), {image: 'v2', step: 1})
+    const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'cheddar-proxy') as KubeObject & {spec: {template: {spec: {serviceAccountName?: string; containers: Container[]}}}}
+    const configMap = objects.find((o) => o.kind === 'ConfigMap') as KubeObject & {data: Record<string, string>}
+    return {objects, pod: deployment.spec.template.spec, container: deployment.spec.template.spec.containers[0]!, configText: configMap.data['proxy.yaml']!}
+  }
+
+  it('runs the proxy with --follow-config-map <namespace>/<its ConfigMap>', async () => {
+    const {container} = await rendered()
+    expect(container.args).toEqual(['proxy', '--config', '/etc/canary/proxy.yaml', '--follow-config-map', 'cheeses/cheddar-proxy-config'])
+  })
+
+  it('runs as the ServiceAccount <release>-proxy, which `render --rbac` grants that ConfigMap', async () => {
+    const {pod, objects} = await rendered()
+    expect(pod.serviceAccountName).toBe('cheddar-proxy')
+    // RBAC objects are an administrator's to apply once, never part of a release's render.
+    expect(objects.filter((o) => ['ServiceAccount', 'Role', 'RoleBinding', 'Secret'].includes(o.kind))).toEqual([])
+  })
+
+  it('listens for admin on the pod IP with a token from a Secret, and serves /metrics without it', async () => {
+    const {container, configText} = await rendered()
+    const admin = (parse(configText) as {admin: Record<string, unknown>}).admin
+    expect(admin).toEqual({listen: '0.0.0.0:9901', token: '${CANARY_ADMIN_TOKEN}', metricsAuth: false})
+    expect(container.env).toEqual([{name: 'CANARY_ADMIN_TOKEN', valueFrom: {secretKeyRef: {name: 'cheddar-proxy-admin', key: 'token'}}}])
+    // Without the Secret's value in its environment, the proxy refuses the config (no open admin API).
+    expect(() => parseProxyConfig(configText, 'proxy.yaml', {})).toThrow(ConfigError)
+    expect(parseProxyConfig(configText, 'proxy.yaml', {CANARY_ADMIN_TOKEN: 't0ken'}).admin).toMatchObject({token: 't0ken', metricsAuth: false})
+  })
+
+  it('probes /healthz on the admin port (no token needed there)', async () => {
+    const {container} = await rendered()
+    const probe = {httpGet: {path: '/healthz', port: 'admin'}}
+    expect(container.readinessProbe).toEqual(probe)
+    expect(container.livenessProbe).toEqual(probe)
+  })
+
+  it('renders the same bytes twice (the token is never in the output)', async () => {
+    const first = toYaml((await rendered()).objects)
+    expect(toYaml((await rendered()).objects)).toBe(first)
+    expect(first).not.toMatch(/kind: Secret/)
   })
 })

@@ -5,15 +5,23 @@
  * src/kube/proxy-config-sync.ts), so a change applies within a second and never restarts pods.
  * The Deployment is rendered from a weight-independent state, so its config checksum (which rolls
  * the pods) moves only when something other than the weights changes.
+ *
+ * The pods read their admin token from Secret `<release>-proxy-admin`. Render output never holds
+ * it (it must stay deterministic and free of secrets), so `reconcile` creates it with a random
+ * token before the Deployment that references it, and otherwise leaves it as it is: a token
+ * someone set (or rotated) is theirs to keep.
  */
+import {randomBytes} from 'node:crypto'
+
 import {parse as parseYaml} from 'yaml'
 
-import {notOwnedError} from '../../kube/apply.js'
+import {ConfigError, ConflictError} from '../../errors.js'
+import {notOwnedError, withOwnership} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
-import {isManagedByCanary, type KubeObject} from '../../kube/objects.js'
+import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
 import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
 import {names} from '../../render/names.js'
-import {buildProxy, PROXY_CONFIG_FILE} from '../../render/proxy.js'
+import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_FILE} from '../../render/proxy.js'
 import type {Release} from '../../spec/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
@@ -39,7 +47,35 @@ export class KubeProxyRouter implements TrafficRouter {
   async reconcile(signal: AbortSignal): Promise<void> {
     const current = await this.getWeights(signal)
     const workload = (buildProxy(this.release, routingState(this.release, zeroWeights(this.release))) as unknown as KubeObject[]).filter((o) => o.kind !== 'ConfigMap')
+    await this.ensureAdminSecret(signal)
     await applyAllOwned(this.client, [this.configMap(current), ...workload], this.release, signal)
+  }
+
+  /** Creates the admin token Secret (random, owned by canary) when absent; checks an existing one has the key. */
+  async ensureAdminSecret(signal: AbortSignal): Promise<void> {
+    const ref: ObjectRef = {apiVersion: 'v1', kind: 'Secret', namespace: this.release.namespace, name: names(this.release).proxyAdminSecret}
+    const live = await this.client.read(ref, signal)
+    if (live === undefined) {
+      // 32 random bytes, hex: no character the proxy's ${VAR} expansion or a shell would treat specially.
+      const secret = withOwnership(buildProxyAdminSecret(this.release, randomBytes(32).toString('hex')) as unknown as KubeObject, this.release.name)
+      try {
+        await this.client.create(secret, signal)
+      } catch (error) {
+        // Another canary run created it between our read and our create: theirs is as good as ours.
+        if (!(error instanceof ConflictError)) throw error
+      }
+      return
+    }
+    const token = (live.data as Record<string, string> | undefined)?.[PROXY_ADMIN_SECRET_KEY]
+    if (token === undefined || token === '') {
+      throw new ConfigError(`Secret ${ref.namespace}/${ref.name}: cannot use it as the proxy's admin token: it has no key "${PROXY_ADMIN_SECRET_KEY}"`, [], {
+        subject: `Secret ${ref.namespace}/${ref.name}`,
+        suggestions: [
+          `Delete it and let canary create one: kubectl -n ${ref.namespace} delete secret ${ref.name}`,
+          `or add the key: kubectl -n ${ref.namespace} create secret generic ${ref.name} --from-literal=${PROXY_ADMIN_SECRET_KEY}="$(openssl rand -hex 32)" --dry-run=client -o yaml | kubectl apply -f -`,
+        ],
+      })
+    }
   }
 
   async setWeights(weights: Weights, signal: AbortSignal): Promise<void> {

@@ -3,7 +3,8 @@
  * protocol for the kinds canary touches, so the real @kubernetes/client-node can drive it through
  * a kubeconfig exactly as it drives a cluster. It implements discovery, GET/LIST/POST/PUT/PATCH
  * (merge, strategic-merge, JSON and apply patches), DELETE, resourceVersion preconditions, field
- * ownership for server-side apply, schema validation (422), a configurable RBAC denial (403),
+ * ownership for server-side apply, schema validation (422), a configurable RBAC denial (403), more
+ * users with their own token and allow-list (a pod's service account beside the CLI's),
  * watch streams, status subresources, a Deployment "controller" tests can steer, and the pod
  * proxy path used to scrape metrics. Error bodies are metav1.Status, worded like the real ones.
  */
@@ -89,6 +90,13 @@ interface Watcher {
 }
 
 const TOKEN = 'fake-token'
+
+/** Who sent a request: the kubeconfig's user, or one added with `addUser`. */
+interface Identity {
+  readonly user: string
+  /** Allow-list of this user; undefined means the server-wide `allowRules`. */
+  readonly allowRules?: readonly AllowRule[]
+}
 const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml']
 
 class HttpFailure extends Error {
@@ -183,6 +191,7 @@ export class FakeApiServer {
   private readonly events: WatchEvent[] = []
   private readonly watchers = new Set<Watcher>()
   private readonly podProxies = new Map<string, string>()
+  private readonly extraUsers = new Map<string, Identity>()
   private readonly http: http.Server
   private readonly directory: string
   private resourceVersion = 1000
@@ -301,6 +310,18 @@ export class FakeApiServer {
     this.podProxies.set(`${namespace}/${pod}:${port}`, targetUrl)
   }
 
+  /**
+   * Adds a user with its own token, allowed only what `allowRules` grant (a Role bound to it), and
+   * writes a kubeconfig for it. Returns the kubeconfig path. `denyRules` apply to every user.
+   */
+  addUser(user: string, allowRules: readonly AllowRule[]): string {
+    const token = `fake-token-${this.extraUsers.size + 1}`
+    this.extraUsers.set(token, {user, allowRules})
+    const path = join(this.directory, `kubeconfig-${this.extraUsers.size}`)
+    writeFileSync(path, this.kubeconfig().replace(`token: ${TOKEN}`, `token: ${token}`))
+    return path
+  }
+
   // ---- request handling ----
 
   private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
@@ -310,7 +331,9 @@ export class FakeApiServer {
       this.requests.push({method: request.method ?? 'GET', path: url.pathname, query, contentType: request.headers['content-type'], verb, resource, name, status: code})
     }
     const body = await readBody(request)
-    if (request.headers.authorization !== `Bearer ${TOKEN}`) {
+    const bearer = request.headers.authorization?.replace(/^Bearer /, '')
+    const identity: Identity | undefined = bearer === TOKEN ? {user: this.user} : bearer === undefined ? undefined : this.extraUsers.get(bearer)
+    if (identity === undefined) {
       const failure = status.unauthorized()
       record('', undefined, undefined, failure.code)
       this.send(response, failure.code, failure.body)
@@ -331,7 +354,7 @@ export class FakeApiServer {
       name = route.name
       if (route.podProxy !== undefined) {
         verb = 'get'
-        this.authorize(verb, {group: '', resource: 'pods'}, route.namespace, route.name, 'proxy')
+        this.authorize(identity, verb, {group: '', resource: 'pods'}, route.namespace, route.name, 'proxy')
         await this.proxyToPod(route.namespace ?? '', route.podProxy.pod, route.podProxy.port, route.podProxy.path, response)
         record(verb, resource, name, response.statusCode)
         return
@@ -340,13 +363,16 @@ export class FakeApiServer {
       const method = request.method ?? 'GET'
       verb = method === 'GET' ? (route.name === undefined ? (query.watch === 'true' || query.watch === '1' ? 'watch' : 'list') : 'get') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : method === 'DELETE' ? 'delete' : ''
       if (verb === '') fail(status.methodNotAllowed())
-      this.authorize(verb, type, route.namespace, route.name, route.subresource)
+      // Like the real server (apiserver requestinfo.go), a list or watch narrowed by the field selector
+      // metadata.name=X is authorized as a request for X, so a Role with resourceNames can allow it.
+      const selectedName = verb === 'list' || verb === 'watch' ? /(?:^|,)metadata\.name==?([^,]+)/.exec(query.fieldSelector ?? '')?.[1] : undefined
+      this.authorize(identity, verb, type, route.namespace, route.name ?? selectedName, route.subresource)
       if (verb === 'watch') {
         record(verb, resource, name, 200)
         this.watch(type, route.namespace, url.searchParams, response)
         return
       }
-      const result = this.dispatch(verb, type, route.namespace, route.name, route.subresource, request.headers['content-type'], body, url.searchParams)
+      const result = this.dispatch(identity, verb, type, route.namespace, route.name, route.subresource, request.headers['content-type'], body, url.searchParams)
       record(verb, resource, name, result.code)
       this.send(response, result.code, result.body)
     } catch (error) {
@@ -408,7 +434,7 @@ export class FakeApiServer {
     return {type, namespace, name: m[6] === undefined ? undefined : decodeURIComponent(m[6]), subresource: m[7]}
   }
 
-  private authorize(verb: string, type: {group: string; resource: string}, namespace: string | undefined, name: string | undefined, subresource?: string): void {
+  private authorize(identity: Identity, verb: string, type: {group: string; resource: string}, namespace: string | undefined, name: string | undefined, subresource?: string): void {
     const resource = subresource === undefined ? type.resource : `${type.resource}/${subresource}`
     const denied = this.denyRules.some((rule) =>
       (rule.verb === undefined || rule.verb === verb) &&
@@ -416,13 +442,14 @@ export class FakeApiServer {
       (rule.group === undefined || rule.group === type.group) &&
       (rule.namespace === undefined || rule.namespace === namespace) &&
       (rule.name === undefined || rule.name === name))
-    const allowed = this.allowRules === undefined || this.allowRules.some((rule) =>
+    const allowRules = identity.allowRules ?? this.allowRules
+    const allowed = allowRules === undefined || allowRules.some((rule) =>
       rule.verbs.includes(verb) && rule.apiGroups.includes(type.group) && rule.resources.includes(resource) &&
       (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))))
-    if (denied || !allowed) fail(status.forbidden(type, verb, this.user, namespace, name, subresource))
+    if (denied || !allowed) fail(status.forbidden(type, verb, identity.user, namespace, name, subresource))
   }
 
-  private dispatch(verb: string, type: ResourceType, namespace: string | undefined, name: string | undefined, subresource: string | undefined, contentType: string | undefined, body: string, query: URLSearchParams): {code: number; body: unknown} {
+  private dispatch(identity: Identity, verb: string, type: ResourceType, namespace: string | undefined, name: string | undefined, subresource: string | undefined, contentType: string | undefined, body: string, query: URLSearchParams): {code: number; body: unknown} {
     const manager = query.get('fieldManager') ?? 'unknown'
     switch (verb) {
       case 'get':
@@ -444,7 +471,7 @@ export class FakeApiServer {
       case 'patch': {
         // An apply that creates the object answers 201 Created, like the real server.
         const existed = this.objects.has(keyOf(type, namespace, name ?? ''))
-        return {code: existed ? 200 : 201, body: this.patch(type, namespace, name ?? '', subresource, contentType ?? '', body, manager, query.get('force') === 'true')}
+        return {code: existed ? 200 : 201, body: this.patch(identity, type, namespace, name ?? '', subresource, contentType ?? '', body, manager, query.get('force') === 'true')}
       }
       case 'delete': {
         const stored = this.mustGet(type, namespace, name ?? '')
@@ -579,11 +606,11 @@ export class FakeApiServer {
     return this.commit(stored, next, 'MODIFIED')
   }
 
-  private patch(type: ResourceType, namespace: string | undefined, name: string, subresource: string | undefined, contentType: string, body: string, manager: string, force: boolean): KubeObject {
+  private patch(identity: Identity, type: ResourceType, namespace: string | undefined, name: string, subresource: string | undefined, contentType: string, body: string, manager: string, force: boolean): KubeObject {
     const mediaType = contentType.split(';')[0]?.trim() ?? ''
     const accepted = type.custom ? PATCH_TYPES.filter((t) => t !== 'application/strategic-merge-patch+json') : PATCH_TYPES
     if (!accepted.includes(mediaType)) fail(status.unsupportedMediaType(mediaType, accepted))
-    if (mediaType === 'application/apply-patch+yaml') return this.apply(type, namespace, name, subresource, body, manager, force)
+    if (mediaType === 'application/apply-patch+yaml') return this.apply(identity, type, namespace, name, subresource, body, manager, force)
     const stored = this.mustGet(type, namespace, name)
     const live = stored.object
     let patched: KubeObject
@@ -611,7 +638,7 @@ export class FakeApiServer {
   }
 
   /** Server-side apply: conflicts with fields another manager set to a different value, unless forced. */
-  private apply(type: ResourceType, namespace: string | undefined, name: string, subresource: string | undefined, body: string, manager: string, force: boolean): KubeObject {
+  private apply(identity: Identity, type: ResourceType, namespace: string | undefined, name: string, subresource: string | undefined, body: string, manager: string, force: boolean): KubeObject {
     let applied: KubeObject
     try {
       applied = parseYaml(body) as KubeObject
@@ -624,7 +651,7 @@ export class FakeApiServer {
     const stored = this.objects.get(keyOf(type, namespace, name))
     if (stored === undefined) {
       // An apply that creates the object also needs "create" (apiserver handlers/patch.go withAuthorization).
-      this.authorize('create', type, namespace, name)
+      this.authorize(identity, 'create', type, namespace, name)
       const object = {...structuredClone(applied), metadata: {...applied.metadata, name, ...(namespace === undefined ? {} : {namespace})}}
       return this.create(type, namespace, object, manager, 'Apply')
     }

@@ -5,6 +5,7 @@
 import {Deployment} from 'kubernetes-models/apps/v1/Deployment'
 import {ConfigMap} from 'kubernetes-models/v1/ConfigMap'
 import {Pod} from 'kubernetes-models/v1/Pod'
+import {Secret} from 'kubernetes-models/v1/Secret'
 import {Service} from 'kubernetes-models/v1/Service'
 import {ServiceAccount} from 'kubernetes-models/v1/ServiceAccount'
 import {Ingress} from 'kubernetes-models/networking.k8s.io/v1/Ingress'
@@ -56,6 +57,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   row('', 'v1', 'configmaps', 'ConfigMap', ConfigMap as unknown as ModelClass),
   row('', 'v1', 'services', 'Service', Service as unknown as ModelClass, {statusSubresource: true, nameRule: 'label1035'}),
   row('', 'v1', 'pods', 'Pod', Pod as unknown as ModelClass, {statusSubresource: true}),
+  row('', 'v1', 'secrets', 'Secret', Secret as unknown as ModelClass),
   row('', 'v1', 'serviceaccounts', 'ServiceAccount', ServiceAccount as unknown as ModelClass),
   row('apps', 'v1', 'deployments', 'Deployment', Deployment as unknown as ModelClass, {statusSubresource: true}),
   row('networking.k8s.io', 'v1', 'ingresses', 'Ingress', Ingress as unknown as ModelClass, {statusSubresource: true}),
