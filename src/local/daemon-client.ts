@@ -7,7 +7,7 @@ import {closeSync, openSync} from 'node:fs'
 import {mkdir, readFile, rm} from 'node:fs/promises'
 import {fileURLToPath} from 'node:url'
 
-import {TimeoutError, UnreachableError, messageOf} from '../errors.js'
+import {ConfigError, TimeoutError, UnreachableError, messageOf} from '../errors.js'
 import type {DaemonInfo} from './daemon.js'
 import {adminToken} from './admin-token.js'
 import {httpCall, type HttpReply} from './http-json.js'
@@ -111,6 +111,10 @@ export class DaemonClient {
       reply = await httpCall(method, `${info.controlUrl}${path}`, {token, ...(body === undefined ? {} : {body}), timeoutMs: CONTROL_TIMEOUT_MS, signal})
     } catch (error) {
       throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${messageOf(error)}`, {cause: error, subject: this.paths.dir})
+    }
+    if (reply.status === 400) {
+      const refused = JSON.parse(reply.text) as {error: string; suggestions?: string[]}
+      throw new ConfigError(refused.error, [], {subject: this.paths.dir, suggestions: refused.suggestions ?? []})
     }
     if (reply.status < 200 || reply.status >= 300) throw new UnreachableError(`release ${this.release}: proxy daemon ${method} ${path} failed: ${reply.status} ${reply.text}`, {subject: this.paths.dir})
     return JSON.parse(reply.text) as T

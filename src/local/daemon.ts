@@ -15,7 +15,7 @@ import {createServer, type IncomingMessage, type ServerResponse} from 'node:http
 
 import {stringify} from 'yaml'
 
-import {messageOf} from '../errors.js'
+import {ConfigError, messageOf} from '../errors.js'
 import {parseProxyConfig} from '../proxy/config.js'
 import {startProxy, type RunningProxy} from '../proxy/server.js'
 import {buildProxyConfig} from '../render/proxy.js'
@@ -168,7 +168,11 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
     return send(res, 404, {error: `no control endpoint ${method} ${path}`})
   }
   const control = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => send(res, 500, {error: messageOf(error)}))
+    handle(req, res).catch((error: unknown) => {
+      // A spec problem found here (e.g. no upstream for an image) is the user's to fix: say so.
+      if (error instanceof ConfigError) send(res, 400, {error: error.message, suggestions: error.suggestions})
+      else send(res, 500, {error: messageOf(error)})
+    })
   })
   await new Promise<void>((resolve) => control.listen(0, '127.0.0.1', resolve))
   const address = control.address()

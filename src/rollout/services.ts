@@ -116,10 +116,18 @@ export async function startRollout(session: RolloutSession, input: {readonly can
   }
   await session.ports.prepare(stableImage, input.signal)
   await session.ports.store.save(newRollout({name: session.name, stableImage, canaryImage: input.canaryImage, nowMs: session.clock.now()}), stored?.version, input.signal)
-  let state = (await engine.tick(input.signal, undefined, 5000)).state
-  while (state.phase === 'Starting') {
-    await session.clock.sleep(Math.min(250, engine.tickMs), input.signal)
+  let state: RolloutState
+  try {
     state = (await engine.tick(input.signal, undefined, 5000)).state
+    while (state.phase === 'Starting') {
+      await session.clock.sleep(Math.min(250, engine.tickMs), input.signal)
+      state = (await engine.tick(input.signal, undefined, 5000)).state
+    }
+  } catch (error) {
+    // Deploying failed (e.g. no upstream for the image): end the rollout and leave nothing running.
+    await engine.tick(input.signal, {kind: 'abort'}, 5000).catch(() => undefined)
+    await session.ports.undoPrepare?.(input.signal).catch(() => undefined)
+    throw error
   }
   if (state.phase === 'Failed') {
     await session.ports.undoPrepare?.(input.signal)
@@ -156,7 +164,8 @@ async function applyIntent(session: RolloutSession, intent: Intent, input: {read
   await session.ports.check(input.signal)
   const deadline = input.timeoutMs === undefined ? undefined : session.clock.now() + input.timeoutMs
   for (;;) {
-    const {state, decision} = await engine.tick(input.signal, intent)
+    // Abort is urgent and idempotent: it may wait a moment for a running `canary run` tick.
+    const {state, decision} = await engine.tick(input.signal, intent, intent.kind === 'abort' ? 5000 : 0)
     const refusal = decision.refusal
     if (refusal === undefined) return statusOf(session, state, input.signal)
     const canWait = input.wait && refusal.kind === 'notEnoughData' && (deadline === undefined || session.clock.now() < deadline)

@@ -18,6 +18,8 @@ export interface ReleaseOptions {
   readonly env?: Readonly<Record<string, string>>
   readonly readyTimeout?: string
   readonly analysis?: string
+  /** `local.upstreams` instead of the demo app command: image or tag → server URLs. */
+  readonly upstreams?: Readonly<Record<string, readonly string[]>>
 }
 
 /** A temp dir with a canary.yaml for release `shop` running the demo app. */
@@ -37,7 +39,9 @@ export async function aLocalRelease(options: ReleaseOptions = {}): Promise<{dir:
     `  steps: ${options.steps ?? '[20, 50, 100]'}`,
     `  analysis: ${options.analysis ?? '{interval: 1s, minRequests: 20, successRate: 99, failureLimit: 1}'}`,
     '  local:',
-    `    command: ${JSON.stringify(`${JSON.stringify(process.execPath)} ${JSON.stringify(DEMO_APP)}`)}`,
+    options.upstreams === undefined
+      ? `    command: ${JSON.stringify(`${JSON.stringify(process.execPath)} ${JSON.stringify(DEMO_APP)}`)}`
+      : `    upstreams: ${JSON.stringify(options.upstreams)}`,
     '    listen: 127.0.0.1:0',
     `    readyTimeout: ${options.readyTimeout ?? '15s'}`,
     '',
