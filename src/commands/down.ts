@@ -23,7 +23,10 @@ export default class Down extends BaseCommand<DownReport> {
     const {args, flags} = await this.parse(Down)
     const session = await openSession(flags.file, args.name, undefined, sessionOverrides(flags))
     const report = await session.ports.down(new AbortController().signal)
-    if (!this.jsonEnabled()) for (const line of report.stopped) this.log(`stopped ${line}`)
+    if (!this.jsonEnabled()) {
+      for (const line of report.stopped) this.log(`stopped ${line}`)
+      if (report.stopped.length === 0) this.log(`nothing of release ${session.name} was running`)
+    }
     return report
   }
 }

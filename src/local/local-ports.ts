@@ -1,5 +1,5 @@
 /** All ports of a release on the local target: daemon-backed target, proxy router and metrics, file store and lock. */
-import {rm} from 'node:fs/promises'
+import {rm, stat} from 'node:fs/promises'
 
 import type {Weights} from '../rollout/core/weights.js'
 import {ProxyRouter} from './proxy-router.js'
@@ -56,8 +56,9 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
     },
     down: async (signal) => {
       const stopped = await daemon.stop(signal)
+      const existed = await stat(paths.dir).then(() => true, () => false)
       await rm(paths.dir, {recursive: true, force: true})
-      return {stopped: [...stopped, `state ${paths.dir}`]}
+      return {stopped: existed ? [...stopped, `state ${paths.dir}`] : stopped}
     },
   }
 }
