@@ -17,6 +17,7 @@ export interface Traffic {
   stop(): Promise<void>
 }
 
+/** Starts `ratePerSecond` evenly spaced GETs of `url` until `stop()`. */
 export function startTraffic(url: string, ratePerSecond: number): Traffic {
   const agent = new Agent({connections: 16, keepAliveTimeout: 10_000})
   const counts: TrafficCounts = {sent: 0, byVersion: {}, transportErrors: 0}

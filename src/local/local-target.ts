@@ -3,6 +3,7 @@ import type {Readiness, Target, Track} from '../rollout/ports.js'
 import type {TracksReport} from './daemon.js'
 import type {DaemonClient} from './daemon-client.js'
 
+/** Target on this machine, through the release's daemon. */
 export class LocalTarget implements Target {
   readonly kind = 'local'
 

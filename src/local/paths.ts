@@ -18,6 +18,7 @@ export interface ReleasePaths {
   readonly logs: string
 }
 
+/** The local files of `release` for the spec at `specFile`. */
 export function releasePaths(specFile: string, release: string): ReleasePaths {
   const dir = join(dirname(resolve(specFile)), '.canary', release)
   return {

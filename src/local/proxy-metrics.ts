@@ -14,6 +14,7 @@ interface VersionStats {
   readonly latency: {readonly buckets: readonly {readonly le: number | '+Inf'; readonly count: number}[]}
 }
 
+/** Per-version window counts from the bundled proxy's admin API. */
 export class ProxyMetricSource implements MetricSource {
   readonly kind = 'proxy'
 

@@ -21,6 +21,7 @@ interface ServiceState {
 
 const ADMIN_TIMEOUT_MS = 5000
 
+/** Weights on the bundled proxy, set and read back through its admin API. */
 export class ProxyRouter implements TrafficRouter {
   readonly kind = 'proxy'
   readonly capabilities: RouterCapabilities = {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true}

@@ -50,6 +50,7 @@ export interface RunResult {
 /** How long a tick waits for another process's lock before giving up (manual commands use 0). */
 const RUN_LOCK_WAIT_MS = 5000
 
+/** The rollout loop over one release's ports (see the file comment). */
 export class RolloutEngine {
   constructor(private readonly deps: EngineDeps) {}
 

@@ -19,6 +19,7 @@ export interface Style {
   readonly dim: (text: string) => string
 }
 
+/** Colours for `stream`, off without a TTY, with NO_COLOR or TERM=dumb. */
 export function styleFor(stream: NodeJS.WriteStream): Style {
   const on = stream.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb'
   const wrap = (open: number, close: number) => (text: string) => (on ? `\u001B[${open}m${text}\u001B[${close}m` : text)

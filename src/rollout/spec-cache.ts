@@ -13,6 +13,7 @@ import type {Release} from '../spec/release.js'
 /** Bump when the Release type changes shape, so old cache entries are ignored. */
 const CACHE_FORMAT = 'canary.release-cache/v1'
 
+/** The release in `file`, from the cache when the bytes are unchanged. */
 export async function loadReleaseCached(file: string): Promise<Release> {
   let text: Buffer | undefined
   try {

@@ -26,6 +26,7 @@ const notYet = (kind: RouterKind): RouterFactory => async () => {
   throw new ConfigError(`router ${kind}: not available in this build yet (#5)`, [], {suggestions: ['Run the release locally (spec `local:`), which uses the bundled proxy.']})
 }
 
+/** Every router kind the spec can name, and how to build it. */
 export const ROUTER_FACTORIES = {
   proxy: async (input) => {
     if (input.proxyAdmin === undefined) throw new ConfigError('router proxy: no admin endpoint for the bundled proxy', [], {suggestions: ['Run the release locally (spec `local:`).']})

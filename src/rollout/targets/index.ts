@@ -51,6 +51,7 @@ export interface TargetInput {
 /** Builds the ports of one target kind. */
 export type TargetFactory = (input: TargetInput) => Promise<RolloutPorts>
 
+/** Every target kind the spec can name, and how to build its ports. */
 export const TARGET_FACTORIES = {
   local: async (input) => (await import('../../local/local-ports.js')).createLocalPorts(input),
   kubernetes: async (input) => (await import('../../kube/kube-ports.js')).createKubernetesPorts(input),
