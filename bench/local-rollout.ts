@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/local-rollout.ts`: two figures of the real local setup (built CLI, daemon, proxy,
+ * `npm run bench:local`: two figures of the real local setup (built CLI, daemon, proxy,
  * demo app replicas), taken on whatever machine runs it:
  *  1. wall time of `canary step --weight N --force` (target: median ≤ 250 ms);
  *  2. time from the canary turning bad (5 % errors, at a known instant) to the proxy reporting
