@@ -27,7 +27,7 @@ export interface WorkerResults {
   drain: {drained: true}
 }
 
-export type PrimaryMessage = {type: 'start'; config: ProxyConfig; generation: number; retentionSeconds?: number} | {type: 'call'; id: number; call: WorkerCall}
+export type PrimaryMessage = {type: 'start'; config: ProxyConfig; generation: number; retentionSeconds?: number; listen?: string} | {type: 'call'; id: number; call: WorkerCall}
 
 export type WorkerMessage =
   | {type: 'hello'}

@@ -41,7 +41,7 @@ process.on('message', (message: PrimaryMessage) => {
       send({type: 'failed', error: messageOf(error)})
       return
     }
-    instance.listen().then(
+    instance.listen(message.listen).then(
       (address) => send({type: 'ready', host: address.host, port: address.port}),
       (error: unknown) => send({type: 'failed', error: messageOf(error)}),
     )

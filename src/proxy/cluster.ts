@@ -5,6 +5,7 @@
  * that dies is replaced with the current config.
  */
 import cluster, {type Worker} from 'node:cluster'
+import {createServer, type AddressInfo} from 'node:net'
 import {fileURLToPath} from 'node:url'
 
 import {Registry} from 'prom-client'
@@ -12,7 +13,7 @@ import {Registry} from 'prom-client'
 import {ConfigError, messageOf, UsageError} from '../errors.js'
 import {AdminRequestError, createAdminServer, type ControlPlane} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage, WorkerResults} from './cluster-protocol.js'
-import {loadProxyConfig, type ProxyConfig} from './config.js'
+import {loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics} from './metrics.js'
 import type {BoundAddress} from './proxy-instance.js'
 import {weightUpdateProblem, withWeights} from './runtime.js'
@@ -53,6 +54,20 @@ interface PendingCall {
 /** A worker that does not answer a call within this time fails it (the admin request gets 500, not a hang). */
 const CALL_TIMEOUT_MS = 10_000
 
+/** `host:0` → `host:<a free port>`; other addresses unchanged. */
+async function concreteListen(listen: string): Promise<string> {
+  const {host, port} = splitHostPort(listen)
+  if (port !== 0) return listen
+  const probe = createServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject)
+    probe.listen({host, port: 0}, () => resolve())
+  })
+  const free = (probe.address() as AddressInfo).port
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return `${formatHost(host)}:${free}`
+}
+
 export async function startProxyCluster(initial: ProxyConfig, options: StartClusterOptions): Promise<RunningCluster> {
   if (!cluster.isPrimary) throw new UsageError('proxy cluster: start failed: already inside a cluster worker')
   assertAdminSafe(initial)
@@ -66,6 +81,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   let stopping = false
   let nextCallId = 1
   const pending = new Map<number, PendingCall>()
+  /** Workers that are serving; calls go only to these (a starting worker has nothing to answer yet). */
   const workers = new Set<Worker>()
 
   const here = fileURLToPath(import.meta.url)
@@ -101,10 +117,17 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   const fork = (): Promise<BoundAddress> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork({CANARY_PROXY_WORKER: '1'})
-      workers.add(worker)
+      let startedWith = config
       worker.on('message', (message: WorkerMessage) => {
-        if (message.type === 'hello') worker.send({type: 'start', config, generation, retentionSeconds} satisfies PrimaryMessage)
-        else if (message.type === 'ready') resolve({host: message.host, port: message.port})
+        if (message.type === 'hello') {
+          startedWith = config
+          worker.send({type: 'start', config, generation, retentionSeconds, listen: boundListen} satisfies PrimaryMessage)
+        } else if (message.type === 'ready') {
+          workers.add(worker)
+          // A weight change or reload while it started went to the others only: catch up.
+          if (startedWith !== config) void call(worker, {method: 'apply', config, generation}).catch((error: unknown) => log({level: 'error', msg: 'worker catch-up failed', error: messageOf(error)}))
+          resolve({host: message.host, port: message.port})
+        }
         else if (message.type === 'failed') reject(new UsageError(`proxy worker ${worker.process.pid ?? '?'}: start failed: ${message.error}`))
         else if (message.type === 'reply') {
           const waiting = pending.get(message.id)
@@ -129,6 +152,9 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
       })
     })
 
+  // Every worker, replacements included, listens on one concrete address: node:cluster shares a
+  // socket per (host, port) key, and a `:0` key would pick a new port once the last worker died.
+  const boundListen = await concreteListen(config.listen)
   const addresses: BoundAddress[] = []
   try {
     // The first worker binds (port 0 picks a port); the others then share that same port.
@@ -136,7 +162,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     addresses.push(...(await Promise.all(Array.from({length: options.workers - 1}, () => fork()))))
   } catch (error) {
     stopping = true
-    for (const worker of workers) worker.kill()
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill()
     throw error
   }
   const address = addresses[0]!
@@ -222,11 +248,14 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
       process.off('SIGINT', onTerm)
       admin.closeAllConnections()
       const adminClosed = new Promise<void>((r) => admin.close(() => r()))
-      const exits = [...workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))))
-      await callAll({method: 'drain'}).catch(() => undefined)
+      const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+      const exits = all.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))))
+      // Serving workers drain; one still starting has nothing in flight.
+      for (const w of all) if (!workers.has(w)) w.kill()
       const killTimer = setTimeout(() => {
-        for (const w of workers) w.kill('SIGKILL')
+        for (const w of all) w.kill('SIGKILL')
       }, config.timeouts.drainMs + 2000)
+      await callAll({method: 'drain'}).catch(() => undefined)
       await Promise.all(exits)
       clearTimeout(killTimer)
       await adminClosed

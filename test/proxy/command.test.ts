@@ -101,6 +101,19 @@ describe('canary proxy (built CLI)', () => {
     await expect(get(`http://${listening.listen}/`)).rejects.toThrow()
   })
 
+  it.skipIf(process.platform !== 'linux')('replaces a worker that dies, with the weights set through the admin API', async () => {
+    const [v1, v2] = await upstreams()
+    const {child, listening} = await run(['--config', writeConfig(v1, v2)])
+    const admin = `http://${listening.admin}`
+    expect((await fetch(`${admin}/api/services/s/weights`, {method: 'PUT', body: '{"v1": 0, "v2": 100}'})).status).toBe(200)
+    const children = () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+    const [first] = children()
+    process.kill(first!, 'SIGKILL')
+    await eventually(() => children().length === 1 && children()[0] !== first, 10_000)
+    await eventually(async () => (await fetch(`${admin}/api/state`).then((r) => r.json() as Promise<{workers: number}>)).workers === 1, 10_000)
+    for (let i = 0; i < 5; i++) expect((await get(`http://${listening.listen}/`)).text).toBe('v2')
+  })
+
   it('--workers 2 applies weight changes in every worker and sums their metrics and stats', async () => {
     const [v1, v2] = await upstreams()
     const file = writeConfig(v1, v2)
