@@ -49,7 +49,11 @@ export function checksOf(policy: AnalysisPolicy): AnalysisCheck[] {
 
 /** Checks that can fail by chance and therefore share the false-positive budget. */
 function isStatistical(check: AnalysisCheck): boolean {
-  return check.kind === 'successRate' || check.kind === 'latencyP99' || check.kind === 'errorRateVsStable'
+  return isStatisticalCheck(check.kind)
+}
+
+function isStatisticalCheck(kind: AnalysisCheck['kind']): boolean {
+  return kind === 'successRate' || kind === 'latencyP99' || kind === 'errorRateVsStable'
 }
 
 /** Compares one measurement with its threshold. The only such comparison in canary. */
@@ -137,7 +141,10 @@ export function judge(input: {readonly metrics: WindowMetrics; readonly canaryRe
   const checks = checksOf(input.policy)
   const statisticalCount = checks.filter(isStatistical).length
   const alpha = alphaForLook(input.policy.maxFalsePositiveRate / Math.max(1, statisticalCount), input.look)
-  const measurements = checks.map((check) => evaluate(check, {metrics: input.metrics, canaryReady: input.canaryReady, alpha}))
+  const evaluated = checks.map((check) => evaluate(check, {metrics: input.metrics, canaryReady: input.canaryReady, alpha}))
+  // Too few requests: report the numbers, but no check may call the canary Failed on them.
+  const tooFew = evaluated.some((m) => m.check === 'requests' && m.verdict !== 'Successful')
+  const measurements = tooFew ? evaluated.map((m) => (isStatisticalCheck(m.check) && m.verdict === 'Failed' ? {...m, verdict: 'Inconclusive' as const, note: `not judged below minRequests (${m.note})`} : m)) : evaluated
   return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(measurements), measurements}
 }
 

@@ -19,6 +19,13 @@ describe('judging one look', () => {
     expect(verdictOf(canary, stable).verdict).toBe(expected)
   })
 
+  it('marks no measurement Failed below minRequests, but still reports the numbers', () => {
+    const result = verdictOf(version(40, 20), version(1000, 5))
+    expect(result.verdict).toBe('Inconclusive')
+    expect(result.measurements.filter((m) => m.verdict === 'Failed')).toEqual([])
+    expect(result.measurements.find((m) => m.check === 'successRate')?.value).toBe(50)
+  })
+
   it('does not fail a canary sitting exactly at the success threshold (the naive check would, half the time)', () => {
     // 99.5 % threshold, canary at 0.5 % errors with a little more than expected by chance: the
     // naive per-interval check says 99.4 % < 99.5 %, the confidence bound says "could be 99.7 %".
