@@ -8,6 +8,7 @@
  *   precondition (`update`);
  * - the stable Deployment's image is changed at promote with a strategic merge patch (`patch`);
  * - the in-cluster proxy's metrics are read through `pods/proxy` (`get`) after listing its pods;
+ * - the in-cluster proxy's ServiceAccount is checked (`get`, that one name) before its Deployment is applied;
  * - the in-cluster proxy's admin token Secret is read (`get`, that one name) and created when absent
  *   (`create`, which RBAC cannot narrow by name: the name is not known when a create is authorized).
  *
@@ -60,8 +61,9 @@ export function rbacRules(release: Release): PolicyRule[] {
       rules.push({apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get', 'create', 'patch']})
       break
     case 'proxy':
-      // The proxy pods' admin token: read when present, created with a random token when absent.
+      // The proxy pods' ServiceAccount must exist (checked); their admin token: read when present, created when absent.
       rules.push(
+        {apiGroups: [''], resources: ['serviceaccounts'], resourceNames: [names(release).proxy], verbs: ['get']},
         {apiGroups: [''], resources: ['secrets'], resourceNames: [names(release).proxyAdminSecret], verbs: ['get']},
         {apiGroups: [''], resources: ['secrets'], verbs: ['create']},
       )

@@ -27,7 +27,7 @@ import {abortRollout, startRollout, stepRollout, type RolloutSession} from '../.
 import type {Release} from '../../src/spec/release.js'
 import {ManualClock} from '../helpers/rollout/fakes.js'
 import {startFakeApiServer, type AllowRule, type FakeApiServer, type KubeObject} from '../helpers/fake-apiserver/index.js'
-import {testRelease} from './release-fixture.js'
+import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 
 interface PodContainer {
   args: string[]
@@ -184,6 +184,7 @@ describe('router proxy on a cluster', () => {
   it('keeps an existing admin Secret (no write, same token) and refuses one without the token key', async () => {
     const signal = controller.signal
     const release = testRelease({router: 'proxy'})
+    seedProxyServiceAccount(fake)
     const client = await connectKube({kubeconfig: fake.kubeconfigPath})
     const s = await session(release)
     await s.ports.prepare?.(release.image.ref, signal)
@@ -196,6 +197,18 @@ describe('router proxy on a cluster', () => {
     await client.delete({apiVersion: 'v1', kind: 'Secret', namespace: 'shop', name: 'web-proxy-admin'}, signal)
     fake.seed({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'web-proxy-admin', namespace: 'shop'}, data: {password: Buffer.from('x').toString('base64')}})
     await expect(s.ports.prepare?.(release.image.ref, signal)).rejects.toThrow('Secret shop/web-proxy-admin: cannot use it as the proxy\'s admin token: it has no key "token"')
+  })
+
+  it('start refuses (exit 3, naming it) when the proxy\'s ServiceAccount was never applied, before applying any proxy object', async () => {
+    const release = testRelease({router: 'proxy'})
+    const s = await session(release)
+    const error = await s.ports.prepare?.(release.image.ref, controller.signal).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).exitCode).toBe(3)
+    expect((error as ConfigError).message).toContain('ServiceAccount shop/web-proxy: cannot deploy the proxy: it does not exist')
+    expect((error as ConfigError).suggestions.join(' ')).toContain('canary render --rbac')
+    expect(fake.get('apps/v1', 'Deployment', 'shop', 'web-proxy')).toBeUndefined()
+    expect(fake.get('v1', 'Secret', 'shop', 'web-proxy-admin')).toBeUndefined()
   })
 
   it('a pod without the Secret cannot start, and the rendered config refuses an admin listener without the token', async () => {

@@ -16,13 +16,14 @@ import type {Release} from '../../src/spec/release.js'
 import {FakeMetrics, ManualClock} from '../helpers/rollout/fakes.js'
 import {failing, healthy} from '../rollout/builders.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
-import {testRelease} from './release-fixture.js'
+import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 
 let fake: FakeApiServer
 const signal = new AbortController().signal
 
 beforeEach(async () => {
   fake = await startFakeApiServer({namespace: 'shop'})
+  seedProxyServiceAccount(fake)
 })
 
 afterEach(async () => {

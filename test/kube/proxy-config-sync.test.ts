@@ -12,7 +12,7 @@ import {PROXY_CONFIG_FILE} from '../../src/render/proxy.js'
 import {weights} from '../../src/rollout/core/weights.js'
 import {KubeProxyRouter} from '../../src/rollout/routers/kube-proxy-router.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
-import {testRelease} from './release-fixture.js'
+import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 
 let fake: FakeApiServer
 let proxy: RunningProxy | undefined
@@ -20,6 +20,7 @@ let controller: AbortController
 
 beforeEach(async () => {
   fake = await startFakeApiServer({namespace: 'shop'})
+  seedProxyServiceAccount(fake)
   controller = new AbortController()
   proxy = undefined
 })

@@ -16,7 +16,7 @@ import type {Release} from '../../src/spec/release.js'
 import {FakeMetrics, ManualClock} from '../helpers/rollout/fakes.js'
 import {healthy} from '../rollout/builders.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
-import {testRelease} from './release-fixture.js'
+import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 
 let fake: FakeApiServer
 let metricsServer: http.Server | undefined
@@ -72,7 +72,10 @@ describe('rendered RBAC', () => {
     it(`${c.name}: the Role is enough for the whole lifecycle, and every verb it grants is used`, async () => {
       const release = c.release()
       const proxy = release.ingress?.router === 'proxy'
-      if (proxy) await startProxyPod()
+      if (proxy) {
+        seedProxyServiceAccount(fake)
+        await startProxyPod()
+      }
       fake.allowRules = rbacRules(release)
       const s = await session(release, proxy)
       expect((await runRollout(s, {canaryImage: 'ghcr.io/acme/web:v2', signal})).outcome).toBe('promoted')

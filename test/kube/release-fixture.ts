@@ -1,6 +1,7 @@
 /** Releases for the Kubernetes tests, parsed by the real spec loader (src/spec). */
 import {parseRelease} from '../../src/spec/load-release.js'
 import type {Release} from '../../src/spec/release.js'
+import type {FakeApiServer} from '../helpers/fake-apiserver/index.js'
 
 /** Optional parts of a test release. */
 export interface FixtureOptions {
@@ -46,4 +47,9 @@ export function testRelease(given: FixtureOptions = {}): Release {
     '',
   ]
   return parseRelease(lines.join('\n'), 'release.yaml').release
+}
+
+/** What `canary render --rbac | kubectl apply` leaves for router proxy: ServiceAccount `web-proxy` in `shop`, which its pods run as. */
+export function seedProxyServiceAccount(fake: FakeApiServer): void {
+  fake.seed({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name: 'web-proxy', namespace: 'shop'}})
 }

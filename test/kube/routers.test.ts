@@ -6,7 +6,7 @@ import {KubeProxyRouter, parseProxyWeights} from '../../src/rollout/routers/kube
 import {NginxIngressRouter, parseNginxWeights} from '../../src/rollout/routers/nginx-ingress-router.js'
 import {TraefikCrdRouter} from '../../src/rollout/routers/traefik-crd-router.js'
 import {parseServiceWeights, TraefikV1Router} from '../../src/rollout/routers/traefik-v1-router.js'
-import {testRelease} from './release-fixture.js'
+import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 import {trafficRouterContract} from './traffic-router.contract.js'
 
 const ingress = (name: string) => ({apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: {name, namespace: 'shop'}, spec: {rules: [{host: 'user.example.com', http: {paths: [{path: '/', pathType: 'Prefix', backend: {service: {name: 'user', port: {number: 80}}}}]}}]}})
@@ -65,6 +65,7 @@ trafficRouterContract({
   weightsObject: {apiVersion: 'v1', kind: 'ConfigMap', name: 'web-proxy-config'},
   userObject: (name) => ({apiVersion: 'v1', kind: 'ConfigMap', metadata: {name, namespace: 'shop'}, data: {a: 'b'}}),
   resource: 'configmaps',
+  cluster: seedProxyServiceAccount,
 })
 
 describe('reading weights back', () => {

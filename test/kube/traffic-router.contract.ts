@@ -24,6 +24,8 @@ export interface RouterContractSetup {
   readonly userObject: (name: string) => KubeObject
   /** Resource as RBAC names it, e.g. `ingresses`. */
   readonly resource: string
+  /** What an administrator applied beforehand (e.g. the proxy's ServiceAccount). */
+  readonly cluster?: (fake: FakeApiServer) => void
 }
 
 const signal = new AbortController().signal
@@ -38,6 +40,7 @@ export function trafficRouterContract(setup: RouterContractSetup): void {
 
     beforeEach(async () => {
       fake = await startFakeApiServer({namespace: 'shop'})
+      setup.cluster?.(fake)
       client = await connectKube({kubeconfig: fake.kubeconfigPath})
       release = setup.release()
       router = setup.create(client, release)

@@ -6,6 +6,10 @@
  * The Deployment is rendered from a weight-independent state, so its config checksum (which rolls
  * the pods) moves only when something other than the weights changes.
  *
+ * The pods run as ServiceAccount `<release>-proxy`, which an administrator applies once with
+ * `canary render --rbac` (canary's own account may not create RBAC objects); without it the
+ * ReplicaSet can create no pod, so `reconcile` refuses to go on when it is missing.
+ *
  * The pods read their admin token from Secret `<release>-proxy-admin`. Render output never holds
  * it (it must stay deterministic and free of secrets), so `reconcile` creates it with a random
  * token before the Deployment that references it, and otherwise leaves it as it is: a token
@@ -47,8 +51,19 @@ export class KubeProxyRouter implements TrafficRouter {
   async reconcile(signal: AbortSignal): Promise<void> {
     const current = await this.getWeights(signal)
     const workload = (buildProxy(this.release, routingState(this.release, zeroWeights(this.release))) as unknown as KubeObject[]).filter((o) => o.kind !== 'ConfigMap')
+    await this.checkServiceAccount(signal)
     await this.ensureAdminSecret(signal)
     await applyAllOwned(this.client, [this.configMap(current), ...workload], this.release, signal)
+  }
+
+  /** Refuses (exit 3) when the proxy pods' ServiceAccount does not exist: their pods could never be created. */
+  async checkServiceAccount(signal: AbortSignal): Promise<void> {
+    const ref: ObjectRef = {apiVersion: 'v1', kind: 'ServiceAccount', namespace: this.release.namespace, name: names(this.release).proxy}
+    if ((await this.client.read(ref, signal)) !== undefined) return
+    throw new ConfigError(`ServiceAccount ${ref.namespace}/${ref.name}: cannot deploy the proxy: it does not exist, and the proxy pods run as it (it lets them watch their routing ConfigMap)`, [], {
+      subject: `ServiceAccount ${ref.namespace}/${ref.name}`,
+      suggestions: [`Apply canary's RBAC once, as an administrator: canary render --rbac -f <spec> | kubectl apply -f -`],
+    })
   }
 
   /** Creates the admin token Secret (random, owned by canary) when absent; checks an existing one has the key. */
