@@ -8,9 +8,9 @@
  *   success rate is below it, so a canary sitting exactly at the threshold is not failed by noise;
  * - p99 threshold: broken only when the lower bound of the share of requests slower than the
  *   limit is above 1 % (p99 ≤ L ⇔ P(latency > L) ≤ 1 %), counted from the histogram buckets;
- * - canary worse than stable: exact conditional binomial test (given the window's total errors,
- *   the canary's share of them is Binomial(errors, canaryRequests / allRequests) when both error
- *   rates are equal);
+ * - canary worse than stable: conditional binomial test (given the window's total errors, the
+ *   canary's share of them is Binomial(errors, canaryRequests / allRequests) when both error rates
+ *   are equal; exact for Poisson rates, conservative next to Fisher's exact test for binomial ones);
  * - every check spends its share of `maxFalsePositiveRate` over looks as alpha · 6/(π²k²), so the
  *   false-alarm probability over the whole rollout stays below the budget however often we look.
  */
@@ -177,7 +177,7 @@ export function errorResult(input: {readonly look: number; readonly atMs: number
 /**
  * One-sided p-value of "the canary's error rate is higher than stable's": conditional on the
  * window's total errors E, canary errors ~ Binomial(E, nCanary / (nCanary + nStable)) under equal
- * rates (the exact conditional test for two Poisson/binomial rates). Null when stable had no requests.
+ * rates (docs/analysis.md). Null when either version had no requests.
  */
 export function worseThanStablePValue(canary: VersionMetrics, stable: VersionMetrics): number | null {
   if (stable.requests === 0 || canary.requests === 0) return null
