@@ -47,6 +47,29 @@ describe('local.upstreams: versions started elsewhere (built CLI)', () => {
     expect(servers.every((s) => s.listening)).toBe(true)
   })
 
+  it('after promote, no sticky cookie pins the old version any more', async () => {
+    const v1 = await versionServer('v1')
+    const v2 = await versionServer('v2')
+    const release = await aLocalRelease({upstreams: {v1: [v1], v2: [v2]}, extraSpec: ['  sticky: {cookie: shop-version}']})
+    dir = release.dir
+    expect((await canary(['start', '--image', 'v2', '-f', release.spec], dir)).code).toBe(0)
+    const proxyUrl = (await daemonInfo(dir))!.proxyUrl
+    // Collect one pinning cookie per version while both serve.
+    const cookies = new Map<string, string>()
+    for (let i = 0; i < 50 && cookies.size < 2; i++) {
+      const response = await fetch(`${proxyUrl}/`)
+      const {version} = (await response.json()) as {version: string}
+      const cookie = response.headers.get('set-cookie')?.split(';')[0]
+      if (cookie !== undefined) cookies.set(version, cookie)
+    }
+    expect([...cookies.keys()].sort()).toEqual(['v1', 'v2'])
+    const pinned = async (cookie: string) => ((await (await fetch(`${proxyUrl}/`, {headers: {cookie}})).json()) as {version: string}).version
+    expect(await pinned(cookies.get('v1')!)).toBe('v1')
+    expect((await canary(['promote', '--force', '-f', release.spec], dir)).code).toBe(0)
+    expect(await pinned(cookies.get('v1')!)).toBe('v2')
+    expect(await pinned(cookies.get('v2')!)).toBe('v2')
+  })
+
   it('refuses an image with no upstream as a spec problem (exit 3) and leaves nothing running', async () => {
     const v1 = await versionServer('v1')
     const release = await aLocalRelease({upstreams: {v1: [v1]}})

@@ -18,6 +18,8 @@ export interface ReleaseOptions {
   readonly env?: Readonly<Record<string, string>>
   readonly readyTimeout?: string
   readonly analysis?: string
+  /** Extra `spec:` lines (indented by two spaces), e.g. `  sticky: {cookie: shop-version}`. */
+  readonly extraSpec?: readonly string[]
   /** `local.upstreams` instead of the demo app command: image or tag → server URLs. */
   readonly upstreams?: Readonly<Record<string, readonly string[]>>
 }
@@ -37,6 +39,7 @@ export async function aLocalRelease(options: ReleaseOptions = {}): Promise<{dir:
     '  probe: {path: /healthz}',
     `  env: {${env}}`,
     `  steps: ${options.steps ?? '[20, 50, 100]'}`,
+    ...(options.extraSpec ?? []),
     `  analysis: ${options.analysis ?? '{interval: 1s, minRequests: 20, successRate: 99, failureLimit: 1}'}`,
     '  local:',
     options.upstreams === undefined
