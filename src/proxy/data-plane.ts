@@ -93,12 +93,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const version = this.version!
     const setCookie = version.setCookie !== undefined && this.stickyValue !== version.stickyValue ? version.setCookie : undefined
     const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, setCookie)
-    for (let i = 0; i < headers.length; i += 2) {
-      if (headers[i] === 'content-length') {
-        this.expectedBytes = Number(headers[i + 1])
-        break
-      }
-    }
+    const length = headers['content-length']
+    if (typeof length === 'string') this.expectedBytes = Number(length)
     if (statusText === '') this.res.writeHead(statusCode, headers)
     else this.res.writeHead(statusCode, statusText, headers)
     return true

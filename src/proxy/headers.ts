@@ -71,12 +71,18 @@ export function upstreamRequestHeaders(incoming: NodeJS.Dict<string | string[]>,
   return out
 }
 
+/** Response headers for `res.writeHead`: lowercase names; repeated headers (Set-Cookie) as arrays. */
+export type ResponseHeaders = Record<string, string | string[]>
+
 /**
- * Converts undici's raw response headers (Buffers) to a flat string list for `res.writeHead`,
- * without hop-by-hop headers, with the route's edits and an optional sticky Set-Cookie.
+ * Converts undici's raw response headers (Buffers) to a header object for `res.writeHead`, without
+ * hop-by-hop headers, with the route's edits and an optional sticky Set-Cookie. An object, not a
+ * flat list: Node sends an object straight to the wire, while a list goes through remove/append
+ * per header.
  */
-export function downstreamResponseHeaders(raw: readonly Buffer[] | readonly string[], edits: HeaderEdits | undefined, setCookie: string | undefined): string[] {
-  const out: string[] = []
+export function downstreamResponseHeaders(raw: readonly Buffer[] | readonly string[], edits: HeaderEdits | undefined, setCookie: string | undefined): ResponseHeaders {
+  // No prototype: an upstream header named __proto__ stays an ordinary key.
+  const out = Object.create(null) as ResponseHeaders
   let listed: Set<string> | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1').toLowerCase()
@@ -86,13 +92,16 @@ export function downstreamResponseHeaders(raw: readonly Buffer[] | readonly stri
     }
     if (HOP_BY_HOP.has(name)) continue
     if (edits !== undefined && (edits.remove.has(name) || hasName(edits.set, name))) continue
-    out.push(name, raw[i + 1]!.toString('latin1'))
+    const value = raw[i + 1]!.toString('latin1')
+    const prior = out[name]
+    out[name] = prior === undefined ? value : typeof prior === 'string' ? [prior, value] : [...prior, value]
   }
-  if (listed !== undefined) {
-    for (let i = out.length - 2; i >= 0; i -= 2) if (listed.has(out[i]!)) out.splice(i, 2)
+  if (listed !== undefined) for (const name of listed) delete out[name]
+  if (edits !== undefined) for (const [name, value] of edits.set) out[name] = value
+  if (setCookie !== undefined) {
+    const prior = out['set-cookie']
+    out['set-cookie'] = prior === undefined ? setCookie : typeof prior === 'string' ? [prior, setCookie] : [...prior, setCookie]
   }
-  if (edits !== undefined) for (const [name, value] of edits.set) out.push(name, value)
-  if (setCookie !== undefined) out.push('set-cookie', setCookie)
   return out
 }
 

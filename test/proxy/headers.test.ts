@@ -40,8 +40,16 @@ describe('upstreamRequestHeaders', () => {
 describe('downstreamResponseHeaders', () => {
   it('strips hop-by-hop and Connection-listed names, adds edits and the sticky cookie', () => {
     const raw = ['Content-Type', 'text/plain', 'Connection', 'x-internal', 'X-Internal', '1', 'Transfer-Encoding', 'chunked', 'Server', 'up'].map((s) => Buffer.from(s))
-    const out = toObject(downstreamResponseHeaders(raw, {set: [['x-served-by', 'canary']], remove: new Set(['server'])}, 'sv=abc; Path=/'))
-    expect(out).toEqual({'content-type': ['text/plain'], 'x-served-by': ['canary'], 'set-cookie': ['sv=abc; Path=/']})
+    const out = downstreamResponseHeaders(raw, {set: [['x-served-by', 'canary']], remove: new Set(['server'])}, 'sv=abc; Path=/')
+    expect({...out}).toEqual({'content-type': 'text/plain', 'x-served-by': 'canary', 'set-cookie': 'sv=abc; Path=/'})
+  })
+
+  it('keeps repeated headers such as Set-Cookie, adding the sticky cookie to them', () => {
+    const raw = ['Set-Cookie', 'a=1', 'set-cookie', 'b=2', '__proto__', 'x'].map((s) => Buffer.from(s))
+    const out = downstreamResponseHeaders(raw, undefined, 'sv=abc')
+    expect(out['set-cookie']).toEqual(['a=1', 'b=2', 'sv=abc'])
+    expect(Object.keys(out)).toEqual(['set-cookie', '__proto__'])
+    expect(Object.getPrototypeOf(out)).toBeNull()
   })
 })
 
