@@ -8,7 +8,7 @@
 // Load: `wrk -t2 -c64 -d10s`, interleaved ROUNDS times after a warm-up; prints medians.
 // Env: ROUNDS (3), SECONDS (10), CONNECTIONS (64), WARMUP_SECONDS (5).
 import {spawn} from 'node:child_process'
-import {writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join} from 'node:path'
 
@@ -20,6 +20,23 @@ const CONNECTIONS = Number(process.env.CONNECTIONS ?? 64)
 const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 5)
 
 checkTools()
+
+/** Waits (at most ~3 s) for the machine to be under 25 % busy, as the baseline measurements did. */
+async function waitForQuiet() {
+  const busy = () => {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)
+    const values = fields.map(Number)
+    const idle = values[3] + values[4]
+    return {idle, total: values.reduce((a, b) => a + b, 0)}
+  }
+  for (let i = 0; i < 6; i++) {
+    const a = busy()
+    await new Promise((r) => setTimeout(r, 500))
+    const b = busy()
+    if (1 - (b.idle - a.idle) / Math.max(1, b.total - a.total) < 0.25) return
+  }
+}
+
 const cleanups = []
 const cleanup = async () => {
   for (const fn of cleanups.reverse()) await fn()
@@ -74,6 +91,7 @@ async function main() {
   const sinceMs = Date.now()
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of targets) {
+      await waitForQuiet()
       let peakRss = 0
       let peakProcessRss = 0
       const sample = () => {
@@ -89,10 +107,10 @@ async function main() {
     }
   }
 
-  const nginxRps = median(targets[0].runs.map((r) => r.rps))
-  const httpProxyRps = median(targets[3].runs.map((r) => r.rps))
+  // Ratios are taken within a round (same minute, same background load), then the median.
+  const perRound = (t, reference) => median(t.runs.map((r, i) => r.rps / reference.runs[i].rps))
   console.log('')
-  console.log(`summary (medians of ${ROUNDS}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; a busy machine lowers every figure)`)
+  console.log(`summary (medians of ${ROUNDS}; ratios are medians of per-round ratios; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; a busy machine lowers every figure)`)
   console.log('| proxy | req/s | % of nginx | × http-proxy | p50 ms | p99 ms | RSS MB (total / max per process) | proxy CPU µs/req | failed requests |')
   console.log('|---|---|---|---|---|---|---|---|---|')
   const summary = targets.map((t) => {
@@ -100,8 +118,8 @@ async function main() {
     const row = {
       name: t.name,
       rps,
-      ofNginx: rps / nginxRps,
-      ofHttpProxy: rps / httpProxyRps,
+      ofNginx: perRound(t, targets[0]),
+      ofHttpProxy: perRound(t, targets[3]),
       p50: median(t.runs.map((r) => r.p50)),
       p99: median(t.runs.map((r) => r.p99)),
       rss: median(t.runs.map((r) => r.rss)),
