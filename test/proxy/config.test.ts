@@ -1,3 +1,5 @@
+import {readFileSync} from 'node:fs'
+
 import {describe, expect, it} from 'vitest'
 
 import {ConfigError} from '../../src/errors.js'
@@ -56,6 +58,14 @@ describe('parseProxyConfig', () => {
     expect(config.services.stilton?.versions[0]?.weight).toBe(100)
     expect(config.routes[1]?.allow).toEqual(['127.0.0.1/32', '::1/128'])
     expect(config.services.cheddar?.sticky).toMatchObject({cookie: 'cheddar_version', httpOnly: true, sameSite: 'Lax', path: '/'})
+  })
+
+  it('accepts the full example in docs/proxy.md', () => {
+    const docs = readFileSync(new URL('../../docs/proxy.md', import.meta.url), 'utf8')
+    const example = /```yaml\n([\s\S]*?)```/.exec(docs)?.[1]
+    expect(example).toBeDefined()
+    const config = parseProxyConfig(example!, 'docs/proxy.md', {CANARY_ADMIN_TOKEN: 't'})
+    expect(config.services.cheddar?.healthCheck).toEqual({path: '/healthz', intervalMs: 5000, timeoutMs: 2000})
   })
 
   it('locates a missing environment variable', () => {
