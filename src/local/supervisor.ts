@@ -168,7 +168,8 @@ export class ReplicaSet {
       ? `replica ${crashLooping.index} crash-looping (${crashLooping.restarts} restarts, last ${crashLooping.lastExit}); see ${join(this.spec.logDir, `${this.spec.track}-${crashLooping.index}.log`)}`
       : notReady === undefined ? undefined : notReady.lastExit === '' ? `replica ${notReady.index}: GET ${this.spec.probePath} not answering yet` : `replica ${notReady.index} ${notReady.lastExit}, restarting`
     return {
-      ready: readyReplicas > 0 && crashLooping === undefined,
+      // Every replica: `start` waits for all of them, and a replica down mid-rollout is a failed check.
+      ready: readyReplicas === this.replicas.length && crashLooping === undefined,
       readyReplicas,
       replicas: this.replicas.length,
       ...(reason === undefined ? {} : {reason}),
