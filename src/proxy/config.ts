@@ -10,9 +10,11 @@ import {isNode, isScalar, LineCounter, parseDocument, visit, type Document} from
 import {z} from 'zod'
 
 import {ConfigError, type ConfigProblem} from '../errors.js'
+import {HOST_PORT, isLoopbackHost} from './address.js'
+
+export {isLoopbackHost, splitHostPort} from './address.js'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
-const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/
 
 const name = z.string().regex(NAME, 'expected a name of letters, digits, "_", "." or "-"')
 const hostPort = z.string().regex(HOST_PORT, 'expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080')
@@ -275,20 +277,6 @@ function checkReferences(data: unknown, report: Report): void {
     refersTo(['canary'], service?.canary)
     refersTo(['mirror', 'version'], record(service?.mirror)?.version)
   }
-}
-
-/** True for 127.0.0.0/8, ::1 and localhost: the admin API may run without a token only there. */
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.startsWith('[') ? host.slice(1, -1) : host
-  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare)
-}
-
-/** Splits `host:port` / `[v6]:port` as written in `listen`. */
-export function splitHostPort(value: string): {host: string; port: number} {
-  const match = HOST_PORT.exec(value)
-  if (match === null) throw new ConfigError(`listen address ${value}: parse failed: expected host:port`)
-  const host = match[1] ?? ''
-  return {host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(match[2])}
 }
 
 /** Validates a route path pattern such as `/cheddar/{name}/{id:[0-9]+}`; returns the problem or undefined. */
