@@ -210,6 +210,9 @@ export async function runRollout(session: RolloutSession, input: {readonly canar
       })
     }
     await session.ports.check(input.signal)
+  } else if (current?.phase === 'Promoted' && current.stableImage === input.canaryImage) {
+    // A re-run of a pipeline that already shipped this image: nothing to do, same answer.
+    return {status: await statusOf(session, current, input.signal), exitCode: 0, outcome: 'promoted'}
   } else {
     try {
       await startRollout(session, input)

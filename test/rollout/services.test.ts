@@ -88,6 +88,14 @@ describe('the rollout services', () => {
     expect(report).toMatchObject({outcome, exitCode})
   })
 
+  it('run of an image that the last rollout already promoted answers promoted again (idempotent CI re-runs)', async () => {
+    const {session, target} = aSession()
+    expect((await runRollout(session, {canaryImage: 'acme/shop:v2', signal})).exitCode).toBe(0)
+    const deploys = target.calls.length
+    expect(await runRollout(session, {canaryImage: 'acme/shop:v2', signal})).toMatchObject({exitCode: 0, outcome: 'promoted'})
+    expect(target.calls.length).toBe(deploys)
+  })
+
   it('maps every terminal phase to its documented exit code', () => {
     expect([exitCodeFor('Promoted'), exitCodeFor('RolledBack'), exitCodeFor('Aborted'), exitCodeFor('Paused'), exitCodeFor('Inconclusive'), exitCodeFor('Failed'), exitCodeFor('Progressing')]).toEqual([0, 10, 11, 12, 13, 14, null])
   })
