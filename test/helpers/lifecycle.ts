@@ -135,7 +135,8 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
 /** Stops everything the release in `dir` started and removes the dir. */
 export async function cleanUp(dir: string): Promise<void> {
   const info = await daemonInfo(dir)
-  await canary(['down', '-f', join(dir, 'canary.yaml')], dir)
+  const started = info !== undefined || (await readFile(join(dir, '.canary/shop/replica-groups.json'), 'utf8').then(() => true, () => false))
+  if (started) await canary(['down', '-f', join(dir, 'canary.yaml')], dir)
   if (info !== undefined && alive(info.pid)) process.kill(info.pid, 'SIGKILL')
   await rm(dir, {recursive: true, force: true})
 }
