@@ -80,9 +80,13 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
     return stringify(config, {lineWidth: 0})
   }
 
-  const recordGroups = () => void writeAtomically(paths.replicaGroups, `${JSON.stringify([...(stable?.pids ?? []), ...(canary?.pids ?? [])])}\n`).catch(() => undefined)
+  // Writes are chained and read the tracks when they run, so the last write always has the latest groups.
+  let groupsWritten: Promise<void> = Promise.resolve()
+  const recordGroups = (): Promise<void> => (groupsWritten = groupsWritten
+    .then(() => writeAtomically(paths.replicaGroups, `${JSON.stringify([...(stable?.pids ?? []), ...(canary?.pids ?? [])])}\n`))
+    .catch(() => undefined))
   const applyConfig = async (next: Weights): Promise<void> => {
-    recordGroups()
+    await recordGroups()
     const text = configFor(next)
     await writeAtomically(paths.proxyConfig, text)
     const config = parseProxyConfig(text, paths.proxyConfig, env)
@@ -102,7 +106,7 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
   }
 
   try {
-    stable = await startTrack(release, 'stable', input.stableImage, paths.logs, () => recordGroups())
+    stable = await startTrack(release, 'stable', input.stableImage, paths.logs, () => void recordGroups())
     await waitReady(stable, readyTimeoutMs)
     await applyConfig(weightsOf(0, release.totalWeight))
   } catch (error) {
@@ -131,7 +135,7 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
       if (canary?.image !== image) {
         await canary?.stop()
         canary = undefined
-        canary = await startTrack(release, 'canary', image, paths.logs, () => recordGroups())
+        canary = await startTrack(release, 'canary', image, paths.logs, () => void recordGroups())
         await applyConfig(weightsOf(0, release.totalWeight))
       }
       return send(res, 200, report(canary))
