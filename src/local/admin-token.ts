@@ -17,3 +17,9 @@ export async function adminToken(paths: ReleasePaths): Promise<string> {
     return (await readFile(paths.adminToken, 'utf8')).trim()
   }
 }
+
+/** Where the release's bundled proxy serves its admin API, and the token it wants. */
+export interface ProxyAdminEndpoint {
+  readonly url: string
+  readonly token: string
+}

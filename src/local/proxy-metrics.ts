@@ -6,7 +6,7 @@ import {UnreachableError, messageOf} from '../errors.js'
 import {httpCall} from './http-json.js'
 import {EMPTY_VERSION_METRICS, type VersionMetrics, type WindowMetrics} from '../rollout/core/metrics.js'
 import type {MetricSource} from '../rollout/ports.js'
-import type {ProxyAdminEndpoint} from '../rollout/routers/index.js'
+import type {ProxyAdminEndpoint} from './admin-token.js'
 
 interface VersionStats {
   readonly requests: number

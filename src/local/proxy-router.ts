@@ -7,7 +7,7 @@ import {UnreachableError, messageOf} from '../errors.js'
 import {httpCall} from './http-json.js'
 import {stableWeight, weights, type Weights} from '../rollout/core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../rollout/ports.js'
-import type {ProxyAdminEndpoint} from '../rollout/routers/index.js'
+import type {ProxyAdminEndpoint} from './admin-token.js'
 import type {Release} from '../spec/release.js'
 
 interface VersionState {
