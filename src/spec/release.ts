@@ -123,7 +123,7 @@ export interface PrometheusSpec {
 export interface AnalysisSpec {
   /** Time between measurements. */
   readonly intervalMs: number
-  /** Requests each track needs in a window before it is judged (fewer → not enough data, never a failure). */
+  /** Canary requests needed in a window before it is judged (fewer → not enough data, never a failure). */
   readonly minRequests: number
   /** Minimum share of non-5xx responses, in percent; not checked when absent. */
   readonly successRatePercent?: number
