@@ -129,7 +129,7 @@ export interface AnalysisSpec {
   readonly successRatePercent?: number
   /** Maximum 99th-percentile latency; not checked when absent. */
   readonly latencyP99Ms?: number
-  /** Failed checks tolerated before rollback. */
+  /** Looks in a row with a broken threshold before the canary fails. */
   readonly failureLimit: number
   /** How long the canary may take to become ready. */
   readonly progressDeadlineMs: number
