@@ -111,7 +111,7 @@ export function parseRelease(text: string, file: string): LoadedRelease {
   }
   const spec = (top.spec ?? {}) as Record<string, unknown>
   const crossProblems = crossFieldProblems(spec)
-  for (const problem of crossProblems) problems.push({...problem, location: problem.locateKey === true ? locateKey(problem.at) : locate(problem.at), path: dotted(problem.at)})
+  for (const problem of crossProblems) problems.push(located(problem, problem.locateKey === true ? locateKey(problem.at) : locate(problem.at)))
   if (problems.length > 0 || !parsed.success) fail(sortProblems(problems))
 
   const release = normalize((parsed as {data: ReleaseDocument}).data)
@@ -121,7 +121,12 @@ export function parseRelease(text: string, file: string): LoadedRelease {
 /** The problems of rendering `release` with `router` (which may differ from the spec's), with positions. */
 export function routerProblemsFor(loaded: LoadedRelease, router: RouterKind): ConfigProblem[] {
   const problems = routerProblems(router, releaseFeatures(loaded.release))
-  return problems.map((p) => ({...p, path: dotted(p.at), location: loaded.locations.get(dotted(p.at)) ?? {file: loaded.file}}))
+  return problems.map((p) => located(p, loaded.locations.get(dotted(p.at)) ?? {file: loaded.file}))
+}
+
+/** The public ConfigProblem shape (no internal `at`/`locateKey` fields leak into --json). */
+function located(problem: PathProblem, location: SourceLocation): ConfigProblem {
+  return {location, path: dotted(problem.at), message: problem.message, ...(problem.suggestion === undefined ? {} : {suggestion: problem.suggestion})}
 }
 
 interface PathProblem {
