@@ -2,7 +2,8 @@
 // `npm run bench:proxy`: throughput, p99 and RSS of `canary proxy` against nginx and the
 // `http-proxy` package, same machine, same load (research/perf-baseline.md method).
 // Upstream: one nginx with two server blocks (v1/v2). Proxies, all splitting 80/20:
-// nginx, canary (one data-plane worker, metrics + access log on), canary --workers 2, http-proxy.
+// nginx, canary (one data-plane worker, metrics + access log on), canary --workers 2, http-proxy,
+// and a bare undici-stream proxy with no features (Node's own floor on this machine, for reference).
 // Besides req/s it records the proxy's CPU per request (µs, from /proc), which carries over to
 // other machines better than req/s on a shared box.
 // Load: `wrk -t2 -c64 -d10s`, interleaved ROUNDS times after a warm-up; prints medians.
@@ -51,7 +52,7 @@ try {
 }
 
 async function main() {
-  const [up1, up2, nginxPort, canaryPort, canaryAdmin, clusterPort, clusterAdmin, httpProxyPort] = await Promise.all(Array.from({length: 8}, freePort))
+  const [up1, up2, nginxPort, canaryPort, canaryAdmin, clusterPort, clusterAdmin, httpProxyPort, floorPort] = await Promise.all(Array.from({length: 9}, freePort))
   const upstream = startNginx('upstream-nginx', upstreamNginxConf(up1, up2))
   cleanups.push(() => upstream.stop())
   const nginx = startNginx('proxy-nginx', proxyNginxConf(nginxPort, up1, up2))
@@ -73,12 +74,17 @@ async function main() {
   const httpProxy = spawn(process.execPath, [join(ROOT, 'bench/proxy/http-proxy-server.js'), String(httpProxyPort), `http://127.0.0.1:${up1}=80`, `http://127.0.0.1:${up2}=20`], {stdio: ['ignore', 'pipe', 'inherit']})
   cleanups.push(() => stopChild(httpProxy))
   await new Promise((r) => httpProxy.stdout.once('data', r))
+  const floor = spawn(process.execPath, [join(ROOT, 'bench/proxy/undici-floor-server.js'), String(floorPort), `http://127.0.0.1:${up1}=80`, `http://127.0.0.1:${up2}=20`], {stdio: ['ignore', 'pipe', 'inherit']})
+  cleanups.push(() => stopChild(floor))
+  await new Promise((r) => floor.stdout.once('data', r))
 
   const targets = [
     {name: 'nginx (2 workers)', url: `http://127.0.0.1:${nginxPort}/`, pid: nginx.pid},
     {name: 'canary proxy (1 worker)', url: `http://127.0.0.1:${canaryPort}/`, pid: canary.child.pid, admin: `http://127.0.0.1:${canaryAdmin}`},
     {name: 'canary proxy --workers 2', url: `http://127.0.0.1:${clusterPort}/`, pid: cluster.child.pid, admin: `http://127.0.0.1:${clusterAdmin}`},
     {name: 'http-proxy (1 process)', url: `http://127.0.0.1:${httpProxyPort}/`, pid: httpProxy.pid},
+    // Not a target: the bare undici-stream design with no features, i.e. Node's own floor.
+    {name: 'floor: bare undici stream', url: `http://127.0.0.1:${floorPort}/`, pid: floor.pid},
   ]
   for (const t of targets) t.runs = []
 
@@ -139,7 +145,8 @@ async function main() {
     console.log(`split ${t.name}: v1 ${v1}, v2 ${v2} → v2 share ${((100 * v2) / Math.max(1, v1 + v2)).toFixed(2)}%`)
   }
 
-  const [, one, two] = summary
+  const [, one, two, , floorRow] = summary
+  console.log(`canary (1 worker) vs the bare Node floor: ${((100 * one.rps) / floorRow.rps).toFixed(0)}% of its req/s, ${(one.cpuUsPerRequest / floorRow.cpuUsPerRequest).toFixed(2)}× its CPU per request`)
   const checks = [
     ['one worker ≥ 30% of nginx req/s', one.ofNginx >= 0.3, `${(one.ofNginx * 100).toFixed(1)}%`],
     ['one worker ≥ 2.5× http-proxy', one.ofHttpProxy >= 2.5, `${one.ofHttpProxy.toFixed(2)}×`],
