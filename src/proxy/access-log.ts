@@ -6,6 +6,17 @@ import {closeSync, openSync, write, writeSync} from 'node:fs'
 
 const FLUSH_BYTES = 64 * 1024
 const FLUSH_INTERVAL_MS = 250
+/** Characters JSON.stringify would escape: quote, backslash, controls, and (lone) surrogates. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
+/**
+ * `value` as a JSON string. Most values (addresses, methods, ordinary paths) need no escaping, and
+ * a regex test plus concatenation costs a fraction of JSON.stringify (~150 ns per call in Node 20).
+ */
+export function jsonString(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`
+}
 
 /** The fields of one access-log line. */
 export interface AccessLogEntry {
@@ -24,14 +35,24 @@ export interface AccessLogEntry {
   readonly retries: number
 }
 
+/** A non-negative duration with exactly three decimals, like toFixed(3) at a sixth of its cost. */
+export function millis3(ms: number): string {
+  const micros = Math.round(ms * 1000)
+  const fraction = micros % 1000
+  return `${(micros - fraction) / 1000}.${fraction < 10 ? '00' : fraction < 100 ? '0' : ''}${fraction}`
+}
+
 /** A buffered JSON-lines writer. */
 export class AccessLog {
   private buffer = ''
   private writing = false
   private readonly fd: number
   private readonly timer: NodeJS.Timeout
-  private isoMs = 0
-  private iso = ''
+  /** The current second's ISO prefix ("2026-11-21T10:30:26."): one Date per second, not per line. */
+  private isoSecond = -1
+  private isoPrefix = ''
+  /** JSON-quoted route, service, version and upstream names; they come from the config, so the set stays small. */
+  private readonly quoted = new Map<string, string>()
 
   constructor(readonly path: string) {
     this.fd = path === '-' ? 1 : openSync(path, 'a')
@@ -40,13 +61,27 @@ export class AccessLog {
   }
 
   log(e: AccessLogEntry): void {
-    if (e.timeMs !== this.isoMs) {
-      this.isoMs = e.timeMs
-      this.iso = new Date(e.timeMs).toISOString()
-    }
-    // Hand-built JSON: only the client-controlled strings go through JSON.stringify for escaping.
-    this.buffer += `{"time":"${this.iso}","client":${JSON.stringify(e.client)},"method":${JSON.stringify(e.method)},"host":${JSON.stringify(e.host)},"path":${JSON.stringify(e.path)},"status":${e.status},"duration_ms":${e.durationMs.toFixed(3)},"route":${JSON.stringify(e.route)},"service":${JSON.stringify(e.service)},"version":${JSON.stringify(e.version)},"upstream":${JSON.stringify(e.upstream)},"bytes":${e.bytes},"retries":${e.retries}}\n`
+    // Hand-built JSON: client-controlled strings are escaped by jsonString; config names are
+    // quoted once and reused.
+    this.buffer += `{"time":"${this.timeOf(e.timeMs)}","client":${jsonString(e.client)},"method":${jsonString(e.method)},"host":${jsonString(e.host)},"path":${jsonString(e.path)},"status":${e.status},"duration_ms":${millis3(e.durationMs)},"route":${this.quote(e.route)},"service":${this.quote(e.service)},"version":${this.quote(e.version)},"upstream":${this.quote(e.upstream)},"bytes":${e.bytes},"retries":${e.retries}}\n`
     if (this.buffer.length >= FLUSH_BYTES) this.flush()
+  }
+
+  /** `timeMs` (integer epoch ms) as ISO 8601 with milliseconds, e.g. 2026-11-21T10:30:26.512Z. */
+  private timeOf(timeMs: number): string {
+    const second = Math.floor(timeMs / 1000)
+    if (second !== this.isoSecond) {
+      this.isoSecond = second
+      this.isoPrefix = new Date(second * 1000).toISOString().slice(0, 20)
+    }
+    const ms = timeMs - second * 1000
+    return `${this.isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`
+  }
+
+  private quote(name: string): string {
+    let quoted = this.quoted.get(name)
+    if (quoted === undefined) this.quoted.set(name, (quoted = JSON.stringify(name)))
+    return quoted
   }
 
   /** Starts an asynchronous write of everything buffered, unless one is in progress. */

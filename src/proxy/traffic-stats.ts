@@ -120,6 +120,11 @@ export interface VersionWindowStats {
 /** Accounting for one process. Series are created on first use and survive config reloads. */
 export class TrafficStats {
   private readonly series = new Map<string, RequestSeries>()
+  /**
+   * The same series by route, then service, then version. The hot path looks up config strings
+   * (their hashes are cached) instead of building and hashing a joined key per request.
+   */
+  private readonly seriesByRoute = new Map<string, Map<string, Map<string, RequestSeries>>>()
   private readonly rings = new Map<string, SecondRing>()
   private readonly mirrorCounts = new Map<string, MirrorCounts>()
   private readonly redistributedCounts = new Map<string, number>()
@@ -130,12 +135,17 @@ export class TrafficStats {
 
   /** The series for (route, service, version); "" for unknown parts (e.g. 404 with no route). */
   seriesFor(route: string, service: string, version: string): RequestSeries {
-    const key = route + SEP + service + SEP + version
-    let series = this.series.get(key)
-    if (series === undefined) {
-      series = new RequestSeries(route, service, version, version === '' ? undefined : this.ringFor(service, version))
-      this.series.set(key, series)
-    }
+    return this.seriesByRoute.get(route)?.get(service)?.get(version) ?? this.addSeries(route, service, version)
+  }
+
+  private addSeries(route: string, service: string, version: string): RequestSeries {
+    const series = new RequestSeries(route, service, version, version === '' ? undefined : this.ringFor(service, version))
+    this.series.set(route + SEP + service + SEP + version, series)
+    let byService = this.seriesByRoute.get(route)
+    if (byService === undefined) this.seriesByRoute.set(route, (byService = new Map()))
+    let byVersion = byService.get(service)
+    if (byVersion === undefined) byService.set(service, (byVersion = new Map()))
+    byVersion.set(version, series)
     return series
   }
 
