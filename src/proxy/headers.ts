@@ -4,6 +4,8 @@
  * Trailer and the Proxy-Authenticate/-Authorization pair (RFC 2616 §13.5.1), and every name listed
  * in `Connection` (as @fastify/reply-from does).
  */
+import {util} from 'undici'
+
 import type {HeaderEdits} from './route-table.js'
 
 const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authenticate', 'proxy-authorization'])
@@ -85,7 +87,8 @@ export function downstreamResponseHeaders(raw: readonly Buffer[] | readonly stri
   const out = Object.create(null) as ResponseHeaders
   let listed: Set<string> | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase()
+    // undici's lookup returns interned lowercase names for the common headers, without a copy.
+    const name = util.headerNameToString(raw[i]!)
     if (name === 'connection') {
       listed = connectionListed(raw[i + 1]!.toString('latin1'))
       continue
