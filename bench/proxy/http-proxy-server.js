@@ -3,21 +3,14 @@ import http from 'node:http'
 
 import httpProxy from 'http-proxy'
 
+import {smoothWeightedRoundRobin} from './smooth-wrr.js'
+
 const [port, ...targets] = process.argv.slice(2)
 const upstreams = targets.map((t) => {
   const [origin, weight] = t.split('=')
-  return {origin, weight: Number(weight), current: 0}
+  return {origin, weight: Number(weight)}
 })
-const total = upstreams.reduce((a, u) => a + u.weight, 0)
-function pick() {
-  let best = null
-  for (const u of upstreams) {
-    u.current += u.weight
-    if (best === null || u.current > best.current) best = u
-  }
-  best.current -= total
-  return best
-}
+const pick = smoothWeightedRoundRobin(upstreams)
 const agent = new http.Agent({keepAlive: true, maxSockets: 256, maxFreeSockets: 256})
 const proxy = httpProxy.createProxyServer({agent})
 proxy.on('error', (err, req, res) => {

@@ -7,21 +7,14 @@ import http from 'node:http'
 
 import {Pool} from 'undici'
 
+import {smoothWeightedRoundRobin} from './smooth-wrr.js'
+
 const [port, ...targets] = process.argv.slice(2)
 const upstreams = targets.map((t) => {
   const [origin, weight] = t.split('=')
-  return {pool: new Pool(origin, {connections: 128, pipelining: 1}), weight: Number(weight), current: 0}
+  return {pool: new Pool(origin, {connections: 128, pipelining: 1}), weight: Number(weight)}
 })
-const total = upstreams.reduce((a, u) => a + u.weight, 0)
-function pick() {
-  let best = null
-  for (const u of upstreams) {
-    u.current += u.weight
-    if (best === null || u.current > best.current) best = u
-  }
-  best.current -= total
-  return best
-}
+const pick = smoothWeightedRoundRobin(upstreams)
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'])
 function strip(headers) {
   const out = {}

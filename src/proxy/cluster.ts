@@ -17,7 +17,7 @@ import {loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics} from './metrics.js'
 import type {BoundAddress} from './proxy-instance.js'
 import {weightUpdateProblem, withWeights} from './runtime.js'
-import {assertAdminSafe, formatHost, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
+import {assertAdminSafe, formatHost, handleProxySignals, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
 import {mergeServices, type ProxyState} from './state.js'
 import {DEFAULT_RETENTION_SECONDS, sumCounters, sumWindows, windowStats} from './traffic-stats.js'
 
@@ -240,13 +240,12 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   let resolveClosed: () => void = () => undefined
   const closed = new Promise<void>((r) => (resolveClosed = r))
   let closing: Promise<void> | undefined
+  let removeSignalHandlers = (): void => undefined
   const close = (): Promise<void> => {
     closing ??= (async () => {
       stopping = true
       watcher?.close()
-      process.off('SIGHUP', onHup)
-      process.off('SIGTERM', onTerm)
-      process.off('SIGINT', onTerm)
+      removeSignalHandlers()
       admin.closeAllConnections()
       const adminClosed = new Promise<void>((r) => admin.close(() => r()))
       const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
@@ -265,16 +264,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     })()
     return closing
   }
-  const onHup = () => void reload().catch(() => undefined)
-  const onTerm = () => {
-    log({level: 'info', msg: 'draining in-flight requests, then exiting'})
-    void close()
-  }
-  if (options.handleSignals === true) {
-    process.on('SIGHUP', onHup)
-    process.on('SIGTERM', onTerm)
-    process.on('SIGINT', onTerm)
-  }
+  if (options.handleSignals === true) removeSignalHandlers = handleProxySignals(reload, close, log)
 
   return {
     address,

@@ -58,6 +58,23 @@ export interface RunningProxy {
   close(): Promise<void>
 }
 
+/** SIGHUP reloads; SIGTERM and SIGINT drain in-flight requests, then close. Returns the undo. */
+export function handleProxySignals(reload: () => Promise<unknown>, close: () => Promise<void>, log: NonNullable<StartProxyOptions['log']>): () => void {
+  const onHup = () => void reload().catch(() => undefined)
+  const onTerm = () => {
+    log({level: 'info', msg: 'draining in-flight requests, then exiting'})
+    void close()
+  }
+  process.on('SIGHUP', onHup)
+  process.on('SIGTERM', onTerm)
+  process.on('SIGINT', onTerm)
+  return () => {
+    process.off('SIGHUP', onHup)
+    process.off('SIGTERM', onTerm)
+    process.off('SIGINT', onTerm)
+  }
+}
+
 /** Default operational log: one JSON line on stderr. */
 export function logToStderr(event: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({time: new Date().toISOString(), ...event})}\n`)
@@ -141,12 +158,11 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
   let resolveClosed: () => void = () => undefined
   const closed = new Promise<void>((r) => (resolveClosed = r))
   let closing: Promise<void> | undefined
+  let removeSignalHandlers = (): void => undefined
   const close = (): Promise<void> => {
     closing ??= (async () => {
       watcher?.close()
-      process.off('SIGHUP', onHup)
-      process.off('SIGTERM', onTerm)
-      process.off('SIGINT', onTerm)
+      removeSignalHandlers()
       admin.closeAllConnections()
       const adminClosed = new Promise<void>((r) => admin.close(() => r()))
       await instance.close()
@@ -156,16 +172,7 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
     })()
     return closing
   }
-  const onHup = () => void reload().catch(() => undefined)
-  const onTerm = () => {
-    log({level: 'info', msg: 'draining in-flight requests, then exiting'})
-    void close()
-  }
-  if (options.handleSignals === true) {
-    process.on('SIGHUP', onHup)
-    process.on('SIGTERM', onTerm)
-    process.on('SIGINT', onTerm)
-  }
+  if (options.handleSignals === true) removeSignalHandlers = handleProxySignals(reload, close, log)
 
   return {
     address,
