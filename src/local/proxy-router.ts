@@ -9,6 +9,7 @@ import {stableWeight, weights, type Weights} from '../rollout/core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../rollout/ports.js'
 import type {ProxyAdminEndpoint} from './admin-token.js'
 import type {Release} from '../spec/release.js'
+import {capabilitiesOf} from '../spec/capabilities.js'
 
 interface VersionState {
   readonly name: string
@@ -24,7 +25,7 @@ const ADMIN_TIMEOUT_MS = 5000
 /** Weights on the bundled proxy, set and read back through its admin API. */
 export class ProxyRouter implements TrafficRouter {
   readonly kind = 'proxy'
-  readonly capabilities: RouterCapabilities = {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true}
+  readonly capabilities: RouterCapabilities = capabilitiesOf('proxy')
 
   constructor(
     private readonly release: Release,

@@ -3,6 +3,7 @@
  * that asks a router for something it cannot do, naming the router and the field: a silently
  * dropped header rule or mirror is worse than an error. docs/render.md has the same table.
  */
+import type {RouterCapabilities} from '../rollout/ports.js'
 import type {RouterKind} from './release.js'
 
 /** Spec features that not every router supports. */
@@ -72,4 +73,16 @@ const FEATURE_NAMES: Record<RouterFeature, string> = {
   cookie: 'cookie match',
   sticky: 'sticky sessions',
   mirror: 'percentage mirroring',
+}
+
+/** A router's capabilities for the engine's `TrafficRouter` port, derived from ROUTER_LIMITS (one table, no second copy). */
+export function capabilitiesOf(router: RouterKind): RouterCapabilities {
+  const can = (feature: RouterFeature) => ROUTER_LIMITS[router][feature] === undefined
+  return {
+    headerMatch: can('headerAlwaysNever') && can('headerExact'),
+    headerPattern: can('headerPattern'),
+    cookieMatch: can('cookie'),
+    sticky: can('sticky'),
+    mirror: can('mirror'),
+  }
 }

@@ -13,6 +13,7 @@ import {buildHttpRoute} from '../../render/gateway-api.js'
 import type {Release} from '../../spec/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
+import {capabilitiesOf} from '../../spec/capabilities.js'
 
 interface HttpRouteRule {
   matches?: Array<{headers?: unknown[]}>
@@ -22,7 +23,7 @@ interface HttpRouteRule {
 /** Splits traffic with HTTPRoute backendRef weights. */
 export class GatewayApiRouter implements TrafficRouter {
   readonly kind = 'gateway-api'
-  readonly capabilities: RouterCapabilities = {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: false, mirror: true}
+  readonly capabilities: RouterCapabilities = capabilitiesOf('gateway-api')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 

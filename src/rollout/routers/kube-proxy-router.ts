@@ -29,6 +29,7 @@ import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_
 import type {Release} from '../../spec/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
+import {capabilitiesOf} from '../../spec/capabilities.js'
 
 interface ProxyVersion {
   name?: string
@@ -38,7 +39,7 @@ interface ProxyVersion {
 /** Splits traffic with the bundled proxy deployed in the cluster. */
 export class KubeProxyRouter implements TrafficRouter {
   readonly kind = 'proxy'
-  readonly capabilities: RouterCapabilities = {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true}
+  readonly capabilities: RouterCapabilities = capabilitiesOf('proxy')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 

@@ -15,6 +15,7 @@ import {buildNginxIngress} from '../../render/nginx-ingress.js'
 import type {Release} from '../../spec/release.js'
 import {DEFAULT_TOTAL_WEIGHT, weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
+import {capabilitiesOf} from '../../spec/capabilities.js'
 
 const CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight'
 const CANARY_WEIGHT_TOTAL = 'nginx.ingress.kubernetes.io/canary-weight-total'
@@ -22,7 +23,7 @@ const CANARY_WEIGHT_TOTAL = 'nginx.ingress.kubernetes.io/canary-weight-total'
 /** Splits traffic with ingress-nginx canary annotations. */
 export class NginxIngressRouter implements TrafficRouter {
   readonly kind = 'nginx'
-  readonly capabilities: RouterCapabilities = {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: false}
+  readonly capabilities: RouterCapabilities = capabilitiesOf('nginx')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 

@@ -15,6 +15,7 @@ import {buildTraefikCrd} from '../../render/traefik-crd.js'
 import type {Release} from '../../spec/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
+import {capabilitiesOf} from '../../spec/capabilities.js'
 
 interface WeightedServices {
   services?: Array<{name?: string; weight?: number}>
@@ -23,7 +24,7 @@ interface WeightedServices {
 /** Splits traffic with a weighted TraefikService. */
 export class TraefikCrdRouter implements TrafficRouter {
   readonly kind = 'traefik'
-  readonly capabilities: RouterCapabilities = {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true}
+  readonly capabilities: RouterCapabilities = capabilitiesOf('traefik')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 

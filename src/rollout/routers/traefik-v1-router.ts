@@ -13,6 +13,7 @@ import {buildTraefikV1Ingress} from '../../render/traefik-v1.js'
 import type {Release} from '../../spec/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
+import {capabilitiesOf} from '../../spec/capabilities.js'
 
 const SERVICE_WEIGHTS = 'traefik.ingress.kubernetes.io/service-weights'
 /** service-weights carries at most 3 decimals of a percent: 100 000 units per 100 %. */
@@ -21,7 +22,7 @@ const THOUSANDTHS_OF_PERCENT = 100_000
 /** Splits traffic with the Traefik 1.x service-weights annotation. */
 export class TraefikV1Router implements TrafficRouter {
   readonly kind = 'traefik-v1'
-  readonly capabilities: RouterCapabilities = {headerMatch: false, headerPattern: false, cookieMatch: false, sticky: true, mirror: false}
+  readonly capabilities: RouterCapabilities = capabilitiesOf('traefik-v1')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 
