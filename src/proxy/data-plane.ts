@@ -281,12 +281,18 @@ function place(plane: DataPlaneContext, req: IncomingMessage, client: string): P
   return {route, service, version, server, sticky}
 }
 
+/** The client's address: the peer, or from X-Forwarded-For only when trusted hops are configured. */
+function clientOf(plane: DataPlaneContext, req: IncomingMessage): string {
+  const peer = req.socket.remoteAddress ?? ''
+  if (plane.trustedProxyHops === 0) return peer
+  const forwardedFor = req.headers['x-forwarded-for']
+  return clientAddress(peer, typeof forwardedFor === 'string' ? forwardedFor : undefined, plane.trustedProxyHops)
+}
+
 /** Handles one HTTP request. */
 export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
   const startMs = performance.now()
-  const peer = req.socket.remoteAddress ?? ''
-  const forwardedFor = req.headers['x-forwarded-for']
-  const client = plane.trustedProxyHops === 0 ? peer : clientAddress(peer, typeof forwardedFor === 'string' ? forwardedFor : undefined, plane.trustedProxyHops)
+  const client = clientOf(plane, req)
   const placement = place(plane, req, client)
   if (typeof placement === 'number') {
     const route = placement === 404 ? undefined : plane.runtime.routes.match(hostOf(req), pathOf(req.url ?? '/'), req.method ?? 'GET', req.headers)
@@ -301,7 +307,7 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.stickyValue = placement.sticky
   const url = req.url ?? '/'
   exchange.path = route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
-  const facts: ForwardedFacts = {peer, clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
   const socket = req.socket as SocketWithExchange
   if (!(kExchange in socket)) socket.on('close', onClientSocketClose)
@@ -371,9 +377,7 @@ function sendMirror(plane: DataPlaneContext, service: ServiceRuntime, exchange: 
  */
 export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const startMs = performance.now()
-  const peer = req.socket.remoteAddress ?? ''
-  const forwardedFor = req.headers['x-forwarded-for']
-  const client = plane.trustedProxyHops === 0 ? peer : clientAddress(peer, typeof forwardedFor === 'string' ? forwardedFor : undefined, plane.trustedProxyHops)
+  const client = clientOf(plane, req)
   const placement = place(plane, req, client)
   if (typeof placement === 'number') {
     socket.end(`HTTP/1.1 ${placement} ${placement === 404 ? 'Not Found' : placement === 403 ? 'Forbidden' : 'Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
@@ -383,7 +387,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   const {route, service, version, server} = placement
   const url = new URL(server.origin)
   const path = server.basePath + (route.stripPrefix === undefined ? (req.url ?? '/') : stripPathPrefix(req.url ?? '/', route.stripPrefix))
-  const facts: ForwardedFacts = {peer, clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
   for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`
