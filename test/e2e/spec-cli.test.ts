@@ -1,6 +1,5 @@
 // End-to-end: the built CLI (`npm run build` first; `npm test` does it) as a child process,
 // checking exit codes, stdout/stderr and --json for init, validate and render.
-import {spawn} from 'node:child_process'
 import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -10,30 +9,17 @@ import {describe, expect, it, vi} from 'vitest'
 import Init from '../../src/commands/init.js'
 import Render from '../../src/commands/render.js'
 import Validate from '../../src/commands/validate.js'
+import {canary as runCanary, type CliResult} from '../helpers/lifecycle.js'
 
 // Each run starts Node and oclif (~0.3 s idle, several seconds on a busy machine).
 vi.setConfig({testTimeout: 120_000})
 
 const ROOT = join(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin/run.js')
 const EXAMPLE = join(ROOT, 'examples/my-app.yaml')
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function canary(args: readonly string[], cwd: string = ROOT): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {cwd, env: {...process.env, NO_COLOR: '1'}})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({code, stdout, stderr}))
-  })
+/** The built CLI as a child process (shared helper), run from the repository unless told otherwise. */
+function canary(args: readonly string[], cwd: string = ROOT): Promise<CliResult> {
+  return runCanary(args, cwd)
 }
 
 /** A scratch directory with the example as examples/my-app.yaml and ./canary.yaml. */

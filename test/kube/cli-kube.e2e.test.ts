@@ -2,7 +2,6 @@
  * End to end: the built CLI (`npm run build` first; `npm test` does it) as a child process against
  * the fake API server through a kubeconfig, exactly as a CI job would run it.
  */
-import {spawn} from 'node:child_process'
 import http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -12,11 +11,10 @@ import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
+import {canary as runCanary, type CliResult} from '../helpers/lifecycle.js'
 
 vi.setConfig({testTimeout: 120_000})
 
-const ROOT = join(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin/run.js')
 
 const SPEC = `apiVersion: canary.dev/v1alpha1
 kind: Release
@@ -29,16 +27,9 @@ spec:
   analysis: {interval: 1s, progressDeadline: 30s, prometheus: {url: 'http://127.0.0.1:9'}}
 `
 
-function canary(args: readonly string[], cwd: string): Promise<{code: number | null; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {cwd, env: {...process.env, NO_COLOR: '1', KUBECONFIG: ''}})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({code, stdout, stderr}))
-  })
+/** The built CLI as a child process, with no ambient kubeconfig. */
+function canary(args: readonly string[], cwd: string): Promise<CliResult> {
+  return runCanary(args, cwd, {KUBECONFIG: ''})
 }
 
 let fake: FakeApiServer
