@@ -87,6 +87,14 @@ export async function connectKube(options: KubeConnectionOptions = {}): Promise<
     kc.setCurrentContext(options.context)
   }
   const cluster = kc.getCurrentCluster()
+  // client-node's last resort, when no kubeconfig and no service account exist, is an unauthenticated
+  // http://localhost:8080 (old kubectl's default); every call would then fail obscurely, so say so now.
+  if (options.kubeconfig === undefined && kc.getCurrentContext() === 'loaded-context' && cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080') {
+    throw new ConfigError('no kubeconfig found: KUBECONFIG is unset or empty, ~/.kube/config does not exist, and this is not a pod with a service account', [], {
+      subject: 'kubeconfig',
+      suggestions: ['Pass --kubeconfig PATH or set KUBECONFIG.', 'For a rollout on this machine without a cluster, add a spec.local section (docs/rollout.md).'],
+    })
+  }
   if (cluster === null) {
     throw new ConfigError('no Kubernetes cluster configured: the kubeconfig has no current context', [], {
       suggestions: ['Pass --kubeconfig PATH and --context NAME, set KUBECONFIG, or run `kubectl config use-context NAME`.'],

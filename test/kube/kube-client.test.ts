@@ -1,5 +1,6 @@
 /** src/kube against the fake API server through a real kubeconfig: conventions, error mapping, ownership. */
-import {readdirSync, readFileSync, statSync} from 'node:fs'
+import {mkdtempSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
@@ -51,6 +52,23 @@ describe('connectKube follows kubectl conventions', () => {
     } finally {
       if (saved === undefined) delete process.env.KUBECONFIG
       else process.env.KUBECONFIG = saved
+    }
+  })
+
+  it('says plainly that no kubeconfig was found instead of falling back to http://localhost:8080', async () => {
+    const saved = {KUBECONFIG: process.env.KUBECONFIG, HOME: process.env.HOME}
+    process.env.KUBECONFIG = ''
+    process.env.HOME = mkdtempSync(join(tmpdir(), 'canary-no-kubeconfig-'))
+    try {
+      const error = await rejection(connectKube())
+      expect(error).toBeInstanceOf(ConfigError)
+      expect(error.message).toContain('no kubeconfig found')
+      expect((error as ConfigError).suggestions.join(' ')).toContain('spec.local')
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key]
+        else process.env[key] = value
+      }
     }
   })
 
