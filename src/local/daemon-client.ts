@@ -71,7 +71,8 @@ export class DaemonClient {
     await rm(this.paths.daemonError, {force: true})
     await mkdir(this.paths.dir, {recursive: true, mode: 0o700})
     await adminToken(this.paths)
-    const entry = fileURLToPath(new URL(`./daemon-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url))
+    // `../local/` and not `./`: in the built CLI this code sits in a shared chunk (scripts/build.js).
+    const entry = fileURLToPath(new URL(`../local/daemon-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url))
     const log = openSync(this.paths.daemonLog, 'a', 0o600)
     const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), entry, this.specFile, this.release, stableImage], {
       detached: true,

@@ -85,8 +85,8 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   /** Workers that are serving; calls go only to these (a starting worker has nothing to answer yet). */
   const workers = new Set<Worker>()
 
-  const here = fileURLToPath(import.meta.url)
-  const exec = here.replace(/cluster\.(ts|js)$/, (_m, ext: string) => `cluster-worker.${ext}`)
+  // `../proxy/`: in the built CLI this code sits in a shared chunk, two levels down like src/proxy.
+  const exec = fileURLToPath(new URL(`../proxy/cluster-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url))
   // Workers accept on the shared socket themselves instead of the primary accepting and handing
   // each connection over IPC (SCHED_RR): no extra hop and no primary bottleneck for short connections.
   cluster.schedulingPolicy = cluster.SCHED_NONE

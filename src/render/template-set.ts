@@ -29,7 +29,7 @@ export type TemplateName = keyof typeof TEMPLATE_PLACEHOLDERS
 /** One parsed template per name. */
 export type TemplateSet = Readonly<Record<TemplateName, Template>>
 
-/** The bundled templates directory (same relative path from src/render and dist/render). */
+/** The bundled templates directory (same relative path from src/render and from any dist/ chunk: scripts/build.js). */
 export const BUNDLED_TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url))
 
 let bundled: TemplateSet | undefined
