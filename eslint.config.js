@@ -28,6 +28,12 @@ export default tseslint.config(
     },
   },
   {
+    // bin/ is CommonJS (bin/package.json) so the CLI starts without the ES module loader.
+    files: ['bin/**/*.js'],
+    languageOptions: {sourceType: 'commonjs', globals: {require: 'readonly', __dirname: 'readonly'}},
+    rules: {'@typescript-eslint/no-require-imports': 'off'},
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.{ts,js}', 'scripts/**/*.js'],
     rules: {'no-restricted-syntax': 'off', '@typescript-eslint/no-non-null-assertion': 'off'},
   },

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
+// CommonJS (bin/package.json), so that starting the CLI does not set up Node's ES module loader.
+// Loads the built CLI (dist/cli/canary.cjs) through a V8 code cache: see src/cli/boot.ts.
+const {join} = require('node:path')
 
-await execute({dir: import.meta.url})
+require('../dist/cli/boot.cjs').boot(join(__dirname, '..'))

@@ -33,7 +33,7 @@ export function ensureDependencies() {
 export function ensureBuilt({force = false} = {}) {
   const built = existsSync('oclif.manifest.json') && existsSync('dist')
   if (force || !built || newest('src') > statSync('oclif.manifest.json').mtimeMs) {
-    console.error('setup: building (tsc + oclif manifest)…')
+    console.error('setup: building (esbuild bundles + oclif manifest)…')
     run('npm', ['run', '--silent', 'build'])
   }
 }
