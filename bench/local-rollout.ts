@@ -7,7 +7,9 @@
  * Needs `npm run build` first; CANARY_BIN points at another build.
  */
 import {performance} from 'node:perf_hooks'
-import {readFile} from 'node:fs/promises'
+import {execFile} from 'node:child_process'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {aLocalRelease, canary, cleanUp, daemonInfo, eventually, traffic} from '../test/helpers/lifecycle.js'
@@ -21,26 +23,43 @@ function quantile(values: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 }
 
+/** Wall time of one CLI run, in ms. */
+async function timed(args: string[], dir: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
+  const t0 = performance.now()
+  const result = await canary(args, dir, env)
+  const ms = performance.now() - t0
+  if (result.code !== 0) throw new Error(`canary ${args.join(' ')} failed (${result.code}): ${result.stderr}`)
+  return ms
+}
+
 async function stepWallTime(): Promise<void> {
   const {dir, spec} = await aLocalRelease()
+  // A fresh V8 code cache, so the first step below is the cold start a new machine sees.
+  const cacheDir = await mkdtemp(join(tmpdir(), 'canary-bench-cache-'))
+  const env = {CANARY_CODE_CACHE_DIR: cacheDir}
   try {
-    const started = await canary(['start', '--image', 'v2', '-f', spec], dir)
-    if (started.code !== 0) throw new Error(`start failed: ${started.stderr}`)
-    await canary(['status', '-f', spec], dir) // warm the spec cache like a CI job's first call
+    await timed(['start', '--image', 'v2', '-f', spec], dir, env)
+    await timed(['status', '-f', spec], dir, env) // warm the spec cache like a CI job's first call
+    const weight = (i: number) => String(i % 2 === 0 ? 30 : 20)
+    const cold = await timed(['step', '--weight', weight(1), '--force', '-f', spec], dir, env)
     const times: number[] = []
-    for (let i = 0; i < STEP_RUNS; i++) {
+    for (let i = 0; i < STEP_RUNS; i++) times.push(await timed(['step', '--weight', weight(i), '--force', '-f', spec], dir, env))
+    const nodeAlone: number[] = []
+    for (let i = 0; i < 5; i++) {
       const t0 = performance.now()
-      const result = await canary(['step', '--weight', String(i % 2 === 0 ? 30 : 20), '--force', '-f', spec], dir)
-      times.push(performance.now() - t0)
-      if (result.code !== 0) throw new Error(`step failed: ${result.stderr}`)
+      await new Promise((resolve) => execFile(process.execPath, ['-e', ''], resolve))
+      nodeAlone.push(performance.now() - t0)
     }
-    const version = await canary(['--version'], dir)
-    const t0 = performance.now()
-    await canary(['--version'], dir)
-    const bare = performance.now() - t0
-    console.log(`canary step wall time over ${STEP_RUNS} runs: median ${quantile(times, 0.5).toFixed(0)} ms, p90 ${quantile(times, 0.9).toFixed(0)} ms (target median ≤ 250 ms); \`canary --version\` alone ${bare.toFixed(0)} ms (${version.stdout.trim()})`)
+    console.log(`canary step wall time over ${STEP_RUNS} runs: median ${quantile(times, 0.5).toFixed(0)} ms, p90 ${quantile(times, 0.9).toFixed(0)} ms (target median ≤ 250 ms); first run with an empty code cache ${cold.toFixed(0)} ms; \`node -e ''\` alone ${quantile(nodeAlone, 0.5).toFixed(0)} ms`)
+    if (process.env.NODE_EXTRA_CA_CERTS !== undefined) {
+      // Node reads and parses that CA file at every start, before any of canary's code runs.
+      const without: number[] = []
+      for (let i = 0; i < STEP_RUNS; i++) without.push(await timed(['step', '--weight', weight(i), '--force', '-f', spec], dir, {...env, NODE_EXTRA_CA_CERTS: undefined}))
+      console.log(`  NODE_EXTRA_CA_CERTS is set here (${process.env.NODE_EXTRA_CA_CERTS}); without it: median ${quantile(without, 0.5).toFixed(0)} ms, p90 ${quantile(without, 0.9).toFixed(0)} ms`)
+    }
   } finally {
     await cleanUp(dir)
+    await rm(cacheDir, {recursive: true, force: true})
   }
 }
 
