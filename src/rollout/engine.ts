@@ -5,7 +5,9 @@
  * `tick` once with their intent. Time and cancellation are parameters (Clock, AbortSignal).
  */
 import {NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
-import {decide} from './core/decide.js'
+import {recentWindowMs} from './core/analysis.js'
+import {decide, isLookDue} from './core/decide.js'
+import type {WindowMetrics} from './core/metrics.js'
 import {desiredWeight} from './core/plan.js'
 import {isTerminal, type Action, type Decision, type Intent, type Observation, type Plan, type RolloutState} from './core/types.js'
 import type {Clock, MetricSource, RolloutStore, Target, TrafficRouter} from './ports.js'
@@ -120,12 +122,20 @@ export class RolloutEngine {
     const weights = await this.readWeights(signal)
     const observation: Observation = {...base, canary, weights}
     if (desiredWeight(state, plan) === 0) return observation
-    try {
-      return {...observation, metrics: await metrics.read({sinceMs: state.windowStartMs, untilMs: nowMs}, signal)}
-    } catch (error) {
-      if (signal.aborted) throw error
-      return {...observation, metrics: {error: messageOf(error)}}
+    const read = async (sinceMs: number): Promise<WindowMetrics | {error: string}> => {
+      try {
+        return await metrics.read({sinceMs, untilMs: nowMs}, signal)
+      } catch (error) {
+        if (signal.aborted) throw error
+        return {error: messageOf(error)}
+      }
     }
+    const withMetrics = {...observation, metrics: await read(state.windowStartMs)}
+    // A long step is also judged on its last few intervals alone (src/rollout/core/analysis.ts),
+    // at looks only: between looks nothing reads it.
+    const recentSinceMs = nowMs - recentWindowMs(plan.analysis)
+    const looking = intent !== undefined || isLookDue(state, plan, nowMs)
+    return looking && recentSinceMs > state.windowStartMs ? {...withMetrics, recentMetrics: await read(recentSinceMs)} : withMetrics
   }
 
   private readWeights(signal: AbortSignal) {

@@ -113,7 +113,8 @@ function formatMeasurement(m: Measurement, style: Style): string {
   const value = m.value === null ? '–' : m.check === 'latencyP99' ? `${Math.round(m.value)} ms` : m.check === 'requests' || m.check === 'ready' ? String(m.value) : `${m.value.toFixed(2)} %`
   const stable = m.stableValue === undefined || m.stableValue === null ? '' : ` (stable ${m.check === 'latencyP99' ? `${Math.round(m.stableValue)} ms` : m.check === 'requests' ? m.stableValue : `${m.stableValue.toFixed(2)} %`})`
   const threshold = m.threshold === undefined ? '' : ` threshold ${m.threshold}`
-  return `  ${m.check.padEnd(18)} ${value}${stable}${threshold}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
+  const label = m.window === undefined ? m.check : `${m.check} (recent)`
+  return `  ${label.padEnd(18)} ${value}${stable}${threshold}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
 }
 
 /** The human form of `canary status`. */

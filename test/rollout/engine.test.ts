@@ -55,6 +55,46 @@ describe('the rollout engine', () => {
     expect(zeroAtMs! - firstTrafficMs!).toBeLessThanOrEqual(2 * INTERVAL_MS)
   })
 
+  it('judges a long step on its last intervals too, and rolls back a canary that turns bad after 20 healthy minutes within three intervals', async () => {
+    const router = new FakeRouter()
+    const clock = new ManualClock(0)
+    const turnsBadAtMs = 20 * 60_000
+    const windows: {sinceMs: number; untilMs: number}[] = []
+    // 100 req/s split by weight; the canary errs 0.5 % until turnsBadAtMs, then 5 %.
+    const metrics = new FakeMetrics(({sinceMs, untilMs}) => {
+      windows.push({sinceMs, untilMs})
+      const seconds = (from: number, to: number) => Math.max(0, to - from) / 1000
+      const share = router.current.canary / router.current.total
+      const goodS = seconds(sinceMs, Math.min(untilMs, turnsBadAtMs))
+      const badS = seconds(Math.max(sinceMs, turnsBadAtMs), untilMs)
+      const canaryRequests = Math.round((goodS + badS) * 100 * share)
+      const canaryErrors = Math.round(goodS * 100 * share * 0.005 + badS * 100 * share * 0.05)
+      const stableRequests = Math.round((goodS + badS) * 100 * (1 - share))
+      return windowOf(version(canaryRequests, canaryErrors), version(stableRequests, Math.round(stableRequests * 0.005)), sinceMs, untilMs)
+    })
+    const store = new MemoryStore<RolloutState>()
+    const engine = new RolloutEngine({plan: aPlan([setWeight(20), pause(60 * 60_000), setWeight(100)]), router, target: new FakeTarget(), metrics, store, clock})
+    await store.save(newRollout({name: 'my-app', stableImage: 'acme/my-app:v1', canaryImage: 'acme/my-app:v2', nowMs: 0}), undefined, new AbortController().signal)
+    let zeroAtMs: number | undefined
+    const original = router.setWeights.bind(router)
+    router.setWeights = async (next) => {
+      if (next.canary === 0 && clock.now() > 0) zeroAtMs ??= clock.now()
+      return original(next)
+    }
+    const {state} = await engine.run({signal: new AbortController().signal})
+    expect(state.phase).toBe('RolledBack')
+    expect(zeroAtMs! - turnsBadAtMs).toBeGreaterThan(0)
+    // Over the whole step (1,200 healthy seconds) the same errors would take several minutes to show.
+    expect(zeroAtMs! - turnsBadAtMs).toBeLessThanOrEqual(3 * INTERVAL_MS)
+    // The step window is read from its start; the recent one, once the step is longer, over the
+    // last three intervals only, and only when a look is due.
+    const stepStartMs = Math.min(...windows.map((w) => w.sinceMs))
+    const recentReads = windows.filter((w) => w.sinceMs > stepStartMs)
+    expect(recentReads.length).toBeGreaterThan(100)
+    expect(recentReads.every((w) => w.untilMs - w.sinceMs === 3 * INTERVAL_MS)).toBe(true)
+    expect(recentReads.length).toBeLessThan(windows.length / 5)
+  })
+
   it('stops at an indefinite pause and reports it', async () => {
     const w = world({plan: aPlan([setWeight(20), pause(), setWeight(100)])})
     await w.begin()

@@ -65,4 +65,19 @@ describe('progress output', () => {
     expect(text).toContain('canary 20/100 (plan: 50)')
     expect(text).toContain('proxy  http://127.0.0.1:8080')
   })
+
+  it('labels the recent window\'s measurements apart from the whole step\'s', () => {
+    const analysis = {look: 9, atMs: 90_000, windowStartMs: 0, canaryWeight: 20, verdict: 'Failed' as const, measurements: [
+      {check: 'errorRateVsStable' as const, value: 0.5, verdict: 'Successful' as const, note: 'no evidence the canary errors more often than stable (p = 0.4)'},
+      {check: 'errorRateVsStable' as const, value: 5, verdict: 'Failed' as const, window: {kind: 'recent' as const, sinceMs: 60_000}, note: 'last 30 s: canary errors more often than stable (p = 1e-9 ≤ 2e-5)'},
+    ]}
+    const status = {
+      name: 'shop', phase: 'RollingBack', terminal: false, exitCode: null, step: {index: 2, count: 3, description: 'pause 3600 s'},
+      canaryWeight: 0, plannedWeight: 0, totalWeight: 100, stable: {image: 'a:v1'}, canary: {image: 'a:v2'}, proxy: {url: null},
+      observed: null, analysis, endReason: null, message: null, startedAt: '', updatedAt: '', decisions: [],
+    } satisfies RolloutStatus
+    const lines = formatStatus(status, styleFor(aStream(false))).split('\n')
+    expect(lines.filter((l) => /^\s+errorRateVsStable\s/.test(l) && !l.includes('(recent)'))).toHaveLength(1)
+    expect(lines.find((l) => l.includes('errorRateVsStable (recent)'))).toMatch(/Failed.*last 30 s: canary errors more often/)
+  })
 })

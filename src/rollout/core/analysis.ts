@@ -11,6 +11,9 @@
  * - canary worse than stable: conditional binomial test (given the window's total errors, the
  *   canary's share of them is Binomial(errors, canaryRequests / allRequests) when both error rates
  *   are equal; exact for Poisson rates, conservative next to Fisher's exact test for binomial ones);
+ * - once a step has lasted longer than the recent window (the last RECENT_WINDOW_INTERVALS
+ *   intervals), the statistical checks also run on that window alone, so a canary that turns bad
+ *   late is not diluted by its healthy history;
  * - every check spends its share of `maxFalsePositiveRate` over looks as alpha · 6/(π²k²), so the
  *   false-alarm probability over the whole rollout stays below the budget however often we look.
  */
@@ -37,6 +40,14 @@ export interface CheckInput {
 
 /** The share of requests allowed above the p99 limit. */
 const P99_TAIL_SHARE = 0.01
+
+/** Length of the recent window, in analysis intervals. */
+export const RECENT_WINDOW_INTERVALS = 3
+
+/** The recent window's length: checks also run on it once a step has lasted longer. */
+export function recentWindowMs(policy: AnalysisPolicy): number {
+  return RECENT_WINDOW_INTERVALS * policy.intervalMs
+}
 
 /** The checks a policy asks for, statistical ones last. */
 export function checksOf(policy: AnalysisPolicy): AnalysisCheck[] {
@@ -134,18 +145,29 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
 }
 
 /**
- * One look: evaluate every check over the window. `look` is the 1-based number of this look in
- * the rollout; the false-positive budget is split evenly among the statistical checks and spent over looks.
+ * One look: evaluate every check over the step's window and, when given and big enough (at least
+ * `minRequests` canary requests), the statistical checks over the recent window too. `look` is the
+ * 1-based number of this look in the rollout; the look's share of the false-positive budget is
+ * split evenly among the statistical checks it runs, so the recent window costs no extra budget.
  */
-export function judge(input: {readonly metrics: WindowMetrics; readonly canaryReady: boolean; readonly policy: AnalysisPolicy; readonly look: number; readonly atMs: number; readonly windowStartMs: number; readonly canaryWeight: number}): AnalysisResult {
+export function judge(input: {readonly metrics: WindowMetrics; readonly recentMetrics?: WindowMetrics; readonly canaryReady: boolean; readonly policy: AnalysisPolicy; readonly look: number; readonly atMs: number; readonly windowStartMs: number; readonly canaryWeight: number}): AnalysisResult {
   const checks = checksOf(input.policy)
-  const statisticalCount = checks.filter(isStatistical).length
-  const alpha = alphaForLook(input.policy.maxFalsePositiveRate / Math.max(1, statisticalCount), input.look)
+  const statistical = checks.filter(isStatistical)
+  const recent = input.recentMetrics !== undefined && input.recentMetrics.canary.requests >= input.policy.minRequests ? input.recentMetrics : undefined
+  const tests = statistical.length * (recent === undefined ? 1 : 2)
+  const alpha = alphaForLook(input.policy.maxFalsePositiveRate / Math.max(1, tests), input.look)
   const evaluated = checks.map((check) => evaluate(check, {metrics: input.metrics, canaryReady: input.canaryReady, alpha}))
   // Too few requests: report the numbers, but no check may call the canary Failed on them.
   const tooFew = evaluated.some((m) => m.check === 'requests' && m.verdict !== 'Successful')
   const measurements = tooFew ? evaluated.map((m) => (isStatisticalCheck(m.check) && m.verdict === 'Failed' ? {...m, verdict: 'Inconclusive' as const, note: `not judged below minRequests (${m.note})`} : m)) : evaluated
-  return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(measurements), measurements}
+  const recentMeasurements = recent === undefined || tooFew ? [] : statistical.map((check) => inRecentWindow(evaluate(check, {metrics: recent, canaryReady: input.canaryReady, alpha}), recent))
+  const all = [...measurements, ...recentMeasurements]
+  return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(all), measurements: all}
+}
+
+function inRecentWindow(measurement: Measurement, recent: WindowMetrics): Measurement {
+  const seconds = Math.round((recent.untilMs - recent.sinceMs) / 1000)
+  return {...measurement, window: {kind: 'recent', sinceMs: recent.sinceMs}, note: `last ${seconds} s: ${measurement.note}`}
 }
 
 /**

@@ -5,6 +5,7 @@
  * command is an observation carrying an intent, so both paths share one implementation and one test suite.
  */
 import {errorResult, judge} from './analysis.js'
+import type {WindowMetrics} from './metrics.js'
 import {assertNever} from './assert-never.js'
 import {currentWeight, desiredWeight} from './plan.js'
 import {isTerminal, type Action, type AnalysisResult, type Decision, type DecisionEvent, type EndReason, type Intent, type Observation, type Phase, type Plan, type Refusal, type RolloutState, type TerminalPhase} from './types.js'
@@ -105,7 +106,7 @@ function decideProgressing(state: RolloutState, observation: Observation, plan: 
   const intent = observation.intent
   let current = state
   // A look is due every interval while the canary has traffic; a manual step or promote also looks now.
-  const lookDue = wanted > 0 && now - Math.max(state.windowStartMs, state.lastAnalysis?.atMs ?? 0) >= plan.analysis.intervalMs
+  const lookDue = wanted > 0 && isLookDue(state, plan, now)
   const wantsGate = intent !== undefined && intent.kind !== 'abort' && wanted > 0
   if (lookDue || wantsGate) {
     current = look(current, observation, plan, wanted)
@@ -117,6 +118,11 @@ function decideProgressing(state: RolloutState, observation: Observation, plan: 
   return advanceIfDone(current, now, plan, wanted)
 }
 
+/** A look is due every interval while the canary has traffic (the engine asks too: it reads the recent window only then). */
+export function isLookDue(state: RolloutState, plan: Plan, nowMs: number): boolean {
+  return nowMs - Math.max(state.windowStartMs, state.lastAnalysis?.atMs ?? 0) >= plan.analysis.intervalMs
+}
+
 /** Take one look at the window and record it. */
 function look(state: RolloutState, observation: Observation, plan: Plan, canaryWeight: number): RolloutState {
   const now = observation.nowMs
@@ -124,11 +130,17 @@ function look(state: RolloutState, observation: Observation, plan: Plan, canaryW
   const metrics = observation.metrics
   const result: AnalysisResult = metrics === undefined || 'error' in metrics
     ? errorResult({look: lookNumber, atMs: now, windowStartMs: state.windowStartMs, canaryWeight, error: metrics === undefined ? 'not observed' : metrics.error})
-    : judge({metrics, canaryReady: observation.canary?.ready ?? true, policy: plan.analysis, look: lookNumber, atMs: now, windowStartMs: state.windowStartMs, canaryWeight})
+    : judge({metrics, ...recentOf(observation, state), canaryReady: observation.canary?.ready ?? true, policy: plan.analysis, look: lookNumber, atMs: now, windowStartMs: state.windowStartMs, canaryWeight})
   const breached = result.verdict === 'Failed' && !result.measurements.some((m) => m.check === 'errorRateVsStable' && m.verdict === 'Failed')
   const consecutiveBreaches = breached ? state.consecutiveBreaches + 1 : result.verdict === 'Successful' ? 0 : state.consecutiveBreaches
   const next = {...state, looks: lookNumber, lastAnalysis: result, consecutiveBreaches, updatedAtMs: now}
   return log(next, now, 'analysis', `look ${lookNumber}: ${result.verdict}${describeFailures(result)}`, canaryWeight, result)
+}
+
+/** The recent window's metrics when they were read and lie inside the current step's window. */
+function recentOf(observation: Observation, state: RolloutState): {recentMetrics?: WindowMetrics} {
+  const recent = observation.recentMetrics
+  return recent === undefined || 'error' in recent || recent.sinceMs <= state.windowStartMs ? {} : {recentMetrics: recent}
 }
 
 /** Why the canary has failed, or undefined: significantly worse than stable now, or thresholds broken `failureLimit` looks in a row. */

@@ -96,6 +96,8 @@ export interface Measurement {
   readonly pValue?: number | null
   /** Error probability spent on this check at this look. */
   readonly alpha?: number
+  /** Set on the checks of the recent window (the last few intervals); absent for the step's whole window. */
+  readonly window?: {readonly kind: 'recent'; readonly sinceMs: number}
   readonly verdict: Verdict
   /** One line saying why, for humans. */
   readonly note: string
@@ -138,6 +140,8 @@ export interface Observation {
   readonly weights?: Weights
   /** Metrics over the window since the current weight was set, or why they could not be read. */
   readonly metrics?: WindowMetrics | {readonly error: string}
+  /** Metrics over the recent window (`recentWindowMs`), read when the step has lasted longer than it. */
+  readonly recentMetrics?: WindowMetrics | {readonly error: string}
 }
 
 /** One side effect for the engine to execute, in order. */

@@ -84,3 +84,45 @@ describe('p99 from histogram buckets', () => {
     expect(p99Ms(version(0))).toBeNull()
   })
 })
+
+describe('the recent window', () => {
+  // A canary that served 20 healthy minutes (12,000 requests at 0.5 %) and then 30 s at 5 %: over
+  // the whole step its error rate is still ~0.6 %, over the last 30 s it is 5 %.
+  const history = windowOf(version(12_600, 60 + 30), version(50_400, 252), 0, 1_230_000)
+  const lastThirty = windowOf(version(600, 30), version(2400, 12), 1_200_000, 1_230_000)
+  const look = (recentMetrics?: typeof lastThirty, policy: Partial<AnalysisPolicy> = {}) =>
+    judge({metrics: history, ...(recentMetrics === undefined ? {} : {recentMetrics}), canaryReady: true, policy: aPolicy(policy), look: 123, atMs: 1_230_000, windowStartMs: 0, canaryWeight: 20})
+
+  it('catches a canary that turned bad late, which the whole-step window dilutes', () => {
+    expect(look().verdict).toBe('Successful')
+    const result = look(lastThirty)
+    expect(result.verdict).toBe('Failed')
+    const recent = result.measurements.filter((m) => m.window !== undefined)
+    expect(recent.map((m) => m.check).sort()).toEqual(['errorRateVsStable', 'successRate'])
+    expect(recent.every((m) => m.window?.sinceMs === 1_200_000 && m.note.startsWith('last 30 s: '))).toBe(true)
+    expect(recent.find((m) => m.check === 'errorRateVsStable')?.verdict).toBe('Failed')
+    expect(result.measurements.filter((m) => m.window === undefined && m.check === 'errorRateVsStable')[0]?.verdict).toBe('Successful')
+  })
+
+  it('costs no extra false-positive budget: the look\'s alpha is split over twice the checks', () => {
+    const alone = look().measurements.find((m) => m.check === 'errorRateVsStable')!.alpha!
+    const withRecent = look(lastThirty).measurements.filter((m) => m.alpha !== undefined)
+    expect(withRecent).toHaveLength(4)
+    for (const m of withRecent) expect(m.alpha).toBeCloseTo(alone / 2, 15)
+  })
+
+  it('is not judged with fewer than minRequests canary requests in it', () => {
+    const thin = windowOf(version(40, 40), version(160, 0), 1_200_000, 1_230_000)
+    const result = look(thin)
+    expect(result.measurements.some((m) => m.window !== undefined)).toBe(false)
+    expect(result.verdict).toBe('Successful')
+    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')!.alpha).toBe(look().measurements.find((m) => m.check === 'errorRateVsStable')!.alpha)
+  })
+
+  it('judges latency on it too when a p99 limit is set', () => {
+    const slowLately = windowOf(version(600, 0, 60), version(2400, 0), 1_200_000, 1_230_000)
+    const result = look(slowLately, {latencyP99Ms: 500})
+    expect(result.measurements.find((m) => m.window !== undefined && m.check === 'latencyP99')?.verdict).toBe('Failed')
+    expect(result.verdict).toBe('Failed')
+  })
+})

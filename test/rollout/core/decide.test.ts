@@ -94,6 +94,30 @@ describe('following the plan', () => {
     expect(next.decisions.some((d) => d.event === 'analysis' && d.analysis?.verdict === 'Failed')).toBe(true)
   })
 
+  it('rolls back a canary that turned bad late in a long pause, from its recent window', () => {
+    const paused = aPlan([setWeight(20), pause(3_600_000), setWeight(100)])
+    const atPause = aRollout({stepIndex: 1, windowStartMs: 0, looks: 100})
+    const now = 1_000_000
+    // 1,000 s at 20 %: the whole window's 0.65 % hides 30 s at 5 %.
+    const whole = windowOf(version(20_000, 100 + 30), version(80_000, 400), 0, now)
+    const recent = windowOf(version(600, 30), version(2400, 12), now - 30_000, now)
+    const diluted = decide(atPause, observe(now, 20, whole), paused)
+    expect(diluted.next.phase).toBe('Progressing')
+    expect(diluted.next.lastAnalysis?.verdict).toBe('Successful')
+    const caught = decide(atPause, {...observe(now, 20, whole), recentMetrics: recent}, paused)
+    expect(caught.next.phase).toBe('RollingBack')
+    expect(caught.actions[0]).toEqual({type: 'setWeights', weights: weights(0)})
+    expect(caught.next.endMessage).toMatch(/last 30 s: canary errors more often than stable/)
+  })
+
+  it('ignores a recent window that starts before the current weight was set', () => {
+    const at20Later = aRollout({stepIndex: 0, windowStartMs: 990_000})
+    const stale = windowOf(version(600, 30), version(2400, 12), 970_000, 1_000_000)
+    const decision = decide(at20Later, {...observe(1_000_000, 20, healthy()), recentMetrics: stale}, plan)
+    expect(decision.next.lastAnalysis?.measurements.some((m) => m.window !== undefined)).toBe(false)
+    expect(decision.next.phase).toBe('Progressing')
+  })
+
   it('tolerates a broken threshold until it is broken failureLimit looks in a row', () => {
     const lenient = aPlan(undefined, {failureLimit: 2})
     // 3 % errors on both: below the 99 % threshold, but no worse than stable.
