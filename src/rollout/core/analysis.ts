@@ -98,9 +98,11 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         bound: canary.requests > 0 ? upper : null,
         alpha: input.alpha,
         verdict: canary.requests === 0 ? 'Inconclusive' : broken ? 'Failed' : 'Successful',
-        note: broken
-          ? `success rate at most ${formatPercent(upper)} (${formatConfidence(input.alpha)} confidence), below ${check.minPercent} %`
-          : `success rate could be ${formatPercent(upper)}, not below ${check.minPercent} %`,
+        note: canary.requests === 0
+          ? 'no canary requests in the window'
+          : broken
+            ? `success rate at most ${formatPercent(upper)} (${formatConfidence(input.alpha)} confidence), below ${check.minPercent} %`
+            : `success rate could be ${formatPercent(upper)}, not below ${check.minPercent} %`,
       }
     }
     case 'latencyP99': {
@@ -117,9 +119,11 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         bound: canary.requests > 0 ? lower * 100 : null,
         alpha: input.alpha,
         verdict: canary.requests === 0 ? 'Inconclusive' : broken ? 'Failed' : 'Successful',
-        note: broken
-          ? `at least ${formatPercent(lower * 100)} of canary requests slower than ${limitText}, more than 1 %`
-          : `${slower} of ${canary.requests} canary requests slower than ${limitText}`,
+        note: canary.requests === 0
+          ? 'no canary requests in the window'
+          : broken
+            ? `at least ${formatPercent(lower * 100)} of canary requests slower than ${limitText}, more than 1 %`
+            : `${slower} of ${canary.requests} canary requests slower than ${limitText}`,
       }
     }
     case 'errorRateVsStable': {

@@ -19,6 +19,12 @@ describe('judging one look', () => {
     expect(verdictOf(canary, stable).verdict).toBe(expected)
   })
 
+  it('says there were no canary requests instead of quoting a bound computed from none', () => {
+    const result = verdictOf(version(0, 0), version(1000, 5), {latencyP99Ms: 500})
+    expect(result.verdict).toBe('Inconclusive')
+    for (const check of ['successRate', 'latencyP99'] as const) expect(result.measurements.find((m) => m.check === check)?.note).toBe('no canary requests in the window')
+  })
+
   it('marks no measurement Failed below minRequests, but still reports the numbers', () => {
     const result = verdictOf(version(40, 20), version(1000, 5))
     expect(result.verdict).toBe('Inconclusive')
