@@ -109,12 +109,15 @@ export class ProgressPrinter {
   }
 }
 
-function formatMeasurement(m: Measurement, style: Style): string {
+function measurementLabel(m: Measurement): string {
+  return m.window === undefined ? m.check : `${m.check} (recent)`
+}
+
+function formatMeasurement(m: Measurement, style: Style, labelWidth: number): string {
   const value = m.value === null ? '–' : m.check === 'latencyP99' ? `${Math.round(m.value)} ms` : m.check === 'requests' || m.check === 'ready' ? String(m.value) : `${m.value.toFixed(2)} %`
   const stable = m.stableValue === undefined || m.stableValue === null ? '' : ` (stable ${m.check === 'latencyP99' ? `${Math.round(m.stableValue)} ms` : m.check === 'requests' ? m.stableValue : `${m.stableValue.toFixed(2)} %`})`
   const threshold = m.threshold === undefined ? '' : ` threshold ${m.threshold}`
-  const label = m.window === undefined ? m.check : `${m.check} (recent)`
-  return `  ${label.padEnd(18)} ${value}${stable}${threshold}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
+  return `  ${measurementLabel(m).padEnd(labelWidth)} ${value}${stable}${threshold}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
 }
 
 /** The human form of `canary status`. */
@@ -133,7 +136,8 @@ export function formatStatus(status: RolloutStatus, style: Style, decisionsShown
   }
   if (status.analysis !== null) {
     lines.push(`  analysis (look ${status.analysis.look}, ${new Date(status.analysis.atMs).toISOString().slice(11, 19)}): ${verdictText(style, status.analysis.verdict)}`)
-    for (const m of status.analysis.measurements) lines.push(formatMeasurement(m, style))
+    const labelWidth = Math.max(18, ...status.analysis.measurements.map((m) => measurementLabel(m).length))
+    for (const m of status.analysis.measurements) lines.push(formatMeasurement(m, style, labelWidth))
   }
   if (status.decisions.length > 0 && decisionsShown > 0) {
     lines.push('  decisions:')
