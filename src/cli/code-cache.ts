@@ -7,7 +7,8 @@
  * The cache is only an optimisation: a missing, unreadable, stale or rejected cache file means a
  * normal compile, and failing to write one is ignored. File names carry the bundle's size and
  * mtime (V8's own check only compares the source length) and the cache is per command, so
- * `canary step` keeps the functions `step` compiled.
+ * `canary step` keeps the functions `step` compiled; a command's first run borrows another
+ * command's file meanwhile.
  */
 import {mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import Module from 'node:module'
@@ -15,7 +16,7 @@ import {basename, dirname, join} from 'node:path'
 import {Script} from 'node:vm'
 
 /** What happened to the cache, for tests and `CANARY_CODE_CACHE_DEBUG`. */
-export type CodeCacheOutcome = 'used' | 'rejected' | 'missing' | 'disabled'
+export type CodeCacheOutcome = 'used' | 'borrowed' | 'rejected' | 'missing' | 'disabled'
 
 interface ModuleInternals {
   wrap(source: string): string
@@ -49,21 +50,15 @@ function fnv1a(text: string): string {
 export function requireWithCodeCache(file: string, cachePath: string | undefined): {exports: unknown; outcome: CodeCacheOutcome} {
   const internals = Module as unknown as ModuleInternals
   const source = readFileSync(file, 'utf8')
-  let cachedData: Buffer | undefined
-  if (cachePath !== undefined) {
-    try {
-      cachedData = readFileSync(cachePath)
-    } catch {
-      cachedData = undefined
-    }
-  }
+  const cached = cachePath === undefined ? undefined : readCodeCache(cachePath)
+  const cachedData = cached?.data
   const script = new Script(internals.wrap(source), {
     // No importModuleDynamically: in Node 20 it is experimental and warns on use, so the file
     // must not contain import() (the CLI bundle is built with require() instead: scripts/build.js).
     filename: file,
     ...(cachedData === undefined ? {} : {cachedData}),
   })
-  const outcome: CodeCacheOutcome = cachePath === undefined ? 'disabled' : cachedData === undefined ? 'missing' : script.cachedDataRejected === true ? 'rejected' : 'used'
+  const outcome: CodeCacheOutcome = cachePath === undefined ? 'disabled' : cached === undefined ? 'missing' : script.cachedDataRejected === true ? 'rejected' : cached.own ? 'used' : 'borrowed'
   const mod = new Module(file)
   mod.filename = file
   mod.paths = (Module as unknown as {_nodeModulePaths(dir: string): string[]})._nodeModulePaths(dirname(file))
@@ -83,9 +78,33 @@ export function requireWithCodeCache(file: string, cachePath: string | undefined
   return {exports: mod.exports, outcome}
 }
 
+/** `<size>-<mtime>-` of a cache file name: which build of the bundle it belongs to. */
+function buildPrefix(cachePath: string): string {
+  return /^\d+-\d+-/.exec(basename(cachePath))?.[0] ?? basename(cachePath)
+}
+
+/**
+ * This command's cache file or, the first time a command runs, another command's file of the same
+ * build: most of what it holds (oclif, shared modules) is what this command runs too.
+ */
+function readCodeCache(cachePath: string): {data: Buffer; own: boolean} | undefined {
+  try {
+    return {data: readFileSync(cachePath), own: true}
+  } catch {
+    // Not written yet for this command.
+  }
+  try {
+    const dir = dirname(cachePath)
+    const sibling = readdirSync(dir).find((name) => name.endsWith('.bin') && name.startsWith(buildPrefix(cachePath)))
+    return sibling === undefined ? undefined : {data: readFileSync(join(dir, sibling)), own: false}
+  } catch {
+    return undefined
+  }
+}
+
 function writeCodeCache(script: Script, cachePath: string): void {
   const dir = dirname(cachePath)
-  const build = basename(cachePath).replace(/[^-]+\.bin$/, '')
+  const build = buildPrefix(cachePath)
   try {
     mkdirSync(dir, {recursive: true, mode: 0o700})
     // Files of earlier builds of this bundle are never read again.
