@@ -67,6 +67,28 @@ describe('KubeProxyScrapeSource', () => {
     expect(fake.requests.filter((r) => r.path.endsWith('/proxy/metrics'))).toHaveLength(4)
   })
 
+  it('keeps the step window\'s start while a recent window slides forward, and forgets the scrapes in between', async () => {
+    const a = await startPod('web-proxy-a')
+    let canary = 0
+    a.text = exposition({stable: 0, canary: 0, canary5xx: 0, canaryFast: 0})
+    const source = new KubeProxyScrapeSource(await connectKube({kubeconfig: fake.kubeconfigPath}), testRelease({router: 'proxy'}))
+    await source.read({sinceMs: 0, untilMs: 1000}, signal)
+    // 10 canary requests per second; the engine reads the step's window every tick and the last
+    // 30 s at looks (every 10 s here).
+    for (let t = 2; t <= 120; t++) {
+      canary += 10
+      a.text = exposition({stable: 0, canary, canary5xx: 0, canaryFast: canary})
+      const step = await source.read({sinceMs: 1000, untilMs: t * 1000}, signal)
+      expect(step.canary.requests).toBe(canary)
+      if (t % 10 === 0 && t > 31) {
+        const recent = await source.read({sinceMs: (t - 30) * 1000, untilMs: t * 1000}, signal)
+        expect(recent.sinceMs).toBe((t - 30) * 1000)
+        expect(recent.canary.requests).toBe(300)
+      }
+    }
+    expect((source as unknown as {scrapes: unknown[]}).scrapes.length).toBeLessThan(40)
+  })
+
   it('a pod that restarted counts from zero, like increase()', async () => {
     const a = await startPod('web-proxy-a')
     a.text = exposition({stable: 100, canary: 10, canary5xx: 0, canaryFast: 10})

@@ -77,19 +77,31 @@ function toVersionMetrics(counters: readonly TrackCounters[]): VersionMetrics {
   return {requests: sum.requests, errors: sum.errors, latency}
 }
 
+/** How many recent window starts pruning respects (a tick reads at most two windows). */
+const RECENT_STARTS_KEPT = 4
+
 /** Reads the in-cluster proxy's request counts per track, summed across its pods. */
 export class KubeProxyScrapeSource implements MetricSource {
   readonly kind = 'proxy-scrape'
-  private readonly scrapes: Scrape[] = []
+  private scrapes: Scrape[] = []
+  /** Starts of the last few windows read: the engine alternates the step's window and the recent one. */
+  private readonly starts: number[] = []
 
   constructor(private readonly client: KubeClient, private readonly release: Release, private readonly metricsPort: number = PROXY_POD_LISTEN.adminPort) {}
 
   async read(window: {readonly sinceMs: number; readonly untilMs: number}, signal: AbortSignal): Promise<WindowMetrics> {
     const current = await this.scrape(window.untilMs, signal)
-    const base = [...this.scrapes].reverse().find((s) => s.atMs <= window.sinceMs) ?? this.scrapes[0]
+    const baseFor = (sinceMs: number) => [...this.scrapes].reverse().find((s) => s.atMs <= sinceMs) ?? this.scrapes[0]
+    const base = baseFor(window.sinceMs)
     this.scrapes.push(current)
-    // Keep what later windows can still start from; drop older scrapes.
-    while (this.scrapes.length > 2 && (this.scrapes[1]?.atMs ?? Infinity) <= window.sinceMs) this.scrapes.shift()
+    this.starts.push(window.sinceMs)
+    if (this.starts.length > RECENT_STARTS_KEPT) this.starts.shift()
+    // Keep what later windows can still start from: the base of each recently read window (the
+    // step's start among them) and everything since the base of the latest-starting one (the
+    // recent window slides forward); drop the scrapes in between.
+    const bases = new Set(this.starts.map(baseFor))
+    const slidingFrom = baseFor(Math.max(...this.starts))?.atMs ?? -Infinity
+    this.scrapes = this.scrapes.filter((s) => bases.has(s) || s.atMs >= slidingFrom)
     const perTrack = (track: Track) => [...current.pods].map(([pod, counters]) => delta(counters[track], base === undefined ? counters[track] : base.pods.get(pod)?.[track]))
     return {sinceMs: base?.atMs ?? window.untilMs, untilMs: window.untilMs, stable: toVersionMetrics(perTrack('stable')), canary: toVersionMetrics(perTrack('canary'))}
   }
