@@ -5,7 +5,7 @@
  * process group so `sh -c` and whatever it starts stop together.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
-import {createWriteStream, mkdirSync, type WriteStream} from 'node:fs'
+import {createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 
@@ -32,6 +32,8 @@ const BACKOFF_MAX_MS = 8000
 const PROBE_EVERY_MS = 150
 const PROBE_TIMEOUT_MS = 1000
 const STOP_GRACE_MS = 3000
+/** After SIGKILL, how long to wait for the kernel to remove the group's processes. */
+const GROUP_GONE_AFTER_KILL_MS = 1000
 
 class Replica {
   child: ChildProcess | undefined
@@ -106,16 +108,54 @@ class Replica {
     clearTimeout(this.restartTimer)
     const child = this.child
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const group = child.pid
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      killGroup(child.pid, 'SIGTERM')
-      const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), STOP_GRACE_MS)
+      killGroup(group, 'SIGTERM')
+      const timer = setTimeout(() => killGroup(group, 'SIGKILL'), STOP_GRACE_MS)
       await exited
+      // The shell may exit before what it started (the app drains on SIGTERM): stopped means
+      // nothing of the group is left, so wait for the group, not only for the shell.
+      const deadline = Date.now() + STOP_GRACE_MS + GROUP_GONE_AFTER_KILL_MS
+      while (groupAlive(group) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
       clearTimeout(timer)
+      if (groupAlive(group)) killGroup(group, 'SIGKILL')
     }
     this.child = undefined
     this.ready = false
     await new Promise<void>((resolve) => this.log.end(() => resolve()))
   }
+}
+
+/**
+ * True while a live process of the group is left. A process that exited stays in its group as a
+ * zombie until its new parent (init, or whatever runs as PID 1 in a container) reaps it, which
+ * can take seconds; signal 0 cannot tell, so on Linux /proc is read, skipping zombies.
+ */
+function groupAlive(pgid: number): boolean {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    try {
+      process.kill(-pgid, 0)
+      return true
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM'
+    }
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue // exited meanwhile
+    }
+    // "pid (comm) state ppid pgrp …"; comm may contain spaces and parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true
+  }
+  return false
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {

@@ -1,4 +1,4 @@
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -49,6 +49,21 @@ describe('the replica supervisor', () => {
 
   it('stops the whole process group, not just the shell', async () => {
     const set = await start(`${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(DEMO_APP)}`)
+    expect(await eventually(() => set.readiness().ready, 20_000)).toBe(true)
+    const url = set.urls[0]!
+    await set.stop()
+    await expect(fetch(`${url}/`)).rejects.toThrow()
+  })
+
+  it('returns from stop only when the app the shell started is gone, even if it drains slowly', async () => {
+    // An app that keeps serving for 500 ms after SIGTERM: the shell dies at once, the app does not.
+    const app = join(dir, 'slow-drain.cjs')
+    await writeFile(app, [
+      "const http = require('node:http')",
+      "const server = http.createServer((req, res) => res.end('up')).listen(Number(process.env.PORT), '127.0.0.1')",
+      "process.on('SIGTERM', () => setTimeout(() => { server.close(); process.exit(0) }, 500))",
+    ].join('\n'))
+    const set = await start(`${JSON.stringify(process.execPath)} ${JSON.stringify(app)}`)
     expect(await eventually(() => set.readiness().ready, 20_000)).toBe(true)
     const url = set.urls[0]!
     await set.stop()
