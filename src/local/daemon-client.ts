@@ -11,7 +11,7 @@ import {ConfigError, TimeoutError, UnreachableError, messageOf} from '../errors.
 import type {DaemonInfo} from './daemon.js'
 import {adminToken} from './admin-token.js'
 import {httpCall, type HttpReply} from './http-json.js'
-import {isProcessAlive} from './lock-file.js'
+import {isProcessAlive} from './processes.js'
 import type {ReleasePaths} from './paths.js'
 
 const DAEMON_START_GRACE_MS = 15_000

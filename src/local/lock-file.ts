@@ -6,6 +6,7 @@
 import {open, readFile, rm} from 'node:fs/promises'
 
 import {ConflictError} from '../errors.js'
+import {isProcessAlive} from './processes.js'
 
 const POLL_MS = 25
 
@@ -14,16 +15,6 @@ interface LockOwner {
   readonly pid: number
   readonly operation: string
   readonly sinceMs: number
-}
-
-/** True when a process with this pid exists (EPERM means it exists but is not ours). */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Takes `file` as a lock, waiting up to `waitMs`; resolves with the release function. */

@@ -5,11 +5,12 @@
  * process group so `sh -c` and whatever it starts stop together.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
-import {createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream} from 'node:fs'
+import {createWriteStream, mkdirSync, type WriteStream} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import type {Readiness, Track} from '../rollout/ports.js'
+import {isProcessGroupAlive} from './processes.js'
 
 /** What to run for one version. */
 export interface ReplicaSpec {
@@ -116,46 +117,14 @@ class Replica {
       // The shell may exit before what it started (the app drains on SIGTERM): stopped means
       // nothing of the group is left, so wait for the group, not only for the shell.
       const deadline = Date.now() + STOP_GRACE_MS + GROUP_GONE_AFTER_KILL_MS
-      while (groupAlive(group) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      while (isProcessGroupAlive(group) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
       clearTimeout(timer)
-      if (groupAlive(group)) killGroup(group, 'SIGKILL')
+      if (isProcessGroupAlive(group)) killGroup(group, 'SIGKILL')
     }
     this.child = undefined
     this.ready = false
     await new Promise<void>((resolve) => this.log.end(() => resolve()))
   }
-}
-
-/**
- * True while a live process of the group is left. A process that exited stays in its group as a
- * zombie until its new parent (init, or whatever runs as PID 1 in a container) reaps it, which
- * can take seconds; signal 0 cannot tell, so on Linux /proc is read, skipping zombies.
- */
-function groupAlive(pgid: number): boolean {
-  let entries: string[]
-  try {
-    entries = readdirSync('/proc')
-  } catch {
-    try {
-      process.kill(-pgid, 0)
-      return true
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'EPERM'
-    }
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-    } catch {
-      continue // exited meanwhile
-    }
-    // "pid (comm) state ppid pgrp …"; comm may contain spaces and parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true
-  }
-  return false
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
