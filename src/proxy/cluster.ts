@@ -17,7 +17,7 @@ import {loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics} from './metrics.js'
 import type {BoundAddress} from './proxy-instance.js'
 import {weightUpdateProblem, withWeights} from './runtime.js'
-import {assertAdminSafe, formatHost, handleProxySignals, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
+import {assertAdminSafe, formatHost, handleProxySignals, httpUrl, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
 import {mergeServices, type ProxyState} from './state.js'
 import {DEFAULT_RETENTION_SECONDS, sumCounters, sumWindows, windowStats} from './traffic-stats.js'
 
@@ -269,8 +269,8 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   return {
     address,
     adminAddress,
-    url: `http://${formatHost(address.host)}:${address.port}`,
-    adminUrl: `http://${formatHost(adminAddress.host)}:${adminAddress.port}`,
+    url: httpUrl(address),
+    adminUrl: httpUrl(adminAddress),
     get generation() {
       return generation
     },

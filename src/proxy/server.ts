@@ -177,8 +177,8 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
   return {
     address,
     adminAddress,
-    url: `http://${formatHost(address.host)}:${address.port}`,
-    adminUrl: `http://${formatHost(adminAddress.host)}:${adminAddress.port}`,
+    url: httpUrl(address),
+    adminUrl: httpUrl(adminAddress),
     get generation() {
       return generation
     },
@@ -235,4 +235,9 @@ export function watchFile(file: string, onChange: () => void): FSWatcher {
 
 export function formatHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host
+}
+
+/** `http://host:port` of a bound address (IPv6 hosts bracketed). */
+export function httpUrl(address: BoundAddress): string {
+  return `http://${formatHost(address.host)}:${address.port}`
 }
