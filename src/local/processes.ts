@@ -20,13 +20,13 @@ function procStat(pid: string): {state: string; pgrp: number} | undefined {
   return {state, pgrp: Number(pgrp)}
 }
 
-const hasProc = (() => {
-  try {
-    return readdirSync('/proc').length > 0 && procStat(String(process.pid)) !== undefined
-  } catch {
-    return false
-  }
-})()
+let procReadable: boolean | undefined
+
+/** Whether /proc describes processes here (Linux); checked on first use, not at import. */
+function hasProc(): boolean {
+  procReadable ??= procStat(String(process.pid)) !== undefined
+  return procReadable
+}
 
 const live = (state: string) => state !== 'Z' && state !== 'X'
 
@@ -41,14 +41,14 @@ function signalZero(target: number): boolean {
 
 /** True while `pid` runs (a zombie has exited). */
 export function isProcessAlive(pid: number): boolean {
-  if (!hasProc) return signalZero(pid)
+  if (!hasProc()) return signalZero(pid)
   const stat = procStat(String(pid))
   return stat !== undefined && live(stat.state)
 }
 
 /** True while a live process of process group `pgid` is left. */
 export function isProcessGroupAlive(pgid: number): boolean {
-  if (!hasProc) return signalZero(-pgid)
+  if (!hasProc()) return signalZero(-pgid)
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     const stat = procStat(entry)
