@@ -134,7 +134,7 @@ export class RolloutEngine {
     // A long step is also judged on its last few intervals alone (src/rollout/core/analysis.ts),
     // at looks only: between looks nothing reads it.
     const recentSinceMs = nowMs - recentWindowMs(plan.analysis)
-    const looking = intent !== undefined || isLookDue(state, plan, nowMs)
+    const looking = (intent !== undefined && intent.kind !== 'abort') || isLookDue(state, plan, nowMs)
     return looking && recentSinceMs > state.windowStartMs ? {...withMetrics, recentMetrics: await read(recentSinceMs)} : withMetrics
   }
 
