@@ -1,12 +1,16 @@
 /**
- * The one place that decides which version serves a request. Precedence, as in ingress-nginx's
- * canary annotations (canary-by-header, then canary-by-cookie, then canary-weight; see
- * research/anchors.md): header, then cookie, then the sticky cookie, then weights.
+ * The one place that decides which version serves a request. Default precedence, as ingress-nginx
+ * runs it (rootfs/etc/nginx/lua/balancer.lua, route_to_alternative_balancer): the sticky
+ * (affinity) cookie first, then the canary header, then the canary cookie, then weights. With
+ * `sticky.precedence: afterOverrides` the header and cookie come before the sticky cookie, as
+ * with Traefik, whose header/cookie routers bypass the weighted service that holds the sticky
+ * cookie. docs/proxy.md "Choosing a version" has the table against every renderer's target.
  *
  * - Header without `value`/`pattern`: `always` → canary, `never` → stable, anything else falls through.
  * - Header with `value` (exact) or `pattern` (regex): a match → canary, anything else falls through.
  * - Cookie: `always` → canary, `never` → stable, anything else falls through.
- * - Sticky cookie: the version it names, if that version still exists and is healthy.
+ * - Sticky cookie: the version it names, if that version still exists and is healthy (whatever
+ *   its weight: a canary at weight 0 keeps its sticky clients, as in ingress-nginx).
  * - Weights: deterministic EDF over the healthy versions.
  * An override naming a version with no healthy server falls through to the next rule.
  */
@@ -24,11 +28,16 @@ export interface HeaderOverride {
   readonly pattern?: RegExp | undefined
 }
 
+/** Where the sticky cookie sits in the precedence. */
+export type StickyPrecedence = 'first' | 'afterOverrides'
+
 /** What chooseVersion needs to know about a service. */
 export interface ChoosableService<V extends ChoosableVersion> {
   readonly canary: V | undefined
   readonly stable: V | undefined
   readonly header: HeaderOverride | undefined
+  /** Default `first` (ingress-nginx). */
+  readonly stickyPrecedence: StickyPrecedence
   /** The version a sticky cookie value names, or undefined for unknown values. */
   stickyVersion(cookieValue: string): V | undefined
   /** The next version by weight among healthy versions, or undefined when none is healthy. */
@@ -52,6 +61,11 @@ export interface VersionChoice<V> {
 
 /** Chooses the version for one request; undefined when no version is healthy (the caller answers 503). */
 export function chooseVersion<V extends ChoosableVersion>(facts: VersionChoiceFacts, service: ChoosableService<V>): VersionChoice<V> | undefined {
+  const stickyFirst = service.stickyPrecedence === 'first'
+  if (stickyFirst) {
+    const sticky = stickyChoice(facts, service)
+    if (sticky !== undefined) return sticky
+  }
   if (facts.header !== undefined && service.header !== undefined) {
     const version = headerOverride(facts.header, service.header, service)
     if (version !== undefined && version.healthy) return {version, reason: 'header'}
@@ -60,12 +74,18 @@ export function chooseVersion<V extends ChoosableVersion>(facts: VersionChoiceFa
     const version = facts.cookie === 'always' ? service.canary : facts.cookie === 'never' ? service.stable : undefined
     if (version !== undefined && version.healthy) return {version, reason: 'cookie'}
   }
-  if (facts.sticky !== undefined) {
-    const version = service.stickyVersion(facts.sticky)
-    if (version !== undefined && version.healthy) return {version, reason: 'sticky'}
+  if (!stickyFirst) {
+    const sticky = stickyChoice(facts, service)
+    if (sticky !== undefined) return sticky
   }
   const version = service.pickByWeight()
   return version === undefined ? undefined : {version, reason: 'weight'}
+}
+
+function stickyChoice<V extends ChoosableVersion>(facts: VersionChoiceFacts, service: ChoosableService<V>): VersionChoice<V> | undefined {
+  if (facts.sticky === undefined) return undefined
+  const version = service.stickyVersion(facts.sticky)
+  return version !== undefined && version.healthy ? {version, reason: 'sticky'} : undefined
 }
 
 function headerOverride<V extends ChoosableVersion>(value: string, rule: HeaderOverride, service: ChoosableService<V>): V | undefined {

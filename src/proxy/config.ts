@@ -11,6 +11,7 @@ import {z} from 'zod'
 
 import {ConfigError, type ConfigProblem} from '../errors.js'
 import {HOST_PORT, isLoopbackHost} from './address.js'
+import {normalisePath} from './request-target.js'
 
 export {isLoopbackHost, splitHostPort} from './address.js'
 
@@ -66,6 +67,8 @@ const Service = z.strictObject({
       sameSite: z.enum(['Strict', 'Lax', 'None']).default('Lax'),
       maxAgeSeconds: z.int().nonnegative().optional(),
       path: z.string().startsWith('/').default('/'),
+      // first: ingress-nginx (affinity before the canary header/cookie); afterOverrides: Traefik.
+      precedence: z.enum(['first', 'afterOverrides']).default('first'),
     })
     .optional(),
   mirror: z
@@ -242,6 +245,13 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
       const problem = pathPatternProblem(route.path)
       if (problem !== undefined) report([...base, 'path'], problem, 'Write parameters as {name} or {name:regex}.')
     }
+    // Requests are routed on normalised paths (request-target.ts), so a route must be written in that form to ever match.
+    for (const field of ['path', 'pathPrefix'] as const) {
+      const value = route[field]
+      if (value === undefined) continue
+      const problem = routePathFormProblem(value)
+      if (problem !== undefined) report([...base, field], problem.message, problem.suggestion)
+    }
     if (route.header !== undefined && route.header.value !== undefined && route.header.pattern !== undefined) report([...base, 'header'], 'set `value` or `pattern`, not both', 'Keep one of them.')
   })
 
@@ -277,6 +287,16 @@ function checkReferences(data: unknown, report: Report): void {
     refersTo(['canary'], service?.canary)
     refersTo(['mirror', 'version'], record(service?.mirror)?.version)
   }
+}
+
+/** A route path (pattern parameters aside) that normalisation would change, or refuses, can never match a request. */
+function routePathFormProblem(path: string): {message: string; suggestion: string} | undefined {
+  // Pattern parameters ({name}, {name:regex}) are regex syntax, not path characters.
+  const literal = path.replace(/\{[^}]*\}/g, 'p')
+  const normalised = normalisePath(literal)
+  if (!normalised.ok) return {message: `path ${path} can never match: requests with it are refused (${normalised.reason})`, suggestion: 'See docs/proxy.md "Request targets" for the path rules.'}
+  if (normalised.path !== literal) return {message: `path ${path} is not in normalised form, so no request matches it`, suggestion: `Write ${path.includes('{') ? 'it' : normalised.path} without dot segments, "//", escapes of letters, digits and -._~, or lowercase hex.`}
+  return undefined
 }
 
 /** Validates a route path pattern such as `/cheddar/{name}/{id:[0-9]+}`; returns the problem or undefined. */

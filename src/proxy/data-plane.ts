@@ -1,5 +1,6 @@
 /**
- * The request path. Order, in one place (STYLE.md point 13): route match → IP allow-list →
+ * The request path. Order, in one place (STYLE.md point 13): validate and normalise the request
+ * (request-target.ts: 400/501 before anything else) → route match on the normalised host and path → IP allow-list →
  * choose version (header, cookie, sticky, weights) → server (round robin, health-aware) → mirror
  * sample → forward with undici `Pool.dispatch` (the lean path research/perf-baseline.md measured:
  * no per-request closures or promise chains; one Exchange object per request is the handler).
@@ -15,15 +16,17 @@ import type {AccessLog} from './access-log.js'
 import {chooseVersion} from './choose-version.js'
 import {downstreamResponseHeaders, readCookie, upstreamRequestHeaders, type ForwardedFacts} from './headers.js'
 import {clientAddress} from './ip-allow-list.js'
+import {checkRequest, type RequestRefusal, type RequestTarget} from './request-target.js'
 import {stripPathPrefix, type CompiledRoute} from './route-table.js'
 import type {ProxyRuntime, ServiceRuntime, ServiceVersion, UpstreamServer} from './runtime.js'
-import {CLIENT_CLOSED_REQUEST, isConnectError, isServerFailure, statusForError} from './status-for-error.js'
+import {CLIENT_CLOSED_REQUEST, isConnectError, isRequestFormError, isServerFailure, statusForError} from './status-for-error.js'
 import type {RequestSeries, TrafficStats} from './traffic-stats.js'
 
 const kExchange = Symbol('exchange')
 /** At most this many extra attempts after connection failures of a request without a body. */
 const MAX_RETRIES = 2
 const SHORT_BODY: Record<number, string> = {
+  400: 'bad request\n',
   403: 'forbidden\n',
   404: 'no route\n',
   499: '',
@@ -123,12 +126,22 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError(error: Error): void {
     if (this.done) return
-    const server = this.server
-    if (server !== undefined && !this.clientGone && isServerFailure(error)) server.markFailed(isConnectError(error))
-    if (this.clientGone) {
+    // A client that goes away mid-body makes the upstream request fail with the body stream's
+    // error (ECONNRESET "aborted"), possibly before the socket's 'close': still the client's doing.
+    if (this.clientGone || clientBroke(this.req)) {
+      this.clientGone = true
+      if (this.status !== 0) this.res.destroy()
       this.finish(CLIENT_CLOSED_REQUEST)
       return
     }
+    if (this.status === 0 && isRequestFormError(error)) {
+      // The proxy could not form the upstream request from what the client sent: the client's error, not the version's.
+      refuseLocally(this.plane, this.req, this.res, this.startMs, this.client, {status: 400, reason: 'the request could not be forwarded as sent'}, this.route.name, this.service.name)
+      this.done = true
+      return
+    }
+    const server = this.server
+    if (server !== undefined && isServerFailure(error)) server.markFailed(isConnectError(error))
     if (this.status === 0) {
       // Nothing was sent to the client yet. Retry on another server when the request can be
       // replayed: its body is absent or buffered (a streamed body may be half consumed), and
@@ -171,7 +184,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const durationMs = endMs - this.startMs
     const nowMs = Date.now()
     const version = this.version
-    plane.stats.seriesFor(this.route.name, this.service.name, version?.name ?? '').record(status, durationMs / 1000, nowMs)
+    // A client abort is not the version's answer (docs/proxy.md "What counts against a version").
+    const aborted = status === CLIENT_CLOSED_REQUEST
+    if (aborted && version !== undefined) plane.stats.countClientAbort(this.service.name, version.name, nowMs)
+    plane.stats.seriesFor(this.route.name, this.service.name, aborted ? '' : (version?.name ?? '')).record(status, durationMs / 1000, nowMs)
     plane.accessLog?.log({
       timeMs: nowMs,
       client: this.client,
@@ -188,6 +204,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       retries: this.retries,
     })
   }
+}
+
+/** True when the client's side of the exchange broke: its request body was cut or its socket is gone. */
+function clientBroke(req: IncomingMessage): boolean {
+  return req.socket.destroyed || (!req.complete && (req.destroyed || req.readableAborted))
 }
 
 /** One 'close' listener per client connection (not per request): an HTTP/1.1 client aborts by closing it. */
@@ -212,27 +233,29 @@ function respond(res: ServerResponse, status: number, extraHeaders?: readonly [s
 /** Records and logs a request the proxy answered itself before choosing a version (404, 403, 503). */
 function answerLocally(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse, startMs: number, client: string, status: number, route: string, service: string): void {
   respond(res, status)
+  recordLocal(plane, req, startMs, client, status, route, service)
+}
+
+/**
+ * Refuses a malformed request (400) or an unsupported one (501) with the reason in the body, and
+ * closes the connection: counted as a client error and under version "", never as a version's answer.
+ */
+function refuseLocally(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse, startMs: number, client: string, refusal: RequestRefusal, route: string, service: string): void {
+  if (!res.headersSent && !res.destroyed) {
+    const body = `${refusal.status === 501 ? 'not implemented' : 'bad request'}: ${refusal.reason}\n`
+    res.shouldKeepAlive = false
+    res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close'})
+    res.end(body)
+  }
+  plane.stats.countClientError(refusal.status === 501 ? 'not_implemented' : 'bad_request')
+  recordLocal(plane, req, startMs, client, refusal.status, route, service)
+}
+
+function recordLocal(plane: DataPlaneContext, req: IncomingMessage, startMs: number, client: string, status: number, route: string, service: string): void {
   const nowMs = Date.now()
   const durationMs = performance.now() - startMs
   plane.stats.seriesFor(route, service, '').record(status, durationMs / 1000, nowMs)
   plane.accessLog?.log({timeMs: nowMs, client, method: req.method ?? '', host: req.headers.host ?? '', path: req.url ?? '', status, durationMs, route, service, version: '', upstream: '', bytes: 0, retries: 0})
-}
-
-/** Host header without port, lowercased. */
-function hostOf(req: IncomingMessage): string {
-  const host = req.headers.host
-  if (host === undefined) return ''
-  if (host.charCodeAt(0) === 91) {
-    const end = host.indexOf(']')
-    return host.slice(0, end + 1).toLowerCase()
-  }
-  const colon = host.indexOf(':')
-  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase()
-}
-
-function pathOf(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -249,12 +272,17 @@ interface Placement {
   sticky: string | undefined
 }
 
-function place(plane: DataPlaneContext, req: IncomingMessage, client: string): Placement | number {
+/** A request answered before a version was chosen: the status, and the route when one matched. */
+interface Unplaced {
+  status: 403 | 404 | 503
+  route: CompiledRoute | undefined
+}
+
+function place(plane: DataPlaneContext, req: IncomingMessage, client: string, target: RequestTarget): Placement | Unplaced {
   const runtime = plane.runtime
-  const url = req.url ?? '/'
-  const route = runtime.routes.match(hostOf(req), pathOf(url), req.method ?? 'GET', req.headers)
-  if (route === undefined) return 404
-  if (route.allowList !== undefined && !route.allowList.allows(client)) return 403
+  const route = runtime.routes.match(target.host, target.path, req.method ?? 'GET', req.headers)
+  if (route === undefined) return {status: 404, route}
+  if (route.allowList !== undefined && !route.allowList.allows(client)) return {status: 403, route}
   const service = runtime.services.get(route.service)!
   const headers = req.headers
   const cookieHeader = headers.cookie
@@ -268,14 +296,14 @@ function place(plane: DataPlaneContext, req: IncomingMessage, client: string): P
     },
     service,
   )
-  if (choice === undefined) return 503
+  if (choice === undefined) return {status: 503, route}
   let version = choice.version
   let server = version.nextServer()
   if (server === undefined) {
     // The version went unhealthy between the check and the pick: fall back to weights once.
     const fallback = service.pickByWeight()
     server = fallback?.nextServer()
-    if (fallback === undefined || server === undefined) return 503
+    if (fallback === undefined || server === undefined) return {status: 503, route}
     version = fallback
   }
   return {route, service, version, server, sticky}
@@ -293,10 +321,16 @@ function clientOf(plane: DataPlaneContext, req: IncomingMessage): string {
 export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
   const startMs = performance.now()
   const client = clientOf(plane, req)
-  const placement = place(plane, req, client)
-  if (typeof placement === 'number') {
-    const route = placement === 404 ? undefined : plane.runtime.routes.match(hostOf(req), pathOf(req.url ?? '/'), req.method ?? 'GET', req.headers)
-    answerLocally(plane, req, res, startMs, client, placement, route?.name ?? '', route?.service ?? '')
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  if (!check.ok) {
+    refuseLocally(plane, req, res, startMs, client, check, '', '')
+    req.resume()
+    return
+  }
+  const target = check.target
+  const placement = place(plane, req, client, target)
+  if (!('version' in placement)) {
+    answerLocally(plane, req, res, startMs, client, placement.status, placement.route?.name ?? '', placement.route?.service ?? '')
     req.resume()
     return
   }
@@ -305,8 +339,9 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.version = placement.version
   exchange.server = placement.server
   exchange.stickyValue = placement.sticky
-  const url = req.url ?? '/'
-  exchange.path = route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
+  exchange.path = forwardPath(route, target)
+  // The upstream gets the host that was routed on (absolute form: the target's; lowercased, no trailing dot).
+  if (target.authority !== undefined) req.headers.host = target.authority
   const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
   const socket = req.socket as SocketWithExchange
@@ -330,6 +365,12 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   }
   exchange.body = withBody ? req : null
   exchange.dispatch()
+}
+
+/** The normalised origin-form target sent upstream: exactly the path that was matched, minus a stripped prefix. */
+function forwardPath(route: CompiledRoute, target: RequestTarget): string {
+  const url = target.path + target.query
+  return route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
 }
 
 function collectBody(req: IncomingMessage, exchange: Exchange, service: ServiceRuntime): void {
@@ -377,16 +418,26 @@ function sendMirror(plane: DataPlaneContext, service: ServiceRuntime, exchange: 
  */
 export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const startMs = performance.now()
+  // After 'upgrade' Node no longer watches the socket: an unhandled 'error' (EPIPE, reset) would crash the process.
+  socket.on('error', () => socket.destroy())
   const client = clientOf(plane, req)
-  const placement = place(plane, req, client)
-  if (typeof placement === 'number') {
-    socket.end(`HTTP/1.1 ${placement} ${placement === 404 ? 'Not Found' : placement === 403 ? 'Forbidden' : 'Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-    plane.stats.seriesFor('', '', '').record(placement, (performance.now() - startMs) / 1000, Date.now())
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  if (!check.ok) {
+    refuseSocket(plane, socket, startMs, check)
+    return
+  }
+  const target = check.target
+  const placement = place(plane, req, client, target)
+  if (!('version' in placement)) {
+    const status = placement.status
+    socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 403 ? 'Forbidden' : 'Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    plane.stats.seriesFor(placement.route?.name ?? '', placement.route?.service ?? '', '').record(status, (performance.now() - startMs) / 1000, Date.now())
     return
   }
   const {route, service, version, server} = placement
   const url = new URL(server.origin)
-  const path = server.basePath + (route.stripPrefix === undefined ? (req.url ?? '/') : stripPathPrefix(req.url ?? '/', route.stripPrefix))
+  const path = server.basePath + forwardPath(route, target)
+  if (target.authority !== undefined) req.headers.host = target.authority
   const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
@@ -420,6 +471,22 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   socket.on('error', () => upstream.destroy())
   socket.on('close', () => upstream.destroy())
   upstream.on('close', () => socket.destroy())
+}
+
+/** Answers a refused request on a raw socket (Upgrade and CONNECT requests have no ServerResponse). */
+function refuseSocket(plane: DataPlaneContext, socket: Duplex, startMs: number, refusal: RequestRefusal): void {
+  const body = `${refusal.status === 501 ? 'not implemented' : 'bad request'}: ${refusal.reason}\n`
+  socket.end(`HTTP/1.1 ${refusal.status} ${refusal.status === 501 ? 'Not Implemented' : 'Bad Request'}\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  plane.stats.countClientError(refusal.status === 501 ? 'not_implemented' : 'bad_request')
+  plane.stats.seriesFor('', '', '').record(refusal.status, (performance.now() - startMs) / 1000, Date.now())
+}
+
+/** CONNECT: a reverse proxy does not open tunnels to arbitrary hosts (501, RFC 9110 §9.3.6). */
+export function handleConnect(plane: DataPlaneContext, req: IncomingMessage, socket: Duplex): void {
+  const startMs = performance.now()
+  socket.on('error', () => socket.destroy())
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  refuseSocket(plane, socket, startMs, check.ok ? {status: 501, reason: 'CONNECT is not supported by a reverse proxy'} : check)
 }
 
 export type {RequestSeries}

@@ -117,7 +117,12 @@ function joinValue(value: string | string[] | undefined): string | undefined {
   return value === undefined ? undefined : typeof value === 'string' ? value : value.join(', ')
 }
 
-/** The value of cookie `name` in a Cookie header, or undefined. */
+/**
+ * The value of the first cookie `name` in a Cookie header (names compared case-sensitively), or
+ * undefined. Quotes are part of the value (RFC 6265 §4.1.1 cookie-value): `canary="always"` is not
+ * `always`, as for ingress-nginx's $cookie_ variable and the Cookie-header regexes the Traefik and
+ * Gateway API renderers write.
+ */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined
   let start = 0
@@ -127,9 +132,7 @@ export function readCookie(header: string | undefined, name: string): string | u
     const stop = end === -1 ? header.length : end
     const eq = header.indexOf('=', start)
     if (eq !== -1 && eq < stop && eq - start === name.length && header.startsWith(name, start)) {
-      let value = header.slice(eq + 1, stop).trim()
-      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
-      return value
+      return header.slice(eq + 1, stop).trim()
     }
     start = stop + 1
   }

@@ -9,7 +9,7 @@ import {UsageError} from '../errors.js'
 import {AccessLog} from './access-log.js'
 import {splitHostPort} from './address.js'
 import type {ProxyConfig} from './config.js'
-import {handleRequest, handleUpgrade, type DataPlaneContext} from './data-plane.js'
+import {handleConnect, handleRequest, handleUpgrade, type DataPlaneContext} from './data-plane.js'
 import {HealthChecker} from './health-checker.js'
 import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime, weightUpdateProblem} from './runtime.js'
 import {serviceState, servicesState, type ServiceState} from './state.js'
@@ -60,6 +60,7 @@ export class ProxyInstance {
       (req, res) => handleRequest(this.plane, req, res),
     )
     this.server.on('upgrade', (req, socket, head) => handleUpgrade(this.plane, req, socket, head))
+    this.server.on('connect', (req, socket) => handleConnect(this.plane, req, socket))
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
   }
 

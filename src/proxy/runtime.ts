@@ -8,7 +8,7 @@ import {createHash} from 'node:crypto'
 import {Pool} from 'undici'
 
 import {ConfigError} from '../errors.js'
-import type {ChoosableService, HeaderOverride} from './choose-version.js'
+import type {ChoosableService, HeaderOverride, StickyPrecedence} from './choose-version.js'
 import type {ProxyConfig, ProxyServiceConfig} from './config.js'
 import {EdfBalancer} from './edf-balancer.js'
 import {RouteTable} from './route-table.js'
@@ -134,6 +134,7 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
   readonly canary: ServiceVersion | undefined
   readonly stable: ServiceVersion | undefined
   readonly header: HeaderOverride | undefined
+  readonly stickyPrecedence: StickyPrecedence
   /** Lowercased name of the override header. */
   readonly headerName: string | undefined
   readonly cookieName: string | undefined
@@ -170,6 +171,7 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
     // Stable is the first version that is not the canary (docs/proxy.md "Choosing a version").
     this.stable = this.versions.find((v) => v !== this.canary)
     this.header = config.header === undefined ? undefined : {value: config.header.value, pattern: config.header.pattern === undefined ? undefined : new RegExp(config.header.pattern)}
+    this.stickyPrecedence = config.sticky?.precedence ?? 'first'
     this.headerName = config.header?.name.toLowerCase()
     this.cookieName = config.cookie?.name
     this.stickyCookieName = config.sticky?.cookie

@@ -27,3 +27,13 @@ export function isServerFailure(error: unknown): boolean {
   const code = (error as {code?: unknown} | null)?.code
   return isConnectError(error) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'
 }
+
+/**
+ * Errors raised while forming the upstream request (undici refuses an argument, or the body is
+ * shorter than its Content-Length): nothing reached the upstream and the cause is the request, so
+ * they are answered 400 and never charged to a version.
+ */
+export function isRequestFormError(error: unknown): boolean {
+  const code = (error as {code?: unknown} | null)?.code
+  return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || (typeof code === 'string' && code.startsWith('ERR_INVALID_ARG'))
+}

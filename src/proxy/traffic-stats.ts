@@ -14,12 +14,13 @@ export const DEFAULT_RETENTION_SECONDS = 3600
 
 const SEP = '\u0000'
 
-// Ring slot layout: requests, 1xx..5xx, duration buckets (non-cumulative), duration sum.
+// Ring slot layout: requests, 1xx..5xx, duration buckets (non-cumulative), duration sum, client aborts.
 const SLOT_REQUESTS = 0
 const SLOT_CLASS = 1 // + (class - 1) for 1xx..5xx
 const SLOT_BUCKETS = 6
 const SLOT_SUM = SLOT_BUCKETS + BUCKET_COUNT
-const STRIDE = SLOT_SUM + 1
+const SLOT_CLIENT_ABORTS = SLOT_SUM + 1
+const STRIDE = SLOT_CLIENT_ABORTS + 1
 
 /** Per-second buckets for one service version. */
 class SecondRing {
@@ -32,17 +33,27 @@ class SecondRing {
   }
 
   record(second: number, statusClass: number, bucket: number, durationSeconds: number): void {
+    const base = this.slotBase(second)
+    const data = this.data
+    data[base + SLOT_REQUESTS]! += 1
+    if (statusClass >= 1 && statusClass <= 5) data[base + SLOT_CLASS + statusClass - 1]! += 1
+    data[base + SLOT_BUCKETS + bucket]! += 1
+    data[base + SLOT_SUM]! += durationSeconds
+  }
+
+  /** Counts a request the client abandoned: not a request of the version, see TrafficStats.countClientAbort. */
+  recordClientAbort(second: number): void {
+    this.data[this.slotBase(second) + SLOT_CLIENT_ABORTS]! += 1
+  }
+
+  private slotBase(second: number): number {
     const index = second % this.capacity
     const base = index * STRIDE
     if (this.stamps[index] !== second) {
       this.stamps[index] = second
       this.data.fill(0, base, base + STRIDE)
     }
-    const data = this.data
-    data[base + SLOT_REQUESTS]! += 1
-    if (statusClass >= 1 && statusClass <= 5) data[base + SLOT_CLASS + statusClass - 1]! += 1
-    data[base + SLOT_BUCKETS + bucket]! += 1
-    data[base + SLOT_SUM]! += durationSeconds
+    return base
   }
 
   /** Sums the buckets of seconds in [fromSecond, toSecond] into `into` (length STRIDE). */
@@ -113,6 +124,8 @@ export interface CounterSnapshot {
 export interface VersionWindowStats {
   requests: number
   errors: number
+  /** Requests the client abandoned before the answer was complete; not in `requests`, `codes` or `latency`. */
+  clientAborts: number
   codes: {'1xx'?: number; '2xx': number; '3xx': number; '4xx': number; '5xx': number}
   latency: {buckets: {le: number | '+Inf'; count: number}[]; sum: number; count: number}
 }
@@ -162,6 +175,16 @@ export class TrafficStats {
   countRedistributed(service: string, version: string): void {
     const key = service + SEP + version
     this.redistributedCounts.set(key, (this.redistributedCounts.get(key) ?? 0) + 1)
+  }
+
+  /**
+   * A request to `version` that the client abandoned (closed the connection mid-request or
+   * mid-response). Its outcome and duration are the client's doing, so it is not counted as a
+   * request of the version (the judge's error rate and latency stay clean); the stats API reports
+   * it as `clientAborts`. The caller records its 499 under version "".
+   */
+  countClientAbort(service: string, version: string, nowMs: number): void {
+    this.ringFor(service, version).recordClientAbort(Math.floor(nowMs / 1000))
   }
 
   countClientError(reason: string): void {
@@ -223,6 +246,7 @@ export function windowStats(raw: Readonly<Record<string, readonly number[]>>): R
     result[version] = {
       requests: at(SLOT_REQUESTS),
       errors: at(SLOT_CLASS + 4),
+      clientAborts: at(SLOT_CLIENT_ABORTS),
       codes,
       latency: {buckets, sum: at(SLOT_SUM), count: at(SLOT_REQUESTS)},
     }

@@ -54,9 +54,11 @@ describe('downstreamResponseHeaders', () => {
 })
 
 describe('readCookie', () => {
-  it('finds a cookie among others, unquoting values', () => {
+  it('finds the first cookie of a name (case-sensitive), keeping quotes as part of the value', () => {
     expect(readCookie('a=1; canary=always; b=2', 'canary')).toBe('always')
-    expect(readCookie('canary_version="x1"', 'canary_version')).toBe('x1')
+    expect(readCookie('canary_version="x1"', 'canary_version')).toBe('"x1"')
+    expect(readCookie('canary=x; canary=always', 'canary')).toBe('x')
+    expect(readCookie('Canary=always', 'canary')).toBeUndefined()
     expect(readCookie('xcanary=1', 'canary')).toBeUndefined()
     expect(readCookie(undefined, 'canary')).toBeUndefined()
   })
