@@ -23,6 +23,17 @@ import {CLIENT_CLOSED_REQUEST, isConnectError, isRequestFormError, isServerFailu
 import type {RequestSeries, TrafficStats} from './traffic-stats.js'
 
 const kExchange = Symbol('exchange')
+const kRefused = Symbol('refused')
+type RefusableSocket = Socket & {[kRefused]?: boolean}
+
+/**
+ * True when the request on this socket was already refused with a response and the connection is
+ * closing: a parse error Node raises afterwards on the rest of the bytes (the body of a request
+ * with a bad Transfer-Encoding) is the same client error and gets no second response or count.
+ */
+export function wasRefused(socket: Socket): boolean {
+  return (socket as RefusableSocket)[kRefused] === true
+}
 /** At most this many extra attempts after connection failures of a request without a body. */
 const MAX_RETRIES = 2
 const SHORT_BODY: Record<number, string> = {
@@ -206,9 +217,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** True when the client's side of the exchange broke: its request body was cut or its socket is gone. */
+/**
+ * True when the client cut its request body short. Node destroys the request with its own
+ * ECONNRESET "aborted" error then; undici, when the upstream fails, destroys the same stream with
+ * the upstream's error, so the first error recorded on the request tells the two apart.
+ */
 function clientBroke(req: IncomingMessage): boolean {
-  return req.socket.destroyed || (!req.complete && (req.destroyed || req.readableAborted))
+  const errored = req.errored as NodeJS.ErrnoException | null
+  return errored !== null && errored.code === 'ECONNRESET' && errored.message === 'aborted'
 }
 
 /** One 'close' listener per client connection (not per request): an HTTP/1.1 client aborts by closing it. */
@@ -245,6 +261,7 @@ function refuseLocally(plane: DataPlaneContext, req: IncomingMessage, res: Serve
     const body = `${refusal.status === 501 ? 'not implemented' : 'bad request'}: ${refusal.reason}\n`
     res.shouldKeepAlive = false
     res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close'})
+    ;(req.socket as RefusableSocket)[kRefused] = true
     res.end(body)
   }
   plane.stats.countClientError(refusal.status === 501 ? 'not_implemented' : 'bad_request')

@@ -9,7 +9,7 @@ import {UsageError} from '../errors.js'
 import {AccessLog} from './access-log.js'
 import {splitHostPort} from './address.js'
 import type {ProxyConfig} from './config.js'
-import {handleConnect, handleRequest, handleUpgrade, type DataPlaneContext} from './data-plane.js'
+import {handleConnect, handleRequest, handleUpgrade, wasRefused, type DataPlaneContext} from './data-plane.js'
 import {HealthChecker} from './health-checker.js'
 import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime, weightUpdateProblem} from './runtime.js'
 import {serviceState, servicesState, type ServiceState} from './state.js'
@@ -119,7 +119,7 @@ export class ProxyInstance {
 
   private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
     const code = error.code
-    if (code === 'ECONNRESET' || !socket.writable) {
+    if (code === 'ECONNRESET' || !socket.writable || wasRefused(socket)) {
       socket.destroy()
       return
     }

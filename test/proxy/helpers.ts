@@ -1,6 +1,6 @@
 import {once} from 'node:events'
 import {Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import type {AddressInfo} from 'node:net'
+import {connect, type AddressInfo} from 'node:net'
 import type {Duplex} from 'node:stream'
 
 import {parseProxyConfig, type ProxyConfig} from '../../src/proxy/config.js'
@@ -91,4 +91,53 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     if (Date.now() > deadline) throw new Error('condition not met before the deadline')
     await new Promise((r) => setTimeout(r, 20))
   }
+}
+
+/** What a raw exchange returned: the first response's status (0 when none) and the bytes read. */
+export interface RawResponse {
+  readonly status: number
+  readonly head: string
+  readonly body: string
+  /** True when the connection closed before a complete response arrived. */
+  readonly closedEarly: boolean
+}
+
+/**
+ * Sends bytes on a fresh TCP connection (node:net, so anything Node's http client would refuse
+ * can be sent) and resolves with the first response once its Content-Length is read, or when
+ * the connection closes.
+ */
+export function sendRaw(port: number, bytes: string | Buffer, timeoutMs = 10_000): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    let settled = false
+    const finish = (closedEarly: boolean) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      socket.destroy()
+      const text = Buffer.concat(chunks).toString('latin1')
+      const end = text.indexOf('\r\n\r\n')
+      const head = end === -1 ? text : text.slice(0, end)
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0)
+      resolve({status, head, body: end === -1 ? '' : text.slice(end + 4), closedEarly})
+    }
+    const timer = setTimeout(() => {
+      settled = true
+      socket.destroy()
+      reject(new Error(`raw request got no complete answer within ${timeoutMs} ms: ${JSON.stringify(String(bytes).slice(0, 200))}`))
+    }, timeoutMs)
+    socket.on('connect', () => socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes))
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      const text = Buffer.concat(chunks).toString('latin1')
+      const end = text.indexOf('\r\n\r\n')
+      if (end === -1) return
+      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))
+      if (length !== null && Buffer.byteLength(text.slice(end + 4), 'latin1') >= Number(length[1])) finish(false)
+    })
+    socket.on('error', () => finish(true))
+    socket.on('close', () => finish(true))
+  })
 }
