@@ -9,7 +9,8 @@
  * - percent-escapes must be `%` + two hex digits; escapes of unreserved characters (RFC 3986
  *   §2.3: ALPHA DIGIT - . _ ~) are decoded, every other escape is kept with uppercase hex (§6.2.2.1);
  * - refused (400): an encoded `/` or `\` (%2F, %5C: upstreams disagree on whether it separates
- *   segments), a raw `\` (some servers read it as `/`), `;` (Tomcat-style path parameters turn
+ *   segments), an encoded `%` that forms another escape (%252e: double encoding, which an
+ *   upstream that decodes twice reads as `.`), a raw `\` (some servers read it as `/`), `;` (Tomcat-style path parameters turn
  *   `/..;/` into `..`), NUL and other control bytes raw or encoded, `#`, and escapes whose bytes
  *   are not valid UTF-8 (overlong forms such as %C0%AE decode to `.` in lenient decoders);
  * - other characters RFC 3986 does not allow in a path (`"<>^\`{|}[]`) are percent-encoded;
@@ -167,6 +168,8 @@ export function normalisePath(raw: string): PathNormalisation {
     else out += `%${c.toString(16).toUpperCase()}`
   }
   if (highBytes !== undefined && !validUtf8Runs(highBytes)) return {ok: false, reason: 'percent-escapes in path are not valid UTF-8'}
+  // Checked on the output: %25%32%65 normalises to %252e.
+  if (/%25[0-9A-Fa-f]{2}/.test(out)) return {ok: false, reason: 'path contains a double-encoded escape (%25 followed by two hex digits)'}
   return {ok: true, path: removeDotSegments(out)}
 }
 
