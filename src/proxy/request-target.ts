@@ -53,6 +53,12 @@ export interface RequestFacts {
 const UNRESERVED = /^[A-Za-z0-9._~-]$/
 /** Characters allowed raw in a path besides unreserved ones and `%` (pchar, minus `;`, plus `/`). */
 const PATH_RAW = new Set([...`!$&'()*+,=:@/`])
+/** By char code below 128: 1 for a character a normalised path carries raw (unreserved or PATH_RAW). */
+const KEEP_RAW = new Uint8Array(128)
+for (let c = 0; c < 128; c++) {
+  const ch = String.fromCharCode(c)
+  if (UNRESERVED.test(ch) || PATH_RAW.has(ch)) KEEP_RAW[c] = 1
+}
 
 function refuse(status: 400 | 501, reason: string): RequestCheck {
   return {ok: false, status, reason}
@@ -70,10 +76,10 @@ export function checkRequest(facts: RequestFacts): RequestCheck {
   let transferEncoding: string | undefined
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host') {
+    if (name.length === 4 && sameLetters(name, 'host')) {
       if (hostHeader !== undefined) return refuse(400, 'more than one Host header')
       hostHeader = rawHeaders[i + 1] ?? ''
-    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+    } else if (name.length === 17 && sameLetters(name, 'transfer-encoding')) {
       transferEncoding = transferEncoding === undefined ? (rawHeaders[i + 1] ?? '') : `${transferEncoding}, ${rawHeaders[i + 1] ?? ''}`
     }
   }
@@ -119,6 +125,12 @@ export function checkRequest(facts: RequestFacts): RequestCheck {
   }
 }
 
+/** ASCII case-insensitive equality with a lowercase `lower` of the same length, without allocating. */
+function sameLetters(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false
+  return true
+}
+
 function splitQuery(url: string): [string, string] {
   const q = url.indexOf('?')
   return q === -1 ? [url, ''] : [url.slice(0, q), url.slice(q)]
@@ -137,6 +149,8 @@ export type PathNormalisation = {readonly ok: true; readonly path: string} | {re
 /** Normalises an origin-form path (see the module comment for the rules). */
 export function normalisePath(raw: string): PathNormalisation {
   if (raw.charCodeAt(0) !== 47) return {ok: false, reason: 'path must start with /'}
+  // Almost every request: nothing to decode, encode or resolve.
+  if (isNormalAlready(raw)) return {ok: true, path: raw}
   let out = ''
   // Bytes decoded from escapes above 0x7f, checked as UTF-8 once the scan is done.
   let highBytes: number[] | undefined
@@ -171,6 +185,25 @@ export function normalisePath(raw: string): PathNormalisation {
   // Checked on the output: %25%32%65 normalises to %252e.
   if (/%25[0-9A-Fa-f]{2}/.test(out)) return {ok: false, reason: 'path contains a double-encoded escape (%25 followed by two hex digits)'}
   return {ok: true, path: removeDotSegments(out)}
+}
+
+/** True when `path` has only characters kept raw (no `%`), no empty segment and no dot segment. */
+function isNormalAlready(path: string): boolean {
+  const n = path.length
+  for (let i = 0; i < n; i++) {
+    const c = path.charCodeAt(i)
+    if (c >= 128 || KEEP_RAW[c] === 0) return false
+    if (c !== 47) continue
+    const next = i + 1 < n ? path.charCodeAt(i + 1) : -1
+    if (next === 47) return false
+    if (next === 46) {
+      // "/." or "/.." ending the path or followed by "/".
+      const after = i + 2 < n ? path.charCodeAt(i + 2) : -1
+      if (after === -1 || after === 47) return false
+      if (after === 46 && (i + 3 >= n || path.charCodeAt(i + 3) === 47)) return false
+    }
+  }
+  return true
 }
 
 function hexByte(text: string, at: number): number | undefined {
@@ -254,7 +287,7 @@ export function parseHost(value: string): HostParts | undefined {
     host = colon === -1 ? value : value.slice(0, colon)
     portText = colon === -1 ? undefined : value.slice(colon + 1)
     if (host.endsWith('.')) host = host.slice(0, -1)
-    if (host === '' || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(host)) return undefined
+    if (!isDnsName(host)) return undefined
   }
   let port: number | undefined
   if (portText !== undefined && portText !== '') {
@@ -263,6 +296,25 @@ export function parseHost(value: string): HostParts | undefined {
     if (port > 65535) return undefined
   }
   return {host: host.toLowerCase(), port}
+}
+
+/** Non-empty labels of letters, digits, `-` and `_`, separated by single dots. */
+function isDnsName(host: string): boolean {
+  const n = host.length
+  if (n === 0) return false
+  let labelLength = 0
+  for (let i = 0; i < n; i++) {
+    const c = host.charCodeAt(i)
+    if (c === 46) {
+      if (labelLength === 0) return false
+      labelLength = 0
+      continue
+    }
+    const lower = c | 0x20
+    if (!((lower >= 97 && lower <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return false
+    labelLength++
+  }
+  return labelLength > 0
 }
 
 /** Enough of RFC 4291 text form to refuse garbage: hex groups, at most one `::`, optional dotted tail. */
