@@ -345,6 +345,8 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
     return
   }
   const target = check.target
+  // Every matcher (a route's header rule on Host included) and the upstream see the host that is routed on.
+  if (target.authority !== undefined) req.headers.host = target.authority
   const placement = place(plane, req, client, target)
   if (!('version' in placement)) {
     answerLocally(plane, req, res, startMs, client, placement.status, placement.route?.name ?? '', placement.route?.service ?? '')
@@ -357,8 +359,6 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.server = placement.server
   exchange.stickyValue = placement.sticky
   exchange.path = forwardPath(route, target)
-  // The upstream gets the host that was routed on (absolute form: the target's; lowercased, no trailing dot).
-  if (target.authority !== undefined) req.headers.host = target.authority
   const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
   const socket = req.socket as SocketWithExchange
@@ -444,6 +444,8 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
     return
   }
   const target = check.target
+  // Every matcher (a route's header rule on Host included) and the upstream see the host that is routed on.
+  if (target.authority !== undefined) req.headers.host = target.authority
   const placement = place(plane, req, client, target)
   if (!('version' in placement)) {
     const status = placement.status
@@ -454,7 +456,6 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   const {route, service, version, server} = placement
   const url = new URL(server.origin)
   const path = server.basePath + forwardPath(route, target)
-  if (target.authority !== undefined) req.headers.host = target.authority
   const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`

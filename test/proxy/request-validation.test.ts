@@ -40,6 +40,9 @@ admin: { listen: 127.0.0.1:0 }
 routes:
   - { name: internal, pathPrefix: /internal, allow: [10.0.0.0/8], service: s }
   - { name: admin, host: admin.local, allow: [10.0.0.0/8], service: s }
+  - { name: panel, path: /ops/panel, allow: [10.0.0.0/8], service: s }
+  - { name: delete, path: "/users/{id:[0-9]+}/delete", allow: [10.0.0.0/8], service: s }
+  - { name: beta, header: { name: Host, value: beta.local }, allow: [10.0.0.0/8], service: s }
   - { name: all, service: s }
 services:
   s:
@@ -76,7 +79,17 @@ services:
     ['host in upper case with a port', 'GET / HTTP/1.1\r\nHost: ADMIN.Local:80\r\n'],
     ['absolute form naming the guarded host', 'GET http://admin.local/ HTTP/1.1\r\nHost: admin.local\r\n'],
     ['a second Host header', 'GET / HTTP/1.1\r\nHost: other\r\nHost: admin.local\r\n'],
-    ['X-Forwarded-For from an allowed network (not trusted: trustedProxyHops is 0)', 'GET /internal/secret HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nX-Real-Ip: 10.1.2.3\r\n'],
+    ['exact route with a dot segment', 'GET /ops/./panel HTTP/1.1\r\nHost: a\r\n'],
+    ['exact route with a double slash', 'GET /ops//panel HTTP/1.1\r\nHost: a\r\n'],
+    ['exact route with an encoded letter', 'GET /ops/p%61nel HTTP/1.1\r\nHost: a\r\n'],
+    ['exact route with dot segments that end on it', 'GET /ops/panel/x/../../panel HTTP/1.1\r\nHost: a\r\n'],
+    ['pattern route through dot segments', 'GET /users/12/x/../delete HTTP/1.1\r\nHost: a\r\n'],
+    ['pattern route with an encoded digit', 'GET /users/%31%32/delete HTTP/1.1\r\nHost: a\r\n'],
+    ['pattern route with a path parameter', 'GET /users/12;x/delete HTTP/1.1\r\nHost: a\r\n'],
+    ['header route on Host in another case', 'GET / HTTP/1.1\r\nHost: BETA.local\r\n'],
+    ['header route on Host with a trailing dot', 'GET / HTTP/1.1\r\nHost: beta.local.\r\n'],
+    ['header route on Host through the absolute form', 'GET http://beta.local/ HTTP/1.1\r\nHost: beta.local\r\n'],
+        ['X-Forwarded-For from an allowed network (not trusted: trustedProxyHops is 0)', 'GET /internal/secret HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nX-Real-Ip: 10.1.2.3\r\n'],
   ]
   it(`refuses all ${bypasses.length} bypass attempts (403 or 400) and the upstream never sees a guarded path or host`, async () => {
     const {app, proxy} = await guarded()

@@ -21,6 +21,20 @@ describe('TrafficStats', () => {
     expect(windowStats(stats.window('s', ['v1'], t0 + 1000, t0 + 3000)).v1?.requests).toBe(1)
   })
 
+  it('keeps client aborts out of a version\'s requests, codes and latency, and sums them across workers', () => {
+    const t0 = 1_000_000_000_000
+    const a = new TrafficStats(60)
+    a.seriesFor('r', 's', 'v1').record(200, 0.002, t0)
+    a.countClientAbort('s', 'v1', t0)
+    a.countClientAbort('s', 'v1', t0 + 1000)
+    const b = new TrafficStats(60)
+    b.countClientAbort('s', 'v1', t0)
+    const one = windowStats(a.window('s', ['v1'], t0, t0 + 2000)).v1
+    expect(one).toMatchObject({requests: 1, errors: 0, clientAborts: 2, codes: {'2xx': 1, '4xx': 0, '5xx': 0}})
+    expect(one?.latency.count).toBe(1)
+    expect(windowStats(sumWindows([a.window('s', ['v1'], t0, t0 + 2000), b.window('s', ['v1'], t0, t0 + 2000)])).v1).toMatchObject({requests: 1, clientAborts: 3})
+  })
+
   it('overwrites slots older than the retention (bounded memory)', () => {
     const stats = new TrafficStats(10)
     const t0 = 1_000_000_000_000
