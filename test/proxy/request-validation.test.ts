@@ -6,7 +6,10 @@
  */
 import {connect} from 'node:net'
 
+import {errors} from 'undici'
 import {afterEach, describe, expect, it} from 'vitest'
+
+import {isRequestFormError, isServerFailure} from '../../src/proxy/status-for-error.js'
 
 import {config, eventually, get, sendRaw, start, startUpstream, type Upstream, type UpstreamHandler} from './helpers.js'
 
@@ -280,6 +283,30 @@ services:
     const response = await sendRaw(proxy.address.port, 'POST / HTTP/1.1\r\nHost: a\r\nX-Canary: always\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi')
     expect(response.status).toBe(502)
     expect((await stats(proxy, 's')).v2).toMatchObject({requests: 1, errors: 1, clientAborts: 0})
+  })
+})
+
+describe('isRequestFormError', () => {
+  it('tells errors forming the upstream request (from the client input) from upstream failures', () => {
+    expect(isRequestFormError(new errors.InvalidArgumentError('invalid header'))).toBe(true)
+    expect(isRequestFormError(new errors.RequestContentLengthMismatchError())).toBe(true)
+    expect(isRequestFormError(Object.assign(new TypeError('bad'), {code: 'ERR_INVALID_ARG_VALUE'}))).toBe(true)
+    for (const upstream of [new errors.SocketError('other side closed'), new errors.HeadersTimeoutError(), Object.assign(new Error('refused'), {code: 'ECONNREFUSED'})]) {
+      expect([upstream.message, isRequestFormError(upstream)]).toEqual([upstream.message, false])
+    }
+    expect(isServerFailure(new errors.InvalidArgumentError('x'))).toBe(false)
+  })
+
+  it('refuses an unknown sticky precedence with a located problem', () => {
+    expect(() =>
+      config(`listen: 127.0.0.1:0
+routes: [{ name: r, service: s }]
+services:
+  s:
+    versions: [{ name: v1, servers: [http://127.0.0.1:1] }]
+    sticky: { cookie: sv, precedence: last }
+`),
+    ).toThrow(expect.objectContaining({problems: [expect.objectContaining({path: 'services.s.sticky.precedence', location: expect.objectContaining({line: 6})})]}))
   })
 })
 
