@@ -1,7 +1,7 @@
 /**
  * The request path. Order, in one place (STYLE.md point 13): validate and normalise the request
  * (request-target.ts: 400/501 before anything else) → route match on the normalised host and path → IP allow-list →
- * choose version (header, cookie, sticky, weights) → server (round robin, health-aware) → mirror
+ * choose version (choose-version.ts: sticky, header, cookie, weights by default) → server (round robin, health-aware) → mirror
  * sample → forward with undici `Pool.dispatch` (the lean path research/perf-baseline.md measured:
  * no per-request closures or promise chains; one Exchange object per request is the handler).
  */
