@@ -37,7 +37,6 @@ export function wasRefused(socket: Socket): boolean {
 /** At most this many extra attempts after connection failures of a request without a body. */
 const MAX_RETRIES = 2
 const SHORT_BODY: Record<number, string> = {
-  400: 'bad request\n',
   403: 'forbidden\n',
   404: 'no route\n',
   499: '',
