@@ -68,7 +68,7 @@ try {
         if (response.status !== 200) reloadFailures++
       } else {
         const canary = (i * 7) % 101
-        const response = await adminFetch(admin, '/api/services/app/weights', {method: 'PUT', body: JSON.stringify({v1: 100 - canary, v2: canary})})
+        const response = await adminFetch(admin, '/api/services/app/weights', {method: 'PUT', headers: {'content-type': 'application/json'}, body: JSON.stringify({v1: 100 - canary, v2: canary})})
         weightChanges++
         if (response.status !== 200) weightFailures++
       }
@@ -80,7 +80,7 @@ try {
   console.log(`phase 1: ${phase1.requests} requests under ${weightChanges} weight changes (${weightFailures} refused) and ${reloads} reloads (${reloadFailures} refused): ${failed1} failed requests (non-2xx ${phase1.non2xx}, socket errors ${phase1.socketErrors}), ${phase1.rps.toFixed(0)} req/s`)
 
   // Phase 2: kill one upstream of v1 mid-load.
-  await adminFetch(admin, '/api/services/app/weights', {method: 'PUT', body: JSON.stringify({v1: 80, v2: 20})})
+  await adminFetch(admin, '/api/services/app/weights', {method: 'PUT', headers: {'content-type': 'application/json'}, body: JSON.stringify({v1: 80, v2: 20})})
   const before = (await adminFetch(admin, '/api/state')).body
   const killer = setTimeout(() => v1b.kill('SIGKILL'), (SECONDS * 1000) / 3)
   const phase2 = await runWrk(url, {connections: 64, seconds: SECONDS})

@@ -8,6 +8,7 @@ import {createHash, timingSafeEqual} from 'node:crypto'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 
 import {ConfigError, messageOf} from '../errors.js'
+import {isLoopbackHost} from './address.js'
 import type {MetricsView} from './metrics.js'
 import type {ProxyMetrics} from './metrics.js'
 import type {ProxyState, ServiceState} from './state.js'
@@ -44,35 +45,91 @@ export interface ControlPlane {
   metricsView(): Promise<MetricsView>
 }
 
-/** Admin listener settings. */
+/** Who may call the admin API. */
 export interface AdminOptions {
-  readonly token: string | undefined
+  readonly token?: string | undefined
   readonly metricsAuth: boolean
 }
 
-const MAX_BODY_BYTES = 64 * 1024
+/** Largest request body the admin API reads (a weights update is a few dozen bytes). */
+export const ADMIN_MAX_BODY_BYTES = 64 * 1024
+/** A `since` later than the proxy's clock by more than this is refused (clock skew allowance). */
+export const MAX_SINCE_SKEW_MS = 5 * 60_000
+/** Client timeouts of the admin listener (the data plane's `timeouts.client*`): a slow client must not hold it either. */
+export interface AdminTimeouts {
+  /** The request head must arrive within this (408 otherwise). */
+  readonly clientHeadersMs: number
+  /** The body may take this much longer than the head. */
+  readonly clientBodyMs: number
+  readonly clientIdleMs: number
+}
+const ENDPOINTS = 'Endpoints: GET /healthz, GET /metrics, GET /api/state, PUT /api/services/{service}/weights, GET /api/services/{service}/stats?since=, POST /api/reload.'
 
-export function createAdminServer(control: ControlPlane, metrics: ProxyMetrics, options: AdminOptions): Server {
-  const expected = options.token === undefined || options.token === '' ? undefined : createHash('sha256').update(options.token).digest()
-  const authorized = (req: IncomingMessage): boolean => {
-    if (expected === undefined) return true
+/**
+ * The admin API's access settings, replaced on reload: a rotated token applies to the very next
+ * request (connections kept alive with the old token are refused too), never after a restart.
+ */
+export class AdminAccess {
+  private expected: Buffer | undefined
+  private metricsOpen = false
+
+  constructor(options: AdminOptions) {
+    this.update(options)
+  }
+
+  update(options: AdminOptions): void {
+    this.expected = options.token === undefined || options.token === '' ? undefined : createHash('sha256').update(options.token).digest()
+    this.metricsOpen = !options.metricsAuth
+  }
+
+  /**
+   * Without a token only a loopback Host is answered: a web page whose name an attacker re-points
+   * at 127.0.0.1 (DNS rebinding) would otherwise reach the open admin API from the browser.
+   */
+  hostProblem(req: IncomingMessage): string | undefined {
+    if (this.expected !== undefined) return undefined
+    const host = req.headers.host ?? ''
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!
+    if (isLoopbackHost(name.toLowerCase())) return undefined
+    return `Host ${JSON.stringify(host.slice(0, 100))} is not a loopback name; without admin.token the admin API answers only Host localhost, 127.0.0.1 or [::1]`
+  }
+
+  allows(req: IncomingMessage, isMetrics: boolean): boolean {
+    const expected = this.expected
+    if (expected === undefined || (isMetrics && this.metricsOpen)) return true
     const header = req.headers.authorization ?? ''
     const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
     // Hash both sides so the comparison has a fixed length and takes constant time.
     return timingSafeEqual(createHash('sha256').update(presented).digest(), expected)
   }
+}
 
-  return createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => sendJson(res, 500, {error: `admin request failed: ${messageOf(error)}`}))
-  })
+export function createAdminServer(control: ControlPlane, metrics: ProxyMetrics, access: AdminAccess, timeouts: AdminTimeouts): Server {
+  const server = createServer(
+    {
+      headersTimeout: timeouts.clientHeadersMs,
+      requestTimeout: timeouts.clientHeadersMs + timeouts.clientBodyMs,
+      keepAliveTimeout: timeouts.clientIdleMs,
+      maxHeaderSize: 16 * 1024,
+      connectionsCheckingInterval: Math.min(1000, timeouts.clientHeadersMs),
+    },
+    (req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        if (error instanceof AdminRequestError) return refuse(req, res, error)
+        sendJson(res, 500, {error: `admin request failed: ${messageOf(error)}`})
+      })
+    },
+  )
+  return server
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin')
     const method = req.method ?? 'GET'
-    const path = url.pathname
+    const {path, query} = splitTarget(req.url ?? '')
     if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) return sendText(res, 200, 'ok\n')
+    const hostProblem = access.hostProblem(req)
+    if (hostProblem !== undefined) return sendJson(res, 403, {error: hostProblem, hint: 'Set admin.token to call the admin API through another name.'})
     const isMetrics = path === '/metrics'
-    if (!(isMetrics && !options.metricsAuth) && !authorized(req)) {
+    if (!access.allows(req, isMetrics)) {
       res.setHeader('www-authenticate', 'Bearer realm="canary-proxy"')
       return sendJson(res, 401, {error: 'missing or wrong bearer token', hint: 'Send Authorization: Bearer <admin.token>.'})
     }
@@ -82,8 +139,12 @@ export function createAdminServer(control: ControlPlane, metrics: ProxyMetrics, 
       res.end(text)
       return
     }
-    if (path === '/api/state' && method === 'GET') return sendJson(res, 200, await control.state())
+    if (path === '/api/state' && method === 'GET') {
+      onlyParameters(query, [])
+      return sendJson(res, 200, await control.state())
+    }
     if (path === '/api/reload' && method === 'POST') {
+      onlyParameters(query, [])
       try {
         return sendJson(res, 200, await control.reload())
       } catch (error) {
@@ -93,42 +154,87 @@ export function createAdminServer(control: ControlPlane, metrics: ProxyMetrics, 
     }
     const serviceMatch = /^\/api\/services\/([^/]+)\/(weights|stats)$/.exec(path)
     if (serviceMatch !== null) {
-      const service = decodeURIComponent(serviceMatch[1] ?? '')
-      try {
-        if (serviceMatch[2] === 'weights' && method === 'PUT') {
-          const body = await readBody(req)
-          let weights: unknown
-          try {
-            weights = JSON.parse(body)
-          } catch (error) {
-            throw new AdminRequestError(400, `bad JSON: ${messageOf(error)}`)
-          }
-          return sendJson(res, 200, await control.setWeights(service, weights))
-        }
-        if (serviceMatch[2] === 'stats' && method === 'GET') {
-          const since = url.searchParams.get('since')
-          if (since === null || !/^\d+$/.test(since)) throw new AdminRequestError(400, 'query parameter since=<epoch milliseconds> is required')
-          return sendJson(res, 200, await control.stats(service, Number(since)))
-        }
-      } catch (error) {
-        if (error instanceof AdminRequestError) return sendJson(res, error.status, {error: error.message})
-        throw error
+      const service = decodeSegment(serviceMatch[1] ?? '')
+      if (serviceMatch[2] === 'weights' && method === 'PUT') {
+        onlyParameters(query, [])
+        const weights = await readJsonBody(req)
+        return sendJson(res, 200, await control.setWeights(service, weights))
+      }
+      if (serviceMatch[2] === 'stats' && method === 'GET') {
+        onlyParameters(query, ['since'])
+        return sendJson(res, 200, await control.stats(service, sinceOf(query)))
       }
       return sendJson(res, 405, {error: `${method} is not allowed on ${path}`})
     }
-    return sendJson(res, 404, {error: `no admin endpoint ${method} ${path}`, hint: 'Endpoints: GET /healthz, GET /metrics, GET /api/state, PUT /api/services/{service}/weights, GET /api/services/{service}/stats?since=, POST /api/reload.'})
+    return sendJson(res, 404, {error: `no admin endpoint ${method} ${path}`, hint: ENDPOINTS})
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+/** Answers a refused request; a body left unread (too large, wrong type) ends the connection. */
+function refuse(req: IncomingMessage, res: ServerResponse, error: AdminRequestError): void {
+  if (!req.complete) res.setHeader('connection', 'close')
+  sendJson(res, error.status, {error: error.message})
+}
+
+/** The request target split into path and query; only origin form (`/path?query`) is accepted. */
+function splitTarget(target: string): {path: string; query: URLSearchParams} {
+  if (!target.startsWith('/') || target.startsWith('//')) throw new AdminRequestError(400, `request target ${JSON.stringify(target.slice(0, 100))} is not a path such as /api/state`)
+  const q = target.indexOf('?')
+  return {path: q === -1 ? target : target.slice(0, q), query: new URLSearchParams(q === -1 ? '' : target.slice(q + 1))}
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new AdminRequestError(400, `malformed percent-escape in path segment ${JSON.stringify(segment.slice(0, 100))}; escape "%" as %25`)
+  }
+}
+
+/** Refuses unknown and repeated query parameters, so a typo is an error rather than ignored. */
+function onlyParameters(query: URLSearchParams, allowed: readonly string[]): void {
+  const seen = new Set<string>()
+  for (const name of query.keys()) {
+    if (!allowed.includes(name)) throw new AdminRequestError(400, `unknown query parameter ${JSON.stringify(name.slice(0, 100))}${allowed.length === 0 ? ' (this endpoint takes none)' : ` (allowed: ${allowed.join(', ')})`}`)
+    if (seen.has(name)) throw new AdminRequestError(400, `query parameter ${name} given more than once`)
+    seen.add(name)
+  }
+}
+
+/** `since`: epoch milliseconds, a non-negative integer no later than now plus the skew allowance. */
+function sinceOf(query: URLSearchParams, nowMs: number = Date.now()): number {
+  const since = query.get('since')
+  if (since === null) throw new AdminRequestError(400, 'query parameter since=<epoch milliseconds> is required')
+  if (!/^\d{1,16}$/.test(since)) throw new AdminRequestError(400, `since=${JSON.stringify(since.slice(0, 100))} is not epoch milliseconds (a non-negative integer such as ${nowMs - 60_000})`)
+  const sinceMs = Number(since)
+  if (sinceMs > nowMs + MAX_SINCE_SKEW_MS) throw new AdminRequestError(400, `since=${since} is in the future (the proxy's clock reads ${nowMs}; up to ${MAX_SINCE_SKEW_MS} ms of skew is accepted)`)
+  return sinceMs
+}
+
+/** Reads a JSON body: `application/json`, at most ADMIN_MAX_BODY_BYTES, valid UTF-8 and JSON. */
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+  if (type !== 'application/json') throw new AdminRequestError(415, `content-type must be application/json, got ${JSON.stringify((req.headers['content-type'] ?? '(none)').slice(0, 100))}`)
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > ADMIN_MAX_BODY_BYTES) throw new AdminRequestError(413, `body of ${declared} bytes is larger than the limit of ${ADMIN_MAX_BODY_BYTES}`)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length
-    if (size > MAX_BODY_BYTES) throw new AdminRequestError(413, `body larger than ${MAX_BODY_BYTES} bytes`)
+    if (size > ADMIN_MAX_BODY_BYTES) throw new AdminRequestError(413, `body larger than the limit of ${ADMIN_MAX_BODY_BYTES} bytes`)
     chunks.push(chunk)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', {fatal: true}).decode(Buffer.concat(chunks))
+  } catch {
+    throw new AdminRequestError(400, 'body is not valid UTF-8')
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (error) {
+    throw new AdminRequestError(400, `bad JSON: ${messageOf(error).slice(0, 200)}`)
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -11,13 +11,13 @@ import {fileURLToPath} from 'node:url'
 import {Registry} from 'prom-client'
 
 import {ConfigError, messageOf, UsageError} from '../errors.js'
-import {AdminRequestError, createAdminServer, type ControlPlane} from './admin.js'
+import {AdminAccess, AdminRequestError, createAdminServer, type ControlPlane} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage, WorkerResults} from './cluster-protocol.js'
 import {loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics} from './metrics.js'
 import type {BoundAddress} from './proxy-instance.js'
 import {weightUpdateProblem, withWeights} from './runtime.js'
-import {assertAdminSafe, formatHost, handleProxySignals, httpUrl, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
+import {assertAdminSafe, assertReloadKeepsAdminSafe, formatHost, handleProxySignals, httpUrl, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
 import {mergeServices, type ProxyState} from './state.js'
 import {DEFAULT_RETENTION_SECONDS, sumCounters, sumWindows, windowStats} from './traffic-stats.js'
 
@@ -172,7 +172,9 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     try {
       const candidate = next ?? (await loadProxyConfig(configFile, options.env))
       assertAdminSafe(candidate)
+      assertReloadKeepsAdminSafe(adminAddress, candidate)
       await callAll({method: 'apply', config: candidate, generation: generation + 1})
+      access.update(candidate.admin)
       config = candidate
       generation++
       reloads.success++
@@ -186,7 +188,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   }
 
   const setWeights = async (service: string, weights: unknown) => {
-    const current = config.services[service]
+    const current = Object.hasOwn(config.services, service) ? config.services[service] : undefined
     if (current === undefined) throw new AdminRequestError(404, `service ${service}: not found (services: ${Object.keys(config.services).join(', ')})`)
     const problem = weightUpdateProblem(current, weights)
     if (problem !== undefined) throw new AdminRequestError(400, `service ${service}: set weights refused: ${problem}`)
@@ -213,7 +215,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     state,
     setWeights,
     stats: async (service, sinceMs) => {
-      const current = config.services[service]
+      const current = Object.hasOwn(config.services, service) ? config.services[service] : undefined
       if (current === undefined) throw new AdminRequestError(404, `service ${service}: not found`)
       const window = statsWindow(sinceMs, retentionSeconds)
       const parts = await callAll({method: 'window', service, versions: current.versions.map((v) => v.name), sinceMs: window.sinceMs, untilMs: window.untilMs})
@@ -226,7 +228,8 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     },
   }
   const metrics = new ProxyMetrics(options.registry ?? new Registry())
-  const admin = createAdminServer(control, metrics, {token: config.admin.token, metricsAuth: config.admin.metricsAuth})
+  const access = new AdminAccess(config.admin)
+  const admin = createAdminServer(control, metrics, access, config.timeouts)
   let adminAddress: BoundAddress
   try {
     adminAddress = await listenAdmin(admin, config.admin.listen)

@@ -11,6 +11,7 @@ import {z} from 'zod'
 
 import {ConfigError, type ConfigProblem} from '../errors.js'
 import {HOST_PORT, isLoopbackHost} from './address.js'
+import {MAX_WEIGHT} from './edf-balancer.js'
 import {normalisePath} from './request-target.js'
 
 export {isLoopbackHost, splitHostPort} from './address.js'
@@ -21,7 +22,9 @@ const name = z.string().regex(NAME, 'expected a name of letters, digits, "_", ".
 const hostPort = z.string().regex(HOST_PORT, 'expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080')
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name')
 const regexSource = z.string().refine(isValidRegex, 'expected a valid regular expression')
-const positiveMs = z.int().positive()
+/** Milliseconds: positive, and at most a day (Node's timers overflow above 2^31-1 ms and fire at once). */
+const positiveMs = z.int().positive().max(86_400_000, 'expected at most 86400000 (one day)')
+const MIB = 1024 * 1024
 
 /** Header match shared by route matching and the canary override (ingress-nginx canary-by-header). */
 const HeaderMatch = z.strictObject({
@@ -50,7 +53,7 @@ const Route = z.strictObject({
 
 const Version = z.strictObject({
   name,
-  weight: z.number().nonnegative().optional(),
+  weight: z.number().nonnegative().max(MAX_WEIGHT).optional(),
   servers: z.array(z.url({protocol: /^https?$/, error: 'expected an http:// or https:// URL'})).min(1),
 })
 
@@ -106,13 +109,19 @@ const RawConfig = z.strictObject({
       responseBodyMs: positiveMs.default(30_000),
       clientHeadersMs: positiveMs.default(10_000),
       clientIdleMs: positiveMs.default(5000),
+      clientBodyMs: positiveMs.default(30_000),
+      clientSendMs: positiveMs.default(30_000),
+      upstreamQueueMs: positiveMs.default(5000),
       drainMs: positiveMs.default(10_000),
     })
     .prefault({}),
   limits: z
     .strictObject({
-      maxHeaderBytes: z.int().min(1024).default(16 * 1024),
-      upstreamConnections: z.int().positive().default(128),
+      maxHeaderBytes: z.int().min(1024).max(MIB).default(16 * 1024),
+      upstreamConnections: z.int().positive().max(65_536).default(128),
+      upstreamQueue: z.int().nonnegative().max(1_000_000).default(1024),
+      requestBufferBytes: z.int().nonnegative().max(64 * MIB).default(64 * 1024),
+      responseBufferBytes: z.int().nonnegative().max(64 * MIB).default(256 * 1024),
     })
     .prefault({}),
   health: z.strictObject({cooldownMs: positiveMs.default(10_000)}).prefault({}),

@@ -6,6 +6,12 @@
  * exact counts. The search for an available entry is bounded by the number of entries (Traefik's
  * loop can spin when everything is down; this one returns undefined).
  */
+/**
+ * Largest weight a version may have, in the config and through the admin API. Weights are relative,
+ * so a million to one is finer than any rollout needs, and sums of them stay exact in a double.
+ */
+export const MAX_WEIGHT = 1_000_000
+
 export class EdfBalancer<T> {
   private readonly heap: EdfEntry<T>[] = []
   private currentDeadline = 0

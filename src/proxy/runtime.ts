@@ -10,7 +10,7 @@ import {Pool} from 'undici'
 import {ConfigError} from '../errors.js'
 import type {ChoosableService, HeaderOverride, StickyPrecedence} from './choose-version.js'
 import type {ProxyConfig, ProxyServiceConfig} from './config.js'
-import {EdfBalancer} from './edf-balancer.js'
+import {EdfBalancer, MAX_WEIGHT} from './edf-balancer.js'
 import {RouteTable} from './route-table.js'
 import type {TrafficStats} from './traffic-stats.js'
 
@@ -197,7 +197,7 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
   /** Applies new weights atomically (validated by the caller); the EDF schedule restarts. */
   setWeights(weights: Readonly<Record<string, number>>): void {
     for (const version of this.versions) {
-      const weight = weights[version.name]
+      const weight = ownWeight(weights, version.name) as number | undefined
       if (weight !== undefined) version.weight = weight
     }
     this.balancer = buildBalancer(this.versions)
@@ -343,9 +343,23 @@ export function poolSettings(config: ProxyConfig): PoolSettings {
   }
 }
 
+/** The value of `update[name]` when the update names that version itself (never an inherited property such as `constructor`). */
+function ownWeight(update: Readonly<Record<string, unknown>>, name: string): unknown {
+  return Object.hasOwn(update, name) ? update[name] : undefined
+}
+
+/** A JSON value as a short phrase for an error message. */
+function describeValue(value: unknown): string {
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : `${String(value)} (a number too large to represent)`
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return 'an object'
+  return JSON.stringify(value).slice(0, 60)
+}
+
 /**
- * Checks a weight update for one service: every named version exists, weights are non-negative
- * integers, and the resulting total is positive. Versions not named keep their weight.
+ * Checks a weight update for one service: every named version exists, weights are integers from 0
+ * to MAX_WEIGHT, and the resulting total is positive. Versions not named keep their weight.
  * Returns the reason it is invalid, or undefined.
  */
 export function weightUpdateProblem(service: {versions: readonly {name: string; weight: number}[]}, update: unknown): string | undefined {
@@ -354,21 +368,22 @@ export function weightUpdateProblem(service: {versions: readonly {name: string; 
   const entries = Object.entries(update as Record<string, unknown>)
   if (entries.length === 0) return 'no weights given'
   for (const [version, weight] of entries) {
-    if (!names.includes(version)) return `unknown version "${version}" (versions: ${names.join(', ')})`
-    if (typeof weight !== 'number' || !Number.isInteger(weight)) return `weight of ${version} must be an integer, got ${JSON.stringify(weight)}`
+    if (!names.includes(version)) return `unknown version ${JSON.stringify(version.slice(0, 100))} (versions: ${names.join(', ')})`
+    if (typeof weight !== 'number' || !Number.isInteger(weight)) return `weight of ${version} must be an integer, got ${describeValue(weight)}`
     if (weight < 0) return `weight of ${version} must not be negative, got ${weight}`
+    if (weight > MAX_WEIGHT) return `weight of ${version} must be at most ${MAX_WEIGHT}, got ${describeValue(weight)} (weights are relative: scale them down)`
   }
-  const merged = service.versions.map((v) => ((update as Record<string, number>)[v.name] ?? v.weight))
+  const merged = service.versions.map((v) => (ownWeight(update as Record<string, unknown>, v.name) as number | undefined) ?? v.weight)
   if (merged.every((w) => w === 0)) return 'all weights would be 0; at least one version needs a positive weight'
   return undefined
 }
 
 /** Applies a validated weight update to a config (used so reload-from-memory and new workers keep it). */
 export function withWeights(config: ProxyConfig, service: string, update: Readonly<Record<string, number>>): ProxyConfig {
-  const current = config.services[service]
+  const current = Object.hasOwn(config.services, service) ? config.services[service] : undefined
   if (current === undefined) throw new ConfigError(`service ${service}: set weights failed: no such service`)
   return {
     ...config,
-    services: {...config.services, [service]: {...current, versions: current.versions.map((v) => ({...v, weight: update[v.name] ?? v.weight}))}},
+    services: {...config.services, [service]: {...current, versions: current.versions.map((v) => ({...v, weight: (ownWeight(update, v.name) as number | undefined) ?? v.weight}))}},
   }
 }

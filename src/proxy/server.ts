@@ -11,7 +11,7 @@ import {basename, dirname, resolve} from 'node:path'
 import {Registry} from 'prom-client'
 
 import {ConfigError, messageOf, UsageError} from '../errors.js'
-import {AdminRequestError, createAdminServer, type ControlPlane, type ServiceStats} from './admin.js'
+import {AdminAccess, AdminRequestError, createAdminServer, type ControlPlane, type ServiceStats} from './admin.js'
 import {isLoopbackHost, loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics, type MetricsView} from './metrics.js'
 import {ProxyInstance, type BoundAddress} from './proxy-instance.js'
@@ -88,6 +88,18 @@ export function assertAdminSafe(config: ProxyConfig): void {
   }
 }
 
+/**
+ * Refuses a reload that would leave the admin listener actually bound (a listen change applies only
+ * after a restart) reachable from the network without a token; the old config keeps serving.
+ */
+export function assertReloadKeepsAdminSafe(bound: BoundAddress, candidate: ProxyConfig): void {
+  if (isLoopbackHost(bound.host) || (candidate.admin.token ?? '') !== '') return
+  throw new ConfigError(`proxy config ${candidate.file}: reload refused: the admin API listens on ${formatHost(bound.host)}:${bound.port}, which is not loopback, and the new config has no admin.token`, [], {
+    subject: candidate.file,
+    suggestions: ['Keep an admin.token in the config (rotating it to a new value is fine), or restart the proxy with admin.listen on 127.0.0.1.'],
+  })
+}
+
 export async function startProxy(initial: ProxyConfig, options: StartProxyOptions = {}): Promise<RunningProxy> {
   assertAdminSafe(initial)
   const log = options.log ?? logToStderr
@@ -103,10 +115,13 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
     try {
       const candidate = next ?? (await loadProxyConfig(configFile, options.env))
       assertAdminSafe(candidate)
+      assertReloadKeepsAdminSafe(adminAddress, candidate)
       if (candidate.listen !== config.listen || candidate.admin.listen !== config.admin.listen) {
         log({level: 'warn', msg: 'listen addresses changed in the config; they apply after a restart', listen: candidate.listen, admin: candidate.admin.listen})
       }
       instance.apply(candidate, generation + 1)
+      // A rotated token or metricsAuth applies to the next admin request, like the rest of the config.
+      access.update(candidate.admin)
       config = candidate
       generation++
       reloads.success++
@@ -139,7 +154,8 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
     reload: async () => ({generation: await reload()}),
     metricsView: async (): Promise<MetricsView> => ({counters: instance.counters(), services: instance.services(), reloads: {...reloads}, generation}),
   }
-  const admin = createAdminServer(control, metrics, {token: config.admin.token, metricsAuth: config.admin.metricsAuth})
+  const access = new AdminAccess(config.admin)
+  const admin = createAdminServer(control, metrics, access, config.timeouts)
 
   let address: BoundAddress
   let adminAddress: BoundAddress

@@ -17,7 +17,7 @@ afterEach(async () => {
 })
 
 const TOKEN = 'test-token'
-const auth = {authorization: `Bearer ${TOKEN}`}
+const auth = {authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json'}
 
 function yaml(v1: Upstream, v2: Upstream, weights = [80, 20], extra = ''): string {
   return `listen: 127.0.0.1:0

@@ -105,7 +105,7 @@ describe('canary proxy (built CLI)', () => {
     const [v1, v2] = await upstreams()
     const {child, listening} = await run(['--config', writeConfig(v1, v2)])
     const admin = `http://${listening.admin}`
-    expect((await fetch(`${admin}/api/services/s/weights`, {method: 'PUT', body: '{"v1": 0, "v2": 100}'})).status).toBe(200)
+    expect((await fetch(`${admin}/api/services/s/weights`, {method: 'PUT', headers: {'content-type': 'application/json'}, body: '{"v1": 0, "v2": 100}'})).status).toBe(200)
     const children = () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
     const [first] = children()
     process.kill(first!, 'SIGKILL')
@@ -123,7 +123,7 @@ describe('canary proxy (built CLI)', () => {
     const state = (await (await fetch(`${admin}/api/state`)).json()) as {workers: number}
     expect(state.workers).toBe(2)
     const since = Date.now()
-    const put = await fetch(`${admin}/api/services/s/weights`, {method: 'PUT', body: '{"v1": 0, "v2": 100}'})
+    const put = await fetch(`${admin}/api/services/s/weights`, {method: 'PUT', headers: {'content-type': 'application/json'}, body: '{"v1": 0, "v2": 100}'})
     expect(put.status).toBe(200)
     // New connections spread over both workers; every one must already use the new weights.
     const texts = new Set<string>()
