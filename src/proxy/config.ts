@@ -122,6 +122,7 @@ const RawConfig = z.strictObject({
       upstreamQueue: z.int().nonnegative().max(1_000_000).default(1024),
       requestBufferBytes: z.int().nonnegative().max(64 * MIB).default(64 * 1024),
       responseBufferBytes: z.int().nonnegative().max(64 * MIB).default(256 * 1024),
+      bufferTotalBytes: z.int().nonnegative().max(16 * 1024 * MIB).default(64 * MIB),
     })
     .prefault({}),
   health: z.strictObject({cooldownMs: positiveMs.default(10_000)}).prefault({}),

@@ -2,8 +2,17 @@
  * The request path. Order, in one place (STYLE.md point 13): validate and normalise the request
  * (request-target.ts: 400/501 before anything else) → route match on the normalised host and path → IP allow-list →
  * choose version (choose-version.ts: sticky, header, cookie, weights by default) → server (round robin, health-aware) → mirror
- * sample → forward with undici `Pool.dispatch` (the lean path research/perf-baseline.md measured:
- * no per-request closures or promise chains; one Exchange object per request is the handler).
+ * sample → read a small body first (request buffering) → wait for a connection of the upstream's
+ * gate (bounded queue, timeout → 503) → forward with undici `Pool.dispatch` (the lean path
+ * research/perf-baseline.md measured: no per-request closures or promise chains; one Exchange
+ * object per request is the handler).
+ *
+ * Slow clients (docs/proxy.md "Slow clients and the connection cap"): a body that stops arriving
+ * for `timeouts.clientBodyMs` gets 408; a client that stops reading its response for
+ * `timeouts.clientSendMs` is disconnected. Small bodies and responses are buffered (within
+ * `limits.bufferTotalBytes` for the process) so a slow client holds no upstream connection. Both
+ * timeouts are client-side outcomes: counted in `canary_proxy_client_errors_total` and never in a
+ * version's stats, so slow clients cannot fail a canary.
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {connect, type Socket} from 'node:net'
@@ -21,6 +30,7 @@ import {stripPathPrefix, type CompiledRoute} from './route-table.js'
 import type {ProxyRuntime, ServiceRuntime, ServiceVersion, UpstreamServer} from './runtime.js'
 import {CLIENT_CLOSED_REQUEST, isConnectError, isRequestFormError, isServerFailure, statusForError} from './status-for-error.js'
 import type {RequestSeries, TrafficStats} from './traffic-stats.js'
+import type {GateRefusal, GateWaiter, QueuedTicket, UpstreamGate} from './upstream-gate.js'
 
 const kExchange = Symbol('exchange')
 const kRefused = Symbol('refused')
@@ -39,6 +49,7 @@ const MAX_RETRIES = 2
 const SHORT_BODY: Record<number, string> = {
   403: 'forbidden\n',
   404: 'no route\n',
+  408: 'request body timeout\n',
   499: '',
   502: 'bad gateway\n',
   503: 'no healthy upstream\n',
@@ -46,6 +57,26 @@ const SHORT_BODY: Record<number, string> = {
 }
 
 type SocketWithExchange = Socket & {[kExchange]?: Exchange}
+
+/**
+ * Memory shared by every exchange for request bodies read before forwarding and response bytes
+ * held for slow readers (`limits.bufferTotalBytes`). When it is used up, requests stream and
+ * responses apply backpressure at once instead: bounded memory whatever the number of clients.
+ */
+export class BufferBudget {
+  used = 0
+  constructor(public totalBytes: number) {}
+
+  tryReserve(bytes: number): boolean {
+    if (this.used + bytes > this.totalBytes) return false
+    this.used += bytes
+    return true
+  }
+
+  release(bytes: number): void {
+    this.used -= bytes
+  }
+}
 
 /** Everything the data plane needs besides the request. */
 export interface DataPlaneContext {
@@ -56,10 +87,11 @@ export interface DataPlaneContext {
   localPort: string
   /** Open Upgrade tunnels (client side), closed when the proxy stops. */
   readonly tunnels: Set<Duplex>
+  readonly buffers: BufferBudget
 }
 
 /** One proxied request; it is its own undici dispatch handler, so no closures are created per request. */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
   abortUpstream: ((reason?: Error) => void) | undefined = undefined
   resumeUpstream: (() => void) | undefined = undefined
   clientGone = false
@@ -77,6 +109,25 @@ class Exchange implements Dispatcher.DispatchHandler {
   body: IncomingMessage | Buffer | null = null
   headers: string[] = []
   path = ''
+  /** The gate whose connection this exchange holds, until undici is done with the request. */
+  holding: UpstreamGate | undefined = undefined
+  /** Set while waiting in a gate's queue. */
+  ticket: QueuedTicket | undefined = undefined
+  /** True while the body is read into memory before forwarding. */
+  collecting = false
+  /** Budget bytes held for the buffered request body (released when the exchange finishes). */
+  requestReserved = 0
+  /** Budget bytes held for response data beyond what the client socket took (released on drain or close). */
+  responseReserved = 0
+  /** True while the upstream is paused because the client does not read. */
+  paused = false
+  /** The slow-client timer: 'body' while the request body is read, 'send' while the client does not read. */
+  watchdog: NodeJS.Timeout | undefined = undefined
+  watchKind: 'body' | 'send' | undefined = undefined
+  /** Progress mark of the watched direction: socket bytes read, or bytes still waiting to be sent. */
+  watchMark = 0
+  drainHook: (() => void) | undefined = undefined
+  closeHooked = false
 
   constructor(
     readonly plane: DataPlaneContext,
@@ -88,10 +139,125 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly service: ServiceRuntime,
   ) {}
 
+  /** Forwards through the server's gate: now, after a wait in its queue, or 503. */
   dispatch(): void {
-    const server = this.server!
     this.abortUpstream = undefined
+    this.ticket = this.server!.gate.enter(this)
+  }
+
+  admitted(gate: UpstreamGate): void {
+    this.ticket = undefined
+    if (this.done || this.clientGone) {
+      gate.leave()
+      this.finish(CLIENT_CLOSED_REQUEST)
+      return
+    }
+    this.holding = gate
+    const server = this.server!
     server.pool.dispatch({origin: server.origin, path: server.basePath + this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers, body: this.body}, this)
+  }
+
+  /** The upstream's connections stayed busy: 503 at once (queue full) or after timeouts.upstreamQueueMs. */
+  refused(reason: GateRefusal): void {
+    this.ticket = undefined
+    this.plane.stats.countUpstreamRefusal(this.server!.origin, reason)
+    respond(this.res, 503, undefined, 'upstream busy\n')
+    this.finish(503)
+  }
+
+  /** undici is done with the request (completed, failed or aborted): its connection is free. */
+  private releaseGate(): void {
+    const gate = this.holding
+    if (gate === undefined) return
+    this.holding = undefined
+    gate.leave()
+  }
+
+  /** Starts (or restarts) the slow-client timer for one direction. */
+  watch(kind: 'body' | 'send'): void {
+    this.watchKind = kind
+    this.watchMark = kind === 'body' ? this.req.socket.bytesRead : this.res.writableLength
+    const config = this.plane.runtime.config.timeouts
+    const ms = kind === 'body' ? config.clientBodyMs : config.clientSendMs
+    if (this.watchdog === undefined) this.watchdog = setTimeout(() => this.onWatchdog(), ms)
+    else {
+      clearTimeout(this.watchdog)
+      this.watchdog = setTimeout(() => this.onWatchdog(), ms)
+    }
+  }
+
+  unwatch(): void {
+    if (this.watchdog !== undefined) clearTimeout(this.watchdog)
+    this.watchdog = undefined
+    this.watchKind = undefined
+  }
+
+  /** The timer fired: progress since the last mark restarts it; none is a client timeout. */
+  private onWatchdog(): void {
+    const watchdog = this.watchdog
+    if (watchdog === undefined) return
+    if (this.watchKind === 'body') {
+      const req = this.req
+      if (req.complete || this.done) return this.unwatch()
+      const read = req.socket.bytesRead
+      // A body that is not being consumed (waiting for a connection, or the upstream applies
+      // backpressure) is not the client's delay.
+      const consuming = this.collecting || (this.holding !== undefined && req.readableFlowing === true)
+      if (read !== this.watchMark || !consuming) {
+        this.watchMark = read
+        watchdog.refresh()
+        return
+      }
+    } else {
+      const pending = this.res.writableLength
+      if (pending === 0 || this.res.destroyed) return this.unwatch()
+      if (pending < this.watchMark) {
+        this.watchMark = pending
+        watchdog.refresh()
+        return
+      }
+    }
+    this.clientTimedOut(this.watchKind ?? 'send')
+  }
+
+  /**
+   * A client too slow to send its body (408) or to read its response (disconnected). Counted as a
+   * client error, recorded without a version, and the upstream request is aborted so its
+   * connection is freed.
+   */
+  private clientTimedOut(kind: 'body' | 'send'): void {
+    this.unwatch()
+    this.plane.stats.countClientError(kind === 'body' ? 'body_timeout' : 'send_timeout')
+    if (this.done) {
+      // The upstream already answered in full; only the client's tail is stuck.
+      this.res.destroy()
+      return
+    }
+    this.clientGone = true
+    if (kind === 'body' && !this.res.headersSent) {
+      this.res.setHeader('connection', 'close')
+      respond(this.res, 408)
+    } else {
+      this.res.destroy()
+    }
+    this.ticket?.cancel()
+    this.ticket = undefined
+    this.finish(kind === 'body' ? 408 : CLIENT_CLOSED_REQUEST, true)
+    this.abortUpstream?.(new Error(`client ${kind === 'body' ? 'sent no body' : 'read nothing'} for too long`))
+  }
+
+  /** Response data waiting in memory reached the socket: release its budget, resume a paused upstream. */
+  private onDrain(): void {
+    this.drainHook = undefined
+    if (this.responseReserved !== 0) {
+      this.plane.buffers.release(this.responseReserved)
+      this.responseReserved = 0
+    }
+    if (this.paused) {
+      this.paused = false
+      if (this.watchKind === 'send') this.unwatch()
+      this.resumeUpstream?.()
+    }
   }
 
   onConnect(abort: (reason?: Error) => void): void {
@@ -122,19 +288,43 @@ class Exchange implements Dispatcher.DispatchHandler {
       return true
     }
     this.bytes += chunk.length
-    const ok = this.res.write(chunk)
-    // Backpressure: undici pauses reading the upstream until the client socket drains.
-    if (!ok && this.resumeUpstream !== undefined) this.res.once('drain', this.resumeUpstream)
-    return ok
+    if (this.res.write(chunk)) return true
+    // The client reads slower than the upstream sends. Keep reading into memory up to
+    // limits.responseBufferBytes (within the shared budget), so a slow reader of a modest response
+    // frees its upstream connection; beyond that, pause the upstream (backpressure) until the client
+    // drains, for at most timeouts.clientSendMs without progress.
+    if (this.drainHook === undefined) {
+      const hook = (this.drainHook = () => this.onDrain())
+      this.res.once('drain', hook)
+      if (!this.closeHooked) {
+        this.closeHooked = true
+        this.res.once('close', () => this.onDrain())
+      }
+    }
+    if (this.res.writableLength <= this.plane.runtime.config.limits.responseBufferBytes && this.plane.buffers.tryReserve(chunk.length)) {
+      this.responseReserved += chunk.length
+      return true
+    }
+    this.paused = true
+    this.watch('send')
+    return false
   }
 
   onComplete(): void {
+    this.releaseGate()
+    if (this.done) return
     if (!this.ended) this.res.end()
     this.server!.markSucceeded()
     this.finish(this.status)
+    if (this.res.writableLength > 0 && !this.res.destroyed) {
+      // The upstream is done and its connection free; the client still has to take the tail.
+      this.watch('send')
+      this.res.once('finish', () => this.unwatch())
+    }
   }
 
   onError(error: Error): void {
+    this.releaseGate()
     if (this.done) return
     // A client that goes away mid-body makes the upstream request fail with the body stream's
     // error (ECONNRESET "aborted"), possibly before the socket's 'close': still the client's doing.
@@ -186,18 +376,25 @@ class Exchange implements Dispatcher.DispatchHandler {
     return server
   }
 
-  finish(status: number): void {
+  /** Records the outcome once. `clientSide`: a slow-client timeout, recorded without a version. */
+  finish(status: number, clientSide = false): void {
     if (this.done) return
     this.done = true
+    if (this.watchKind === 'body') this.unwatch()
+    if (this.requestReserved !== 0) {
+      this.plane.buffers.release(this.requestReserved)
+      this.requestReserved = 0
+    }
     const plane = this.plane
     const endMs = performance.now()
     const durationMs = endMs - this.startMs
     const nowMs = Date.now()
     const version = this.version
-    // A client abort is not the version's answer (docs/proxy.md "What counts against a version").
-    const aborted = status === CLIENT_CLOSED_REQUEST
+    // A client abort is not the version's answer (docs/proxy.md "What counts against a version");
+    // nor is a slow-client timeout (counted as a client error instead).
+    const aborted = status === CLIENT_CLOSED_REQUEST && !clientSide
     if (aborted && version !== undefined) plane.stats.countClientAbort(this.service.name, version.name, nowMs)
-    plane.stats.seriesFor(this.route.name, this.service.name, aborted ? '' : (version?.name ?? '')).record(status, durationMs / 1000, nowMs)
+    plane.stats.seriesFor(this.route.name, this.service.name, aborted || clientSide ? '' : (version?.name ?? '')).record(status, durationMs / 1000, nowMs)
     plane.accessLog?.log({
       timeMs: nowMs,
       client: this.client,
@@ -231,13 +428,18 @@ function onClientSocketClose(this: SocketWithExchange): void {
   const exchange = this[kExchange]
   if (exchange === undefined || exchange.done) return
   exchange.clientGone = true
-  if (exchange.abortUpstream !== undefined) exchange.abortUpstream(new Error('client closed the connection'))
+  exchange.unwatch()
+  if (exchange.ticket !== undefined) {
+    exchange.ticket.cancel()
+    exchange.ticket = undefined
+    exchange.finish(CLIENT_CLOSED_REQUEST)
+  } else if (exchange.abortUpstream !== undefined) exchange.abortUpstream(new Error('client closed the connection'))
   else exchange.finish(CLIENT_CLOSED_REQUEST)
 }
 
-function respond(res: ServerResponse, status: number, extraHeaders?: readonly [string, string][]): void {
+function respond(res: ServerResponse, status: number, extraHeaders?: readonly [string, string][], text?: string): void {
   if (res.headersSent || res.destroyed) return
-  const body = SHORT_BODY[status] ?? ''
+  const body = text ?? SHORT_BODY[status] ?? ''
   res.statusCode = status
   res.setHeader('content-type', 'text/plain; charset=utf-8')
   res.setHeader('content-length', Buffer.byteLength(body))
@@ -365,21 +567,26 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   socket[kExchange] = exchange
 
   const mirror = service.mirror
-  const withBody = hasBody(req)
-  if (mirror !== undefined && mirror.sample()) {
-    const counts = plane.stats.mirrorFor(service.name, mirror.version.name)
-    const length = Number(req.headers['content-length'] ?? '0')
-    if (!withBody) {
-      sendMirror(plane, service, exchange, null)
-    } else if (req.headers['transfer-encoding'] === undefined && length <= mirror.maxBodyBytes) {
-      // Small bodies are read first so both copies can be sent (docs/proxy.md "Mirroring").
-      collectBody(req, exchange, service)
-      return
-    } else {
-      counts.skipped++
-    }
+  const sampled = mirror !== undefined && mirror.sample()
+  if (!hasBody(req)) {
+    if (sampled) sendMirror(plane, service, exchange, null)
+    exchange.body = null
+    exchange.dispatch()
+    return
   }
-  exchange.body = withBody ? req : null
+  const length = req.headers['transfer-encoding'] === undefined ? Number(req.headers['content-length']) : Infinity
+  // Small bodies are read before a connection is taken, so a slow sender holds none (nginx's
+  // request buffering); a mirrored body is read first so both copies can be sent (docs/proxy.md
+  // "Mirroring"). Larger, chunked, or over-budget bodies stream under the body timeout.
+  const mirrorWants = sampled && length <= mirror.maxBodyBytes
+  if ((length <= plane.runtime.config.limits.requestBufferBytes || mirrorWants) && plane.buffers.tryReserve(length)) {
+    exchange.requestReserved = length
+    collectBody(req, exchange, service, mirrorWants)
+    return
+  }
+  if (sampled) plane.stats.mirrorFor(service.name, mirror.version.name).skipped++
+  exchange.body = req
+  exchange.watch('body')
   exchange.dispatch()
 }
 
@@ -389,27 +596,37 @@ function forwardPath(route: CompiledRoute, target: RequestTarget): string {
   return route.stripPrefix === undefined ? url : stripPathPrefix(url, route.stripPrefix)
 }
 
-function collectBody(req: IncomingMessage, exchange: Exchange, service: ServiceRuntime): void {
+function collectBody(req: IncomingMessage, exchange: Exchange, service: ServiceRuntime, mirrored: boolean): void {
   const chunks: Buffer[] = []
+  exchange.collecting = true
+  exchange.watch('body')
   req.on('data', (chunk: Buffer) => chunks.push(chunk))
   req.on('end', () => {
+    exchange.collecting = false
+    if (exchange.done || exchange.clientGone) return
+    exchange.unwatch()
     const body = Buffer.concat(chunks)
     exchange.body = body
-    sendMirror(exchange.plane, service, exchange, body)
-    if (!exchange.clientGone) exchange.dispatch()
+    if (mirrored) sendMirror(exchange.plane, service, exchange, body)
+    exchange.dispatch()
   })
 }
 
-/** Fire-and-forget copy to the mirror version: own timeouts, response discarded, failures counted, never thrown. */
+/**
+ * Fire-and-forget copy to the mirror version: own timeouts, response discarded, failures counted,
+ * never thrown. It takes a connection only when one is free (never waits in the gate's queue), so
+ * a slow mirror cannot build an unbounded backlog.
+ */
 function sendMirror(plane: DataPlaneContext, service: ServiceRuntime, exchange: Exchange, body: Buffer | null): void {
   const mirror = service.mirror!
   const counts = plane.stats.mirrorFor(service.name, mirror.version.name)
   const server = mirror.version.nextServer()
-  if (server === undefined) {
+  if (server === undefined || !server.gate.tryEnter()) {
     counts.failures++
     return
   }
   counts.requests++
+  const gate = server.gate
   server.pool
     .request({
       path: server.basePath + exchange.path,
@@ -421,9 +638,14 @@ function sendMirror(plane: DataPlaneContext, service: ServiceRuntime, exchange: 
       signal: AbortSignal.timeout(mirror.timeoutMs),
     })
     .then(
-      (response) => response.body.dump().catch(() => undefined),
+      (response) =>
+        response.body
+          .dump()
+          .catch(() => undefined)
+          .finally(() => gate.leave()),
       () => {
         counts.failures++
+        gate.leave()
       },
     )
 }
@@ -460,6 +682,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
   for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`
   const upstream: Socket = connect({host: url.hostname, port: Number(url.port || 80)})
+  const timeouts = plane.runtime.config.timeouts
   const series = plane.stats.seriesFor(route.name, service.name, version.name)
   let recorded = false
   const record = (status: number) => {
@@ -467,27 +690,50 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
     recorded = true
     series.record(status, (performance.now() - startMs) / 1000, Date.now())
   }
+  let failed = false
+  const fail = (status: 502 | 504) => {
+    failed = true
+    record(status)
+    socket.end(`HTTP/1.1 ${status} ${status === 502 ? 'Bad Gateway' : 'Gateway Timeout'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    upstream.destroy()
+  }
+  // The same upstream timeouts as forwarded requests: connect within connectMs (502, the server
+  // is unreachable), then the upstream's answer to the upgrade within responseHeadersMs (504).
+  // Once bytes flow, the tunnel has no timeout (WebSockets may idle).
+  upstream.setTimeout(timeouts.connectMs, () => {
+    server.markFailed(true)
+    fail(502)
+  })
   plane.tunnels.add(socket)
   socket.once('close', () => plane.tunnels.delete(socket))
   upstream.once('connect', () => {
+    upstream.setTimeout(timeouts.responseHeadersMs, () => fail(504))
+    upstream.once('data', (chunk: Buffer) => {
+      upstream.setTimeout(0)
+      // The upstream's status line: 101, or its refusal of the upgrade.
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(chunk.toString('latin1', 0, 16))
+      record(status === null ? 502 : Number(status[1]))
+    })
     upstream.write(`${headText}\r\n`)
     if (head.length > 0) upstream.write(head)
     upstream.pipe(socket)
     socket.pipe(upstream)
-    record(101)
   })
   upstream.on('error', (error) => {
+    if (failed) return
     if (!recorded) {
       if (isServerFailure(error)) server.markFailed(isConnectError(error))
-      record(502)
-      socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      fail(502)
     } else {
       socket.destroy()
     }
   })
   socket.on('error', () => upstream.destroy())
   socket.on('close', () => upstream.destroy())
-  upstream.on('close', () => socket.destroy())
+  // After fail() the client socket ends on its own once the error answer is written.
+  upstream.on('close', () => {
+    if (!failed) socket.destroy()
+  })
 }
 
 /** Answers a refused request on a raw socket (Upgrade and CONNECT requests have no ServerResponse). */

@@ -2,11 +2,18 @@
  * Optional active health checks: `GET healthCheck.path` on every server of a service each
  * `intervalMs`; a 2xx/3xx answer within `timeoutMs` marks it up, anything else down. Passive health
  * (runtime.ts) works independently. Timers are unref'd and stopped when a config generation ends.
+ * Probes use their own connection per server, not the data plane's pool: behind a pool saturated
+ * by slow clients a probe would wait, time out and take a healthy server out.
  */
+import {Client} from 'undici'
+
 import type {ProxyRuntime} from './runtime.js'
 
 export class HealthChecker {
   private readonly timers: NodeJS.Timeout[] = []
+  private readonly clients: Client[] = []
+  /** Set by stop(): a probe cut short by it must not mark its server down. */
+  private stopped = false
 
   constructor(runtime: ProxyRuntime) {
     for (const service of runtime.services.values()) {
@@ -14,16 +21,18 @@ export class HealthChecker {
       if (check === undefined) continue
       for (const version of service.versions) {
         for (const server of version.servers) {
+          const client = new Client(server.origin, {pipelining: 1, connect: {timeout: check.timeoutMs}, keepAliveTimeout: Math.min(4000, check.intervalMs)})
+          this.clients.push(client)
           const probe = () => {
-            server.pool
+            client
               .request({path: server.basePath + check.path, method: 'GET', headersTimeout: check.timeoutMs, bodyTimeout: check.timeoutMs, signal: AbortSignal.timeout(check.timeoutMs)})
               .then(
                 async (response) => {
-                  server.health.activeUp = response.statusCode < 400
+                  if (!this.stopped) server.health.activeUp = response.statusCode < 400
                   await response.body.dump().catch(() => undefined)
                 },
                 () => {
-                  server.health.activeUp = false
+                  if (!this.stopped) server.health.activeUp = false
                 },
               )
           }
@@ -37,7 +46,10 @@ export class HealthChecker {
   }
 
   stop(): void {
+    this.stopped = true
     for (const timer of this.timers) clearInterval(timer)
     this.timers.length = 0
+    for (const client of this.clients) void client.destroy().catch(() => undefined)
+    this.clients.length = 0
   }
 }

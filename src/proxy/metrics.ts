@@ -46,7 +46,7 @@ class ViewMetric {
 /** The proxy's metrics; call `render(view)` per scrape. */
 export class ProxyMetrics {
   readonly registry: Registry
-  private view: MetricsView = {counters: {requests: {}, durations: {}, mirror: {}, redistributed: {}, retries: 0, clientErrors: {}}, services: {}, reloads: {success: 0, failure: 0}, generation: 0}
+  private view: MetricsView = {counters: {requests: {}, durations: {}, mirror: {}, redistributed: {}, retries: 0, clientErrors: {}, upstreamRefusals: {}, accessLogDropped: 0, upstreams: {}, bufferedBytes: 0}, services: {}, reloads: {success: 0, failure: 0}, generation: 0}
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry
@@ -94,9 +94,23 @@ export class ProxyMetrics {
       }),
     )
     add('canary_proxy_retries_total', 'Requests retried on another server after a connection failure.', 'counter', (v) => [{value: v.counters.retries, labels: {}}])
-    add('canary_proxy_client_errors_total', 'Malformed client requests answered by the proxy (400, 408, 431), by reason.', 'counter', (v) =>
+    add('canary_proxy_client_errors_total', 'Malformed or too slow client requests the proxy ended itself (400, 408, 431, slow body or slow reader), by reason.', 'counter', (v) =>
       Object.entries(v.counters.clientErrors).map(([reason, value]) => ({value, labels: {reason}})),
     )
+    add('canary_proxy_upstream_rejected_total', 'Requests answered 503 because every connection to the upstream stayed busy (limits.upstreamConnections), by reason: queue_full or queue_timeout.', 'counter', (v) =>
+      Object.entries(v.counters.upstreamRefusals).map(([key, value]) => {
+        const [upstream = '', reason = ''] = splitKey(key)
+        return {value, labels: {upstream, reason}}
+      }),
+    )
+    add('canary_proxy_upstream_active_requests', 'Requests holding a connection to the upstream now (at most limits.upstreamConnections per process).', 'gauge', (v) =>
+      Object.entries(v.counters.upstreams).map(([upstream, g]) => ({value: g.active, labels: {upstream}})),
+    )
+    add('canary_proxy_upstream_queued_requests', 'Requests waiting for a connection to the upstream now (at most limits.upstreamQueue per process).', 'gauge', (v) =>
+      Object.entries(v.counters.upstreams).map(([upstream, g]) => ({value: g.queued, labels: {upstream}})),
+    )
+    add('canary_proxy_buffered_bytes', 'Request bodies and response data held in memory for slow clients (at most limits.bufferTotalBytes per process).', 'gauge', (v) => [{value: v.counters.bufferedBytes, labels: {}}])
+    add('canary_proxy_access_log_dropped_total', 'Access-log lines dropped because the log destination did not keep up (accessLog.maxBufferBytes full, or a write failed).', 'counter', (v) => [{value: v.counters.accessLogDropped, labels: {}}])
     add('canary_proxy_config_reloads_total', 'Config reloads by result (success or failure; a failed reload keeps the old config).', 'counter', (v) => [
       {value: v.reloads.success, labels: {result: 'success'}},
       {value: v.reloads.failure, labels: {result: 'failure'}},

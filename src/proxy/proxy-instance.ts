@@ -9,7 +9,7 @@ import {UsageError} from '../errors.js'
 import {AccessLog} from './access-log.js'
 import {splitHostPort} from './address.js'
 import type {ProxyConfig} from './config.js'
-import {handleConnect, handleRequest, handleUpgrade, wasRefused, type DataPlaneContext} from './data-plane.js'
+import {BufferBudget, handleConnect, handleRequest, handleUpgrade, wasRefused, type DataPlaneContext} from './data-plane.js'
 import {HealthChecker} from './health-checker.js'
 import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime, weightUpdateProblem} from './runtime.js'
 import {serviceState, servicesState, type ServiceState} from './state.js'
@@ -44,6 +44,7 @@ export class ProxyInstance {
       trustedProxyHops: config.trustedProxyHops,
       localPort: String(splitHostPort(config.listen).port),
       tunnels: new Set(),
+      buffers: new BufferBudget(config.limits.bufferTotalBytes),
     }
     this.checker = new HealthChecker(runtime)
     const t = config.timeouts
@@ -90,6 +91,7 @@ export class ProxyInstance {
     this.checker.stop()
     this.plane.runtime = runtime
     this.plane.trustedProxyHops = config.trustedProxyHops
+    this.plane.buffers.totalBytes = config.limits.bufferTotalBytes
     this.checker = new HealthChecker(runtime)
     const path = config.accessLog?.path
     if (path !== this.accessLogPath) {
@@ -114,7 +116,7 @@ export class ProxyInstance {
   }
 
   counters(): CounterSnapshot {
-    return this.stats.snapshot()
+    return {...this.stats.snapshot(), upstreams: this.pools.gates(), bufferedBytes: this.plane.buffers.used}
   }
 
   private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {

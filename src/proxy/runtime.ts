@@ -13,6 +13,7 @@ import type {ProxyConfig, ProxyServiceConfig} from './config.js'
 import {EdfBalancer, MAX_WEIGHT} from './edf-balancer.js'
 import {RouteTable} from './route-table.js'
 import type {TrafficStats} from './traffic-stats.js'
+import {UpstreamGate} from './upstream-gate.js'
 
 /** Resets or broken connections in a row that take a server out (connect failures need one). */
 const PASSIVE_FAILURE_THRESHOLD = 3
@@ -37,6 +38,8 @@ export class UpstreamServer {
     /** Path the server URL carries (e.g. `/base`), prepended to forwarded paths; "" for none. */
     readonly basePath: string,
     readonly pool: Pool,
+    /** Admission to `pool`: the connection cap, its queue and queue timeout (shared by servers of one origin). */
+    readonly gate: UpstreamGate,
     readonly health: ServerHealth,
     private readonly cooldownMs: number,
   ) {}
@@ -161,7 +164,8 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
           v.servers.map((url) => {
             const parsed = new URL(url)
             const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/$/, '')
-            return new UpstreamServer(url, parsed.origin, basePath, pools.acquire(parsed.origin), health.get(url), cooldownMs)
+            const upstream = pools.acquire(parsed.origin)
+            return new UpstreamServer(url, parsed.origin, basePath, upstream.pool, upstream.gate, health.get(url), cooldownMs)
           }),
           config.sticky,
         ),
@@ -221,11 +225,19 @@ export interface PoolSettings {
   readonly connectTimeoutMs: number
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
+  readonly queue: number
+  readonly queueTimeoutMs: number
+}
+
+/** An upstream origin's connection pool and the gate in front of it. */
+export interface OriginPool {
+  readonly pool: Pool
+  readonly gate: UpstreamGate
 }
 
 /** One undici Pool per upstream origin (pipelining 1), shared across config generations. */
 export class PoolRegistry {
-  private readonly pools = new Map<string, Pool>()
+  private readonly pools = new Map<string, OriginPool>()
   private inUse = new Set<string>()
 
   constructor(private settings: PoolSettings) {}
@@ -234,19 +246,19 @@ export class PoolRegistry {
   beginGeneration(settings: PoolSettings): void {
     if (JSON.stringify(settings) !== JSON.stringify(this.settings)) {
       // New timeouts or sizes: let old pools finish their requests, then close them.
-      for (const pool of this.pools.values()) void pool.close().catch(() => undefined)
+      for (const {pool} of this.pools.values()) void pool.close().catch(() => undefined)
       this.pools.clear()
       this.settings = settings
     }
     this.inUse = new Set()
   }
 
-  acquire(origin: string): Pool {
+  acquire(origin: string): OriginPool {
     this.inUse.add(origin)
-    let pool = this.pools.get(origin)
-    if (pool === undefined) {
+    let entry = this.pools.get(origin)
+    if (entry === undefined) {
       const s = this.settings
-      pool = new Pool(origin, {
+      const pool = new Pool(origin, {
         connections: s.connections,
         pipelining: 1,
         connect: {timeout: s.connectTimeoutMs},
@@ -254,14 +266,20 @@ export class PoolRegistry {
         bodyTimeout: s.bodyTimeoutMs,
         keepAliveTimeout: 4000,
       })
-      this.pools.set(origin, pool)
+      entry = {pool, gate: new UpstreamGate(s.connections, s.queue, s.queueTimeoutMs)}
+      this.pools.set(origin, entry)
     }
-    return pool
+    return entry
+  }
+
+  /** Admission state per origin, for metrics. */
+  gates(): Record<string, {active: number; queued: number}> {
+    return Object.fromEntries([...this.pools].map(([origin, {gate}]) => [origin, {active: gate.active, queued: gate.queued}]))
   }
 
   /** Closes pools no longer used by the current generation (after their in-flight requests). */
   endGeneration(): void {
-    for (const [origin, pool] of this.pools) {
+    for (const [origin, {pool}] of this.pools) {
       if (this.inUse.has(origin)) continue
       this.pools.delete(origin)
       void pool.close().catch(() => undefined)
@@ -271,13 +289,13 @@ export class PoolRegistry {
   async closeAll(): Promise<void> {
     const pools = [...this.pools.values()]
     this.pools.clear()
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)))
+    await Promise.all(pools.map(({pool}) => pool.close().catch(() => undefined)))
   }
 
   async destroyAll(): Promise<void> {
     const pools = [...this.pools.values()]
     this.pools.clear()
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)))
+    await Promise.all(pools.map(({pool}) => pool.destroy().catch(() => undefined)))
   }
 }
 
@@ -340,6 +358,8 @@ export function poolSettings(config: ProxyConfig): PoolSettings {
     connectTimeoutMs: config.timeouts.connectMs,
     headersTimeoutMs: config.timeouts.responseHeadersMs,
     bodyTimeoutMs: config.timeouts.responseBodyMs,
+    queue: config.limits.upstreamQueue,
+    queueTimeoutMs: config.timeouts.upstreamQueueMs,
   }
 }
 

@@ -116,8 +116,16 @@ export interface CounterSnapshot {
   /** key service\0version → requests served by other versions because this one had no healthy server */
   readonly redistributed: Record<string, number>
   readonly retries: number
-  /** key reason (bad_request, header_too_large, timeout) */
+  /** key reason (bad_request, header_too_large, timeout, body_timeout, send_timeout) */
   readonly clientErrors: Record<string, number>
+  /** key upstream origin\0reason (queue_full, queue_timeout) → requests answered 503 by the connection cap */
+  readonly upstreamRefusals: Record<string, number>
+  /** Access-log lines dropped because the log could not keep up (a full buffer or a failed write). */
+  readonly accessLogDropped: number
+  /** Gauges per upstream origin: requests holding a connection and requests waiting for one. */
+  readonly upstreams: Record<string, {active: number; queued: number}>
+  /** Gauge: bytes of request bodies and response data held in memory for slow clients. */
+  readonly bufferedBytes: number
 }
 
 /** Per-version result of the stats API (the engine's input). */
@@ -142,7 +150,9 @@ export class TrafficStats {
   private readonly mirrorCounts = new Map<string, MirrorCounts>()
   private readonly redistributedCounts = new Map<string, number>()
   private readonly clientErrorCounts = new Map<string, number>()
+  private readonly upstreamRefusalCounts = new Map<string, number>()
   retries = 0
+  accessLogDropped = 0
 
   constructor(readonly retentionSeconds: number = DEFAULT_RETENTION_SECONDS) {}
 
@@ -191,6 +201,11 @@ export class TrafficStats {
     this.clientErrorCounts.set(reason, (this.clientErrorCounts.get(reason) ?? 0) + 1)
   }
 
+  countUpstreamRefusal(origin: string, reason: string): void {
+    const key = origin + SEP + reason
+    this.upstreamRefusalCounts.set(key, (this.upstreamRefusalCounts.get(key) ?? 0) + 1)
+  }
+
   private ringFor(service: string, version: string): SecondRing {
     const key = service + SEP + version
     let ring = this.rings.get(key)
@@ -215,6 +230,10 @@ export class TrafficStats {
       redistributed: Object.fromEntries(this.redistributedCounts),
       retries: this.retries,
       clientErrors: Object.fromEntries(this.clientErrorCounts),
+      upstreamRefusals: Object.fromEntries(this.upstreamRefusalCounts),
+      accessLogDropped: this.accessLogDropped,
+      upstreams: {},
+      bufferedBytes: 0,
     }
   }
 
@@ -273,7 +292,11 @@ export function sumCounters(parts: readonly CounterSnapshot[]): CounterSnapshot 
   const mirror: CounterSnapshot['mirror'] = {}
   const redistributed: Record<string, number> = {}
   const clientErrors: Record<string, number> = {}
+  const upstreamRefusals: Record<string, number> = {}
+  const upstreams: Record<string, {active: number; queued: number}> = {}
   let retries = 0
+  let accessLogDropped = 0
+  let bufferedBytes = 0
   const add = (into: Record<string, number>, from: Readonly<Record<string, number>>) => {
     for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v
   }
@@ -281,7 +304,15 @@ export function sumCounters(parts: readonly CounterSnapshot[]): CounterSnapshot 
     add(requests, part.requests)
     add(redistributed, part.redistributed)
     add(clientErrors, part.clientErrors)
+    add(upstreamRefusals, part.upstreamRefusals)
     retries += part.retries
+    accessLogDropped += part.accessLogDropped
+    bufferedBytes += part.bufferedBytes
+    for (const [origin, gauges] of Object.entries(part.upstreams)) {
+      const into = (upstreams[origin] ??= {active: 0, queued: 0})
+      into.active += gauges.active
+      into.queued += gauges.queued
+    }
     for (const [k, v] of Object.entries(part.durations)) {
       const into = (durations[k] ??= {buckets: new Array<number>(v.buckets.length).fill(0), sum: 0, count: 0})
       v.buckets.forEach((n, i) => (into.buckets[i] = (into.buckets[i] ?? 0) + n))
@@ -295,7 +326,7 @@ export function sumCounters(parts: readonly CounterSnapshot[]): CounterSnapshot 
       into.skipped += v.skipped
     }
   }
-  return {requests, durations, mirror, redistributed, retries, clientErrors}
+  return {requests, durations, mirror, redistributed, retries, clientErrors, upstreamRefusals, accessLogDropped, upstreams, bufferedBytes}
 }
 
 /** Splits a snapshot key back into its label values. */

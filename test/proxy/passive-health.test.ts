@@ -4,7 +4,7 @@ import {ServerHealth, UpstreamServer} from '../../src/proxy/runtime.js'
 
 function server(): UpstreamServer {
   // The pool is not used by health bookkeeping.
-  return new UpstreamServer('http://127.0.0.1:1', 'http://127.0.0.1:1', '', undefined as never, new ServerHealth(), 60_000)
+  return new UpstreamServer('http://127.0.0.1:1', 'http://127.0.0.1:1', '', undefined as never, undefined as never, new ServerHealth(), 60_000)
 }
 
 describe('passive health', () => {
@@ -28,7 +28,7 @@ describe('passive health', () => {
   })
 
   it('brings the server back after the cooldown', () => {
-    const s = new UpstreamServer('http://127.0.0.1:1', 'http://127.0.0.1:1', '', undefined as never, new ServerHealth(), 0)
+    const s = new UpstreamServer('http://127.0.0.1:1', 'http://127.0.0.1:1', '', undefined as never, undefined as never, new ServerHealth(), 0)
     s.markFailed(true)
     expect(s.healthy).toBe(true)
   })
