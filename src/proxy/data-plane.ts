@@ -162,7 +162,8 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     this.ticket = undefined
     this.plane.stats.countUpstreamRefusal(this.server!.origin, reason)
     respond(this.res, 503, undefined, 'upstream busy\n')
-    this.finish(503)
+    // Not the version's failure: a few clients holding every connection must not fail a canary.
+    this.finish(503, true)
   }
 
   /** undici is done with the request (completed, failed or aborted): its connection is free. */
@@ -376,8 +377,11 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     return server
   }
 
-  /** Records the outcome once. `clientSide`: a slow-client timeout, recorded without a version. */
-  finish(status: number, clientSide = false): void {
+  /**
+   * Records the outcome once. `withoutVersion`: an outcome the version is not responsible for (a
+   * slow-client timeout, a full connection queue); the access log still names the version.
+   */
+  finish(status: number, withoutVersion = false): void {
     if (this.done) return
     this.done = true
     if (this.watchKind === 'body') this.unwatch()
@@ -391,10 +395,10 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     const nowMs = Date.now()
     const version = this.version
     // A client abort is not the version's answer (docs/proxy.md "What counts against a version");
-    // nor is a slow-client timeout (counted as a client error instead).
-    const aborted = status === CLIENT_CLOSED_REQUEST && !clientSide
+    // nor is a slow-client timeout or a full connection queue (see `withoutVersion`).
+    const aborted = status === CLIENT_CLOSED_REQUEST && !withoutVersion
     if (aborted && version !== undefined) plane.stats.countClientAbort(this.service.name, version.name, nowMs)
-    plane.stats.seriesFor(this.route.name, this.service.name, aborted || clientSide ? '' : (version?.name ?? '')).record(status, durationMs / 1000, nowMs)
+    plane.stats.seriesFor(this.route.name, this.service.name, aborted || withoutVersion ? '' : (version?.name ?? '')).record(status, durationMs / 1000, nowMs)
     plane.accessLog?.log({
       timeMs: nowMs,
       client: this.client,
