@@ -100,7 +100,7 @@ const RawConfig = z.strictObject({
       metricsAuth: z.boolean().default(true),
     })
     .default({listen: '127.0.0.1:9901', metricsAuth: true}),
-  accessLog: z.strictObject({path: z.string().min(1)}).optional(),
+  accessLog: z.strictObject({path: z.string().min(1), maxBufferBytes: z.int().min(64 * 1024).max(1024 * MIB).default(4 * MIB)}).optional(),
   trustedProxyHops: z.int().nonnegative().default(0),
   timeouts: z
     .strictObject({

@@ -29,18 +29,19 @@ export class ProxyInstance {
   private readonly plane: DataPlaneContext
   private readonly server: Server
   private checker: HealthChecker
-  private accessLogPath: string | undefined
+  /** The access-log settings in use, to reopen it only when they change. */
+  private accessLogKey: string | undefined
   private closing: Promise<void> | undefined
 
   constructor(config: ProxyConfig, generation: number, retentionSeconds?: number) {
     this.stats = new TrafficStats(retentionSeconds)
     this.pools = new PoolRegistry(poolSettings(config))
     const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats)
-    this.accessLogPath = config.accessLog?.path
+    this.accessLogKey = accessLogKey(config)
     this.plane = {
       runtime,
       stats: this.stats,
-      accessLog: this.accessLogPath === undefined ? undefined : new AccessLog(this.accessLogPath),
+      accessLog: this.openAccessLog(config),
       trustedProxyHops: config.trustedProxyHops,
       localPort: String(splitHostPort(config.listen).port),
       tunnels: new Set(),
@@ -63,6 +64,12 @@ export class ProxyInstance {
     this.server.on('upgrade', (req, socket, head) => handleUpgrade(this.plane, req, socket, head))
     this.server.on('connect', (req, socket) => handleConnect(this.plane, req, socket))
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
+  }
+
+  private openAccessLog(config: ProxyConfig): AccessLog | undefined {
+    const settings = config.accessLog
+    if (settings === undefined) return undefined
+    return new AccessLog(settings.path, settings.maxBufferBytes, (lines) => (this.stats.accessLogDropped += lines))
   }
 
   get runtime(): ProxyRuntime {
@@ -93,11 +100,11 @@ export class ProxyInstance {
     this.plane.trustedProxyHops = config.trustedProxyHops
     this.plane.buffers.totalBytes = config.limits.bufferTotalBytes
     this.checker = new HealthChecker(runtime)
-    const path = config.accessLog?.path
-    if (path !== this.accessLogPath) {
+    const key = accessLogKey(config)
+    if (key !== this.accessLogKey) {
       this.plane.accessLog?.close()
-      this.plane.accessLog = path === undefined ? undefined : new AccessLog(path)
-      this.accessLogPath = path
+      this.plane.accessLog = this.openAccessLog(config)
+      this.accessLogKey = key
     }
   }
 
@@ -158,4 +165,8 @@ export class ProxyInstance {
     this.plane.accessLog?.close()
     await this.pools.destroyAll()
   }
+}
+
+function accessLogKey(config: ProxyConfig): string | undefined {
+  return config.accessLog === undefined ? undefined : `${config.accessLog.maxBufferBytes} ${config.accessLog.path}`
 }
