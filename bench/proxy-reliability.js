@@ -3,12 +3,17 @@
 // Phase 1: under `wrk -c64`, 100 weight changes and 10 config reloads → expect 0 failed requests.
 // Phase 2: under `wrk -c64`, kill one of v1's two upstream processes mid-load → only requests in
 //          flight on it may fail (retries usually save even those).
+// Phase 3: healthy clients' latency (`wrk -c16`) alone, then while 300 slow clients are connected
+//          to a proxy capped at 32 upstream connections: 150 sending a body slowly, 150 not reading
+//          a 1 MiB answer (raw sockets, paused) → expect 0 failed healthy requests.
 // Upstreams are Node processes (so one can be killed); needs wrk and a built CLI.
 import {spawn} from 'node:child_process'
+import {once} from 'node:events'
 import {writeFileSync} from 'node:fs'
+import {connect} from 'node:net'
 import {join} from 'node:path'
 
-import {adminFetch, canaryConfig, checkTools, freePort, ROOT, runWrk, startCanary, stopChild, WORK} from './proxy/common.js'
+import {adminFetch, canaryConfig, checkTools, freePort, processTree, ROOT, rssMb, runWrk, startCanary, stopChild, WORK} from './proxy/common.js'
 
 const SECONDS = Number(process.env.SECONDS ?? 12)
 checkTools()
@@ -92,8 +97,58 @@ try {
   const v1bHealthy = after.services.app.versions[0].servers[1].healthy
   console.log(`phase 2: ${phase2.requests} requests, one of v1's two upstreams killed after ${(SECONDS / 3).toFixed(0)} s: ${failed2} failed requests (at most the 64 in flight may fail), ${retries} retries; killed server healthy: ${before.services.app.versions[0].servers[1].healthy} → ${v1bHealthy}`)
 
+  // Phase 3: slow clients. A fresh proxy with a small connection cap, so 32 slow clients holding
+  // connections would be enough to stall everyone without request and response buffering.
+  const [slowListen, slowAdmin] = await Promise.all([freePort(), freePort()])
+  const slowFile = join(WORK, 'reliability-slow.yaml')
+  writeFileSync(
+    slowFile,
+    canaryConfig({
+      listenPort: slowListen,
+      adminPort: slowAdmin,
+      accessLog: false,
+      extra: 'limits: { upstreamConnections: 32 }\ntimeouts: { clientBodyMs: 120000, clientSendMs: 120000 }\n',
+      upstreams: [
+        {name: 'v1', weight: 100, servers: [`http://127.0.0.1:${a}`]},
+        {name: 'v2', weight: 0, servers: [`http://127.0.0.1:${c}`]},
+      ],
+    }),
+  )
+  const slowProxy = await startCanary(slowFile, 1)
+  children.push(slowProxy.child)
+  const slowUrl = `http://127.0.0.1:${slowListen}/`
+  const alone = await runWrk(slowUrl, {connections: 16, seconds: Math.max(3, Math.round(SECONDS / 2))})
+  console.log(`phase 3: healthy clients alone (wrk -c16): ${alone.rps.toFixed(0)} req/s, p50 ${alone.p50.toFixed(2)} ms, p99 ${alone.p99.toFixed(2)} ms`)
+  const sockets = []
+  const stuck = async (text) => {
+    const socket = connect(slowListen, '127.0.0.1')
+    socket.on('error', () => undefined)
+    sockets.push(socket)
+    await once(socket, 'connect')
+    socket.pause()
+    socket.write(text)
+  }
+  for (let i = 0; i < 150; i++) await stuck(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000\r\n\r\n${'b'.repeat(100)}`)
+  for (let i = 0; i < 150; i++) await stuck(`GET /big?bytes=${1024 * 1024} HTTP/1.1\r\nHost: a\r\n\r\n`)
+  // Steady state: the slow readers' answers have left the upstream (the proxy holds what the
+  // clients do not read), so none of them holds an upstream connection any more.
+  const settleStart = Date.now()
+  const busy = async () => Number(/^canary_proxy_upstream_active_requests\{[^}]*\} (\S+)$/m.exec((await adminFetch(`http://127.0.0.1:${slowAdmin}`, '/metrics')).body)?.[1] ?? 0)
+  while ((await busy()) > 0 && Date.now() - settleStart < 60_000) await new Promise((r) => setTimeout(r, 200))
+  console.log(`phase 3: 300 slow clients connected; their upstream requests settled in ${((Date.now() - settleStart) / 1000).toFixed(1)} s`)
+  const withSlow = await runWrk(slowUrl, {connections: 16, seconds: Math.max(3, Math.round(SECONDS / 2))})
+  const slowMetrics = (await adminFetch(`http://127.0.0.1:${slowAdmin}`, '/metrics')).body
+  const buffered = /^canary_proxy_buffered_bytes (\S+)$/m.exec(slowMetrics)?.[1] ?? '?'
+  const active = /^canary_proxy_upstream_active_requests\{[^}]*\} (\S+)$/m.exec(slowMetrics)?.[1] ?? '?'
+  const slowStillConnected = sockets.filter((s) => !s.destroyed).length
+  const failed3 = withSlow.non2xx + withSlow.socketErrors
+  console.log(`phase 3: with 300 slow clients connected (${slowStillConnected} still connected at the end): ${withSlow.rps.toFixed(0)} req/s, p50 ${withSlow.p50.toFixed(2)} ms, p99 ${withSlow.p99.toFixed(2)} ms, ${failed3} failed; proxy buffered ${buffered} bytes for them, ${active} upstream connections busy at the end, primary+worker RSS ${processTree(slowProxy.child.pid).reduce((sum, pid) => sum + rssMb(pid), 0).toFixed(0)} MB`)
+  if (process.env.DEBUG_WRK !== undefined) console.log(withSlow.raw)
+  for (const socket of sockets) socket.destroy()
+
   const checks = [
     ['0 failed requests during 100 weight changes and 10 reloads', failed1 === 0 && weightFailures === 0 && reloadFailures === 0],
+    ['0 failed healthy requests while 300 slow clients are connected', failed3 === 0 && withSlow.requests > 0 && slowStillConnected === 300],
     ['killing an upstream fails at most the in-flight requests (≤ 64)', failed2 <= 64],
     ['the killed upstream is marked unhealthy', v1bHealthy === false],
   ]
