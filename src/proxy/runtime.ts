@@ -246,7 +246,7 @@ export class PoolRegistry {
   beginGeneration(settings: PoolSettings): void {
     if (JSON.stringify(settings) !== JSON.stringify(this.settings)) {
       // New timeouts or sizes: let old pools finish their requests, then close them.
-      for (const {pool} of this.pools.values()) void pool.close().catch(() => undefined)
+      for (const {pool, gate} of this.pools.values()) gate.whenIdle(() => void pool.close().catch(() => undefined))
       this.pools.clear()
       this.settings = settings
     }
@@ -279,10 +279,10 @@ export class PoolRegistry {
 
   /** Closes pools no longer used by the current generation (after their in-flight requests). */
   endGeneration(): void {
-    for (const [origin, {pool}] of this.pools) {
+    for (const [origin, {pool, gate}] of this.pools) {
       if (this.inUse.has(origin)) continue
       this.pools.delete(origin)
-      void pool.close().catch(() => undefined)
+      gate.whenIdle(() => void pool.close().catch(() => undefined))
     }
   }
 

@@ -34,6 +34,7 @@ export class UpstreamGate {
   /** Entries in the queue that are not cancelled. */
   private waiting = 0
   private timer: NodeJS.Timeout | undefined
+  private onIdle: (() => void) | undefined
 
   constructor(
     readonly limit: number,
@@ -69,6 +70,7 @@ export class UpstreamGate {
         if (entry.cancelled) return
         entry.cancelled = true
         this.waiting--
+        this.checkIdle()
       },
     }
   }
@@ -85,10 +87,27 @@ export class UpstreamGate {
     this.active--
     while (this.active < this.limit) {
       const entry = this.shift()
-      if (entry === undefined) return
+      if (entry === undefined) break
       this.active++
       entry.waiter.admitted(this)
     }
+    this.checkIdle()
+  }
+
+  /**
+   * Calls `callback` once nothing holds or waits for a connection (at once when idle). A reload
+   * that replaces the pool closes the old one only then: its waiters still get their connection.
+   */
+  whenIdle(callback: () => void): void {
+    this.onIdle = callback
+    this.checkIdle()
+  }
+
+  private checkIdle(): void {
+    if (this.onIdle === undefined || this.active !== 0 || this.waiting !== 0) return
+    const callback = this.onIdle
+    this.onIdle = undefined
+    callback()
   }
 
   private shift(): QueueEntry | undefined {
@@ -125,6 +144,7 @@ export class UpstreamGate {
       this.waiting--
       entry.waiter.refused('queue_timeout')
     }
+    this.checkIdle()
     if (this.head === this.queue.length) {
       this.queue = []
       this.head = 0

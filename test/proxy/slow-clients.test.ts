@@ -225,6 +225,31 @@ describe('slow clients', () => {
     expect(stats.versions.v1).toMatchObject({requests: 2, errors: 0, codes: {'4xx': 0}})
   })
 
+  it('lets requests waiting at the cap finish on the old pool when a reload replaces the pools', async () => {
+    let release: () => void = () => undefined
+    const released = new Promise<void>((r) => (release = r))
+    let arrived = 0
+    const server = createServer((req, res) => {
+      arrived++
+      void released.then(() => res.end('v1'))
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    cleanups.push(() => new Promise<void>((r) => {
+      server.closeAllConnections()
+      server.close(() => r())
+    }))
+    const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const proxy = await start(config(proxyYaml(upstream, 'limits: { upstreamConnections: 1 }\ntimeouts: { upstreamQueueMs: 30000 }')))
+    cleanups.push(() => proxy.close())
+    const answers = Promise.all(Array.from({length: 3}, () => get(`${proxy.url}/`)))
+    await eventually(async () => arrived === 1 && (await metric(proxy.adminUrl, /canary_proxy_upstream_queued_requests\{upstream="[^"]+"\}/)) === 2)
+    // New pool settings (another timeout): the old pool and its gate are replaced.
+    await proxy.reload(config(proxyYaml(upstream, 'limits: { upstreamConnections: 1 }\ntimeouts: { upstreamQueueMs: 30000, responseBodyMs: 20000 }')))
+    release()
+    expect((await answers).map((a) => `${a.status} ${a.text}`)).toEqual(['200 v1', '200 v1', '200 v1'])
+  })
+
   it('validates the limits and timeouts', () => {
     const cases: [string, RegExp][] = [
       ['timeouts: { clientBodyMs: 0 }', /timeouts\.clientBodyMs/],

@@ -89,4 +89,21 @@ describe('upstream gate', () => {
     expect(log).toEqual(['a admitted', 'c admitted'])
     expect([gate.active, gate.queued]).toEqual([1, 0])
   })
+
+  it('tells when it is idle: at once, or once the last holder and waiter are gone', () => {
+    const gate = new UpstreamGate(1, 10, 60_000)
+    let idle = 0
+    gate.whenIdle(() => idle++)
+    expect(idle).toBe(1)
+    const log: string[] = []
+    gate.enter(waiter('a', log))
+    const ticket = gate.enter(waiter('b', log))
+    gate.enter(waiter('c', log))
+    gate.whenIdle(() => idle++)
+    ticket?.cancel()
+    gate.leave()
+    expect(idle).toBe(1)
+    gate.leave()
+    expect(idle).toBe(2)
+  })
 })
