@@ -6,6 +6,8 @@
 // Phase 3: healthy clients' latency (`wrk -c16`) alone, then while 300 slow clients are connected
 //          to a proxy capped at 32 upstream connections: 150 sending a body slowly, 150 not reading
 //          a 1 MiB answer (raw sockets, paused) → expect 0 failed healthy requests.
+// Phase 4: access log on a stdout pipe nobody reads, under `wrk -c64`: worker RSS sampled every
+//          0.5 s and the dropped-lines counter → expect RSS to stay bounded and 0 failed requests.
 // Upstreams are Node processes (so one can be killed); needs wrk and a built CLI.
 import {spawn} from 'node:child_process'
 import {once} from 'node:events'
@@ -143,12 +145,39 @@ try {
   const slowStillConnected = sockets.filter((s) => !s.destroyed).length
   const failed3 = withSlow.non2xx + withSlow.socketErrors
   console.log(`phase 3: with 300 slow clients connected (${slowStillConnected} still connected at the end): ${withSlow.rps.toFixed(0)} req/s, p50 ${withSlow.p50.toFixed(2)} ms, p99 ${withSlow.p99.toFixed(2)} ms, ${failed3} failed; proxy buffered ${buffered} bytes for them, ${active} upstream connections busy at the end, primary+worker RSS ${processTree(slowProxy.child.pid).reduce((sum, pid) => sum + rssMb(pid), 0).toFixed(0)} MB`)
-  if (process.env.DEBUG_WRK !== undefined) console.log(withSlow.raw)
   for (const socket of sockets) socket.destroy()
+
+  // Phase 4: the access log goes to a stdout pipe that is never read (the parent stops reading it
+  // right after the listening line), so the pipe fills and every later line must be dropped.
+  // The same load without an access log first, as the RSS reference.
+  const loadWithLog = async (accessLog) => {
+    const [listenPort, adminPort] = await Promise.all([freePort(), freePort()])
+    const file = join(WORK, 'reliability-log.yaml')
+    writeFileSync(file, canaryConfig({listenPort, adminPort, accessLog: false, extra: accessLog ? 'accessLog: { path: "-" }\n' : '', upstreams: [{name: 'v1', weight: 100, servers: [`http://127.0.0.1:${a}`]}, {name: 'v2', weight: 0, servers: [`http://127.0.0.1:${c}`]}]}))
+    const started = await startCanary(file, 1)
+    children.push(started.child)
+    started.child.stdout.removeAllListeners('data')
+    started.child.stdout.pause()
+    const worker = processTree(started.child.pid).find((pid) => pid !== started.child.pid)
+    const rssStart = rssMb(worker)
+    let rssMax = rssStart
+    const result = await runWrk(`http://127.0.0.1:${listenPort}/${'p'.repeat(200)}`, {connections: 64, seconds: SECONDS, onTick: () => (rssMax = Math.max(rssMax, rssMb(worker)))})
+    const dropped = Number(/^canary_proxy_access_log_dropped_total (\S+)$/m.exec((await adminFetch(`http://127.0.0.1:${adminPort}`, '/metrics')).body)?.[1] ?? NaN)
+    await stopChild(started.child, 'SIGKILL')
+    return {result, rssStart, rssMax, dropped, failed: result.non2xx + result.socketErrors}
+  }
+  const noLog = await loadWithLog(false)
+  console.log(`phase 4: reference without an access log: ${noLog.result.requests} requests, ${noLog.failed} failed, ${noLog.result.rps.toFixed(0)} req/s; worker RSS ${noLog.rssStart.toFixed(0)} MB → max ${noLog.rssMax.toFixed(0)} MB`)
+  const unread = await loadWithLog(true)
+  const failed4 = unread.failed
+  const dropped = unread.dropped
+  console.log(`phase 4: access log on an unread stdout pipe: ${unread.result.requests} requests, ${failed4} failed, ${unread.result.rps.toFixed(0)} req/s; ${dropped} lines dropped; worker RSS ${unread.rssStart.toFixed(0)} MB → max ${unread.rssMax.toFixed(0)} MB`)
+  const rssGrowth = unread.rssMax - unread.rssStart - (noLog.rssMax - noLog.rssStart)
 
   const checks = [
     ['0 failed requests during 100 weight changes and 10 reloads', failed1 === 0 && weightFailures === 0 && reloadFailures === 0],
     ['0 failed healthy requests while 300 slow clients are connected', failed3 === 0 && withSlow.requests > 0 && slowStillConnected === 300],
+    ['an unread stdout pipe: access-log lines dropped and counted, worker RSS within 32 MB of the run without a log, 0 failed', dropped > 0 && rssGrowth < 32 && failed4 === 0],
     ['killing an upstream fails at most the in-flight requests (≤ 64)', failed2 <= 64],
     ['the killed upstream is marked unhealthy', v1bHealthy === false],
   ]
