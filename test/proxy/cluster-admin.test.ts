@@ -1,8 +1,10 @@
 // The cluster primary's admin API (`canary proxy --workers 2`, the built CLI): token rotation on
-// reload and the lookups that go through its config object. `npm run build` first.
+// reload, the lookups that go through its config object, and the workers' slow-client counters
+// summed in its /metrics. `npm run build` first.
 import {spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 
@@ -80,6 +82,54 @@ describe('cluster admin API', () => {
     const state = await call('GET', '/api/state', 'new-token')
     expect(state).toMatchObject({status: 200, json: {workers: 2}})
     expect(state.json.generation).toBeGreaterThanOrEqual(2)
+    const exit = once(child, 'exit')
+    child.kill('SIGTERM')
+    expect((await exit)[0]).toBe(0)
+  })
+
+  it('times out stalled bodies in every worker and sums the client-side counters', async () => {
+    const v1 = await startUpstream('v1')
+    cleanups.push(() => v1.close())
+    const dir = mkdtempSync(join(tmpdir(), 'canary-cluster-slow-'))
+    cleanups.push(() => rmSync(dir, {recursive: true, force: true}))
+    const file = join(dir, 'proxy.yaml')
+    writeFileSync(file, yaml(v1, '{ listen: 127.0.0.1:0 }').replace('routes:', 'timeouts: { clientBodyMs: 300 }\nroutes:'))
+    const child = spawn(process.execPath, [BIN, 'proxy', '--config', file, '--workers', '2'], {stdio: ['ignore', 'pipe', 'pipe']})
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL')
+        await once(child, 'exit')
+      }
+    })
+    const listening = await new Promise<{listen: string; admin: string}>((resolveLine, reject) => {
+      let stdout = ''
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString()
+        const line = stdout.split('\n').find((l) => l.includes('"listening"'))
+        if (line !== undefined) resolveLine(JSON.parse(line) as {listen: string; admin: string})
+      })
+      child.once('exit', (code) => reject(new Error(`exited ${code}`)))
+    })
+    const port = Number(listening.listen.split(':').at(-1))
+    // New connections spread over both workers; each stalled body gets 408 from whichever has it.
+    const answers = await Promise.all(
+      Array.from({length: 6}, async () => {
+        const socket = connect(port, '127.0.0.1')
+        socket.on('error', () => undefined)
+        await once(socket, 'connect')
+        let received = ''
+        socket.on('data', (c: Buffer) => (received += c.toString()))
+        socket.write('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc')
+        await once(socket, 'close')
+        return received
+      }),
+    )
+    for (const answer of answers) expect(answer).toMatch(/^HTTP\/1\.1 408 /)
+    const metrics = await (await fetch(`http://${listening.admin}/metrics`)).text()
+    expect(metrics).toContain('canary_proxy_client_errors_total{reason="body_timeout"} 6')
+    expect(metrics).toContain('canary_proxy_requests_total{route="r",service="s",version="",code="408"} 6')
+    expect(metrics).toMatch(/^canary_proxy_buffered_bytes 0$/m)
+    expect(metrics).toMatch(/^canary_proxy_access_log_dropped_total 0$/m)
     const exit = once(child, 'exit')
     child.kill('SIGTERM')
     expect((await exit)[0]).toBe(0)
