@@ -7,7 +7,7 @@ import {notOwnedError, withOwnership} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
 import {ConflictError, InternalError} from '../../errors.js'
-import type {ReleaseRef, RolloutStore, Versioned} from '../ports.js'
+import type {ReleaseRef, RolloutStore, StagedSave, Versioned} from '../ports.js'
 
 /** The key in the ConfigMap's `data` holding the JSON state. */
 export const STATE_KEY = 'state.json'
@@ -48,6 +48,18 @@ export class KubernetesRolloutStore<T> implements RolloutStore<T> {
       }
       throw error
     }
+  }
+
+  /** The API server writes atomically under resourceVersion; staging checks the version early and commits with the same precondition. */
+  async stage(value: T, expectedVersion: string | undefined, signal: AbortSignal): Promise<StagedSave<T>> {
+    const live = await this.load(signal)
+    if (live?.version !== expectedVersion) {
+      throw new ConflictError(`release ${this.release.namespace}/${this.release.name}: another canary run changed the rollout state first (ConfigMap ${this.ref.namespace}/${this.ref.name})`, {
+        subject: `ConfigMap ${this.ref.namespace}/${this.ref.name}`,
+        suggestions: ['Only one pipeline should drive a release at a time; run `canary status` to see where it is, then retry.'],
+      })
+    }
+    return {commit: (commitSignal) => this.save(value, expectedVersion, commitSignal), discard: async () => undefined}
   }
 
   async remove(signal: AbortSignal): Promise<void> {
