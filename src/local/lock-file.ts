@@ -28,7 +28,8 @@ import {ConfigError, ConflictError, errnoOf, fileSystemError} from '../errors.js
 import {parseRecord, readRecordText, type RecordKind} from './json-record.js'
 import {isRecordedProcessAlive, processIdentity} from './processes.js'
 
-const POLL_MS = 25
+const MIN_POLL_MS = 5
+const MAX_POLL_MS = 100
 /** How long an empty or invalid lock file counts as being written by someone else. */
 const WRITE_GRACE_MS = 2000
 /** Claims of claims: more than a few means contenders keep dying mid-takeover. */
@@ -62,6 +63,7 @@ export async function acquireLockFile(file: string, options: {readonly waitMs: n
   const identity = processIdentity(process.pid)
   const owner: LockOwner = {id: randomBytes(16).toString('hex'), pid: process.pid, ...(identity === undefined ? {} : {identity}), operation: options.operation, sinceMs: Date.now()}
   const record = await writeRecord(file, owner)
+  let attempt = 0
   try {
     for (;;) {
       options.signal.throwIfAborted()
@@ -71,10 +73,11 @@ export async function acquireLockFile(file: string, options: {readonly waitMs: n
       if (holder.kind === 'unreadable' && holder.ageMs >= WRITE_GRACE_MS) throw holder.error
       if (holder.kind === 'owner' && !isRecordedProcessAlive(holder.owner.pid, holder.owner.identity)) {
         if (await supersede(file, holder.owner, record)) return releaser(file, owner.id)
-        continue
+        // Another contender is taking it over: wait like for a live holder.
       }
       if (Date.now() >= deadline) throw busy(file, holder, options.subject)
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+      // Backoff with jitter: many waiters (a CI matrix on one release) must not poll in lockstep.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_POLL_MS, MIN_POLL_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)))
     }
   } finally {
     await rm(record, {force: true}).catch(() => undefined)
