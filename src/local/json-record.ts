@@ -84,7 +84,7 @@ function describeIssue(issue: z.core.$ZodIssue, root: unknown): {path: string; m
     case 'invalid_type':
       return [{path: at, message: found === 'nothing' ? `missing (expected ${article(issue.expected)})` : `expected ${article(issue.expected)}, found ${found}`}]
     case 'invalid_value':
-      return [{path: at, message: `expected ${issue.values.map((v) => JSON.stringify(v)).join(issue.values.length === 2 ? ' or ' : ', ')}, found ${found}`}]
+      return [{path: at, message: `${found === 'nothing' ? 'missing (expected' : 'expected'} ${issue.values.map((v) => JSON.stringify(v)).join(issue.values.length === 2 ? ' or ' : ', ')}${found === 'nothing' ? ')' : `, found ${found}`}`}]
     case 'unrecognized_keys':
       return issue.keys.map((key) => ({path: [...path, key].join('.'), message: 'unknown field'}))
     case 'too_small':
