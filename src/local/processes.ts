@@ -69,8 +69,17 @@ export function processIdentity(pid: number): string | undefined {
   if (!hasProc()) return undefined
   const stat = procStat(String(pid))
   if (stat === undefined || stat.startTicks === '') return undefined
-  bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  bootId ??= readBootId()
   return `${bootId}/${stat.startTicks}`
+}
+
+/** This boot's id; start times restart at every boot. Some sandboxes hide it: start time alone then. */
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return 'boot'
+  }
 }
 
 /** True while the process a record names runs: same pid, same identity when one was recorded, not a zombie. */
