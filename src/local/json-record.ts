@@ -12,6 +12,7 @@ import {open} from 'node:fs/promises'
 import type * as z from 'zod/mini'
 
 import {ConfigError, errnoOf, fileSystemError, type ConfigProblem} from '../errors.js'
+import {schemaProblems} from '../rollout/schema-problems.js'
 
 /** Larger than any file canary writes here (a long rollout's state is tens of KB). */
 const MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -63,59 +64,13 @@ export function parseRecord<S extends z.ZodMiniType>(file: string, text: string,
   }
   const result = schema.safeParse(parsed)
   if (result.success) return result.data
-  const problems: ConfigProblem[] = result.error.issues.flatMap((issue) => describeIssue(issue, parsed).map((p) => ({location: {file}, ...p})))
+  const problems: ConfigProblem[] = schemaProblems(result.error.issues, parsed).map((p) => ({location: {file}, ...p}))
   const first = problems[0]
   const fields = problems.map((p) => p.path === '' ? '(top level)' : p.path).join(', ')
   throw new ConfigError(`${kind.what} ${file}: corrupt: ${problems.length === 1 && first !== undefined ? `${first.path === '' ? '' : `field ${first.path}: `}${first.message}` : `${problems.length} problems (fields ${fields})`}`, problems, {
     subject: file,
     suggestions: kind.suggestions,
   })
-}
-
-/**
- * One schema issue in words, with the value found (zod/mini ships no message locale, and a
- * message should say what was expected and what is there). An unknown field is named by its own path.
- */
-function describeIssue(issue: z.core.$ZodIssue, root: unknown): {path: string; message: string}[] {
-  const path = issue.path.map(String)
-  const at = path.join('.')
-  const found = describeValue(valueAt(root, issue.path))
-  switch (issue.code) {
-    case 'invalid_type':
-      return [{path: at, message: found === 'nothing' ? `missing (expected ${article(issue.expected)})` : `expected ${article(issue.expected)}, found ${found}`}]
-    case 'invalid_value':
-      return [{path: at, message: `${found === 'nothing' ? 'missing (expected' : 'expected'} ${issue.values.map((v) => JSON.stringify(v)).join(issue.values.length === 2 ? ' or ' : ', ')}${found === 'nothing' ? ')' : `, found ${found}`}`}]
-    case 'unrecognized_keys':
-      return issue.keys.map((key) => ({path: [...path, key].join('.'), message: 'unknown field'}))
-    case 'too_small':
-      return [{path: at, message: `must be at least ${String(issue.minimum)}${issue.origin === 'string' ? ' characters long' : ''}, found ${found}`}]
-    case 'too_big':
-      return [{path: at, message: `must be at most ${String(issue.maximum)}, found ${found}`}]
-    case 'invalid_format':
-      return [{path: at, message: `has the wrong format, found ${found}`}]
-    default:
-      return [{path: at, message: `invalid, found ${found}`}]
-  }
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let value = root
-  for (const key of path) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined
-  return value
-}
-
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing'
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'a list'
-  if (typeof value === 'object') return 'an object'
-  const text = JSON.stringify(value) ?? String(value)
-  return `${typeof value === 'number' && !Number.isFinite(value) ? String(value) : text.length > 40 ? `${text.slice(0, 40)}…` : text}`
-}
-
-function article(expected: string): string {
-  const words: Record<string, string> = {int: 'an integer', number: 'a number', string: 'a string', object: 'an object', array: 'a list', boolean: 'true or false'}
-  return words[expected] ?? expected
 }
 
 function refuse(file: string, kind: RecordKind, why: string): ConfigError {
