@@ -152,37 +152,38 @@ describe('corrupt local records (built CLI)', () => {
     expect((await canary(['down', '-f', release.spec], release.dir)).code).toBe(0)
   })
 
-  it.each([
-    ['an empty object', '{}', /corrupt: 3 problems \(fields format, revision, state\)/],
-    ['stepIndex "two"', 'stepIndex', /field state\.stepIndex: expected a number, found "two"/],
-    ['an unknown phase', 'phase', /field state\.phase: expected "Starting".*found "Exploding"/],
-    ['an empty file', '', /is empty/],
-    ['a directory', 'directory', /is a directory/],
-  ])('a state file with %s: status, step and abort exit 3 naming file and field; nothing is changed', async (_name, kind, message) => {
+  it('a state file with {}, stepIndex "two", an unknown phase, nothing in it, or a directory in its place: status, step, abort and promote exit 3 naming file and field; nothing is changed', async () => {
     const release = await aLocalRelease()
     dir = release.dir
     expect((await canary(['start', '--image', 'v2', '-f', release.spec], release.dir)).code).toBe(0)
     const stateFile = join(release.dir, '.canary/shop/state.json')
-    const state = JSON.parse(await readFile(stateFile, 'utf8')) as {state: Record<string, unknown>}
-    if (kind === 'directory') {
-      await writeFile(join(release.dir, 'saved.json'), JSON.stringify(state))
-      await rm(stateFile)
-      await mkdir(stateFile)
-    } else {
-      const content = kind === 'stepIndex' ? JSON.stringify({...state, state: {...state.state, stepIndex: 'two'}}) : kind === 'phase' ? JSON.stringify({...state, state: {...state.state, phase: 'Exploding'}}) : kind
-      await writeFile(stateFile, content)
+    const good = await readFile(stateFile, 'utf8')
+    const state = JSON.parse(good) as {state: Record<string, unknown>}
+    const cases: [string, string | 'directory', RegExp][] = [
+      ['{}', '{}', /corrupt: 3 problems \(fields format, revision, state\)/],
+      ['stepIndex "two"', JSON.stringify({...state, state: {...state.state, stepIndex: 'two'}}), /field state\.stepIndex: expected a number, found "two"/],
+      ['an unknown phase', JSON.stringify({...state, state: {...state.state, phase: 'Exploding'}}), /field state\.phase: expected "Starting".*found "Exploding"/],
+      ['an empty file', '', /is empty/],
+      ['a directory', 'directory', /is a directory/],
+    ]
+    for (const [name, content, message] of cases) {
+      await rm(stateFile, {recursive: true, force: true})
+      if (content === 'directory') await mkdir(stateFile)
+      else await writeFile(stateFile, content)
+      for (const command of [['status'], ['step', '--weight', '40', '--force'], ['abort'], ['promote', '--force']]) {
+        const result = await canary([...command, '-f', release.spec], release.dir)
+        expect(result.code, `${name}: ${command.join(' ')}: ${result.stderr}`).toBe(3)
+        expect(result.stderr).toContain(stateFile)
+        expect(result.stderr, name).toMatch(message)
+        expect(result.stderr).not.toMatch(/internal error/)
+      }
+      if (content === 'directory') expect(await readdir(stateFile)).toEqual([])
+      else expect(await readFile(stateFile, 'utf8'), name).toBe(content)
+      // The proxy was never touched: still the first step's weight.
+      expect(await proxyCanaryWeight(release.dir), name).toBe(20)
     }
-    const before = kind === 'directory' ? '' : await readFile(stateFile, 'utf8')
-    for (const command of [['status'], ['step', '--weight', '40', '--force'], ['abort'], ['promote', '--force']]) {
-      const result = await canary([...command, '-f', release.spec], release.dir)
-      expect(result.code, `${command.join(' ')}: ${result.stderr}`).toBe(3)
-      expect(result.stderr).toContain(stateFile)
-      expect(result.stderr).toMatch(message)
-      expect(result.stderr).not.toMatch(/internal error/)
-    }
-    if (kind !== 'directory') expect(await readFile(stateFile, 'utf8')).toBe(before)
-    else expect(await readdir(stateFile)).toEqual([])
-    // The proxy was never touched: still the first step's weight.
-    expect(await proxyCanaryWeight(release.dir)).toBe(20)
+    await rm(stateFile, {recursive: true, force: true})
+    await writeFile(stateFile, good)
+    expect((await canary(['status', '-f', release.spec], release.dir)).code).toBe(0)
   })
 })

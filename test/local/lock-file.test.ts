@@ -95,7 +95,7 @@ describe('the operation lock', () => {
   })
 
   it.runIf(process.platform === 'linux')('takes over the lock of a zombie owner (exited, not reaped)', async () => {
-    const child = spawn('/bin/sh', ['-c', '(exit 0) & echo $!; exec sleep 30'], {detached: true, stdio: ['ignore', 'pipe', 'ignore']})
+    const child = spawn('/bin/sh', ['-c', '(sleep 0.3; exit 0) & echo $!; exec sleep 30'], {detached: true, stdio: ['ignore', 'pipe', 'ignore']})
     try {
       const zombie = Number(((await once(child.stdout!, 'data')) as [Buffer])[0].toString().trim())
       await writeFile(lock, record({pid: zombie}))
