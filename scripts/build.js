@@ -17,6 +17,8 @@
 // src/ (tests) and from dist/.
 import {spawnSync} from 'node:child_process'
 import {readFileSync, rmSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
 
 import {build} from 'esbuild'
 
@@ -34,7 +36,18 @@ const common = {
   // are optional development hooks of oclif that a built CLI never loads.
   // yaml and zod load only when a spec is parsed (a cache miss, validate, render, init).
   external: ['@kubernetes/client-node', 'kubernetes-models', '@kubernetes-models/*', 'undici', 'prom-client', 'yaml', 'zod', 'typescript', 'ts-node'],
-  plugins: [{name: 'oclif-command-order', setup: sortCommandsWithoutIcu}],
+  plugins: [{name: 'oclif-command-order', setup: sortCommandsWithoutIcu}, {name: 'bundle-zod-mini', setup: bundleZodMini}],
+}
+
+/**
+ * `zod` stays external (the spec parser loads it only on a cache miss), but `zod/mini` is bundled:
+ * every lifecycle command validates its state file with it (src/rollout/state-schema.ts), and its
+ * ES-module build tree-shakes to a few KB where loading the package costs ~60 ms per command.
+ * An external `zod` would otherwise take `zod/mini` with it (esbuild treats subpaths as external too).
+ */
+function bundleZodMini(build) {
+  const require = createRequire(import.meta.url)
+  build.onResolve({filter: /^zod\/mini$/}, () => ({path: join(dirname(require.resolve('zod/package.json')), 'mini', 'index.js')}))
 }
 
 /**

@@ -1,6 +1,6 @@
 import {Command, Errors, Flags} from '@oclif/core'
 
-import {CanaryError, InternalError, UsageError, type CanaryErrorJson, type ExitCode} from '../errors.js'
+import {CanaryError, InternalError, UsageError, systemError, type CanaryErrorJson, type ExitCode} from '../errors.js'
 
 /**
  * Base of every command: `--json` prints the returned object (or `{ "error": … }` on failure),
@@ -36,7 +36,11 @@ export abstract class BaseCommand<T> extends Command {
   }
 }
 
-/** Any thrown value → a CanaryError; anything we did not anticipate is a bug (exit 1). */
+/**
+ * Any thrown value → a CanaryError. An OS error is mapped by its class (errno), not case by case:
+ * a full disk or a taken port is the environment's problem, not a bug. Only what we did not
+ * anticipate at all is a bug (exit 1).
+ */
 export function toCanaryError(raw: unknown): CanaryError {
   if (raw instanceof CanaryError) return raw
   if (raw instanceof Errors.ExitError) throw raw
@@ -47,6 +51,8 @@ export function toCanaryError(raw: unknown): CanaryError {
   if (raw instanceof Error && (raw.constructor.name.endsWith('ParseError') || raw.name.endsWith('ParseError'))) {
     return new UsageError(stripAnsi(raw.message), {suggestions: ['Run the command with --help to see its flags and arguments.']})
   }
+  const system = systemError(raw)
+  if (system !== undefined) return system
   const message = raw instanceof Error ? raw.message : String(raw)
   return new InternalError(`internal error: ${message}`, {
     cause: raw,

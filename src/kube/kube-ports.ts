@@ -17,6 +17,7 @@ import {KubeProxyRouter} from '../rollout/routers/kube-proxy-router.js'
 import {NginxIngressRouter} from '../rollout/routers/nginx-ingress-router.js'
 import {TraefikCrdRouter} from '../rollout/routers/traefik-crd-router.js'
 import {TraefikV1Router} from '../rollout/routers/traefik-v1-router.js'
+import {rolloutStateSchema} from '../rollout/state-schema.js'
 import {KubernetesRolloutStore} from '../rollout/stores/kubernetes-store.js'
 import {KubernetesTarget} from '../rollout/targets/kubernetes-target.js'
 import type {DownReport, RolloutPorts, TargetInput} from '../rollout/targets/index.js'
@@ -100,7 +101,7 @@ export async function createKubernetesPorts(input: KubernetesPortsInput): Promis
     router,
     target,
     metrics,
-    store: new KubernetesRolloutStore<RolloutState>(client, release),
+    store: new KubernetesRolloutStore<RolloutState>(client, release, rolloutStateSchema),
     prepare: async (_stableImage, signal) => {
       // Refuse a rollout that could never be judged before writing anything; status/abort/down still work.
       if (metricsProblem !== undefined) throw metricsProblem

@@ -6,6 +6,10 @@
 import {messageOf} from '../errors.js'
 import {runDaemon} from './daemon.js'
 
+// stdout and stderr are daemon.log on the release's disk: when that disk is full, log lines are
+// lost, but an unhandled stream 'error' must not take the proxy down with them.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined)
+
 const [specFile, releaseName, stableImage] = process.argv.slice(2)
 if (specFile === undefined || releaseName === undefined || stableImage === undefined) {
   process.stderr.write('usage: daemon-main <specFile> <release> <stableImage>\n')

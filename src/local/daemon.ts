@@ -15,7 +15,7 @@ import {createServer, type IncomingMessage, type ServerResponse} from 'node:http
 
 import {stringify} from 'yaml'
 
-import {ConfigError, messageOf} from '../errors.js'
+import {ConfigError, isCanaryError, messageOf, systemError} from '../errors.js'
 import {parseProxyConfig} from '../proxy/config.js'
 import {startProxy, type RunningProxy} from '../proxy/server.js'
 import {buildProxyConfig} from '../render/proxy.js'
@@ -23,21 +23,13 @@ import {weights as weightsOf, type Weights} from '../rollout/core/weights.js'
 import {loadRelease} from '../spec/load-release.js'
 import {adminToken} from './admin-token.js'
 import {writeAtomically} from './file-store.js'
+import type {DaemonInfo} from './local-records.js'
 import {releasePaths} from './paths.js'
+import {processIdentity} from './processes.js'
 import {startTrack, type TrackServers} from './tracks.js'
 
 /** Proxy health-check period on this machine (the proxy's default is 5 s). */
 const LOCAL_HEALTH_CHECK_INTERVAL_MS = 500
-
-/** `daemon.json`: how the CLI finds the daemon. */
-export interface DaemonInfo {
-  readonly pid: number
-  readonly controlUrl: string
-  readonly proxyUrl: string
-  readonly adminUrl: string
-  readonly stableImage: string
-  readonly startedAt: string
-}
 
 /** A track as the control API reports it. */
 export interface TrackReport {
@@ -57,7 +49,13 @@ export interface TracksReport {
 export async function runDaemon(input: {readonly specFile: string; readonly releaseName: string; readonly stableImage: string}): Promise<void> {
   const {release} = await loadRelease(input.specFile)
   const paths = releasePaths(input.specFile, input.releaseName)
-  const log = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({time: new Date().toISOString(), ...event})}\n`)
+  const log = (event: Record<string, unknown>) => {
+    try {
+      process.stderr.write(`${JSON.stringify({time: new Date().toISOString(), ...event})}\n`)
+    } catch {
+      // The log is a file on the release's disk: a full disk must not take the proxy down with it.
+    }
+  }
   const token = await adminToken(paths)
   await rm(paths.daemonError, {force: true})
   const env = {...process.env, CANARY_ADMIN_TOKEN: token}
@@ -83,7 +81,7 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
   // Writes are chained and read the tracks when they run, so the last write always has the latest groups.
   let groupsWritten: Promise<void> = Promise.resolve()
   const recordGroups = (): Promise<void> => (groupsWritten = groupsWritten
-    .then(() => writeAtomically(paths.replicaGroups, `${JSON.stringify([...(stable?.pids ?? []), ...(canary?.pids ?? [])])}\n`))
+    .then(() => writeAtomically(paths.replicaGroups, `${JSON.stringify([...(stable?.pids ?? []), ...(canary?.pids ?? [])].map((pid) => ({pid, identity: processIdentity(pid)})))}\n`))
     .catch(() => undefined))
   const applyConfig = async (next: Weights): Promise<void> => {
     await recordGroups()
@@ -109,8 +107,11 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
     stable = await startTrack(release, 'stable', input.stableImage, paths.logs, () => void recordGroups())
     await waitReady(stable, readyTimeoutMs)
     await applyConfig(weightsOf(0, release.totalWeight))
-  } catch (error) {
-    await writeFile(paths.daemonError, JSON.stringify({message: messageOf(error)}), {mode: 0o600})
+  } catch (raw) {
+    // Keep the error's code (a taken port, a full disk) so the CLI exits with it, not with a timeout.
+    const error = systemError(raw) ?? raw
+    const record = isCanaryError(error) ? {...error.toJSON(), message: error.message} : {message: messageOf(error)}
+    await writeFile(paths.daemonError, JSON.stringify(record), {mode: 0o600}).catch(() => undefined)
     await Promise.allSettled([stable?.stop(), proxy?.close()])
     throw error
   }
@@ -172,9 +173,12 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
     return send(res, 404, {error: `no control endpoint ${method} ${path}`})
   }
   const control = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
+    handle(req, res).catch((raw: unknown) => {
       // A spec problem found here (e.g. no upstream for an image) is the user's to fix: say so.
+      // Other failures keep their code (E_IO for a full disk…) for the CLI to exit with.
+      const error = systemError(raw) ?? raw
       if (error instanceof ConfigError) send(res, 400, {error: error.message, suggestions: error.suggestions})
+      else if (isCanaryError(error)) send(res, 500, {...error.toJSON(), error: error.message})
       else send(res, 500, {error: messageOf(error)})
     })
   })
@@ -183,7 +187,8 @@ export async function runDaemon(input: {readonly specFile: string; readonly rele
   const controlUrl = typeof address === 'object' && address !== null ? `http://127.0.0.1:${address.port}` : ''
 
   const writeInfo = async () => {
-    const info: DaemonInfo = {pid: process.pid, controlUrl, proxyUrl: proxy!.url, adminUrl: proxy!.adminUrl, stableImage: stable!.image, startedAt: new Date().toISOString()}
+    const identity = processIdentity(process.pid)
+    const info: DaemonInfo = {pid: process.pid, ...(identity === undefined ? {} : {identity}), controlUrl, proxyUrl: proxy!.url, adminUrl: proxy!.adminUrl, stableImage: stable!.image, startedAt: new Date().toISOString()}
     await writeAtomically(paths.daemon, `${JSON.stringify(info, null, 2)}\n`)
   }
   await writeInfo()

@@ -1,6 +1,7 @@
 /** All ports of a release on the local target: daemon-backed target, proxy router and metrics, file store and lock. */
 import {rm, stat} from 'node:fs/promises'
 
+import {fileSystemError} from '../errors.js'
 import type {Weights} from '../rollout/core/weights.js'
 import {ProxyRouter} from './proxy-router.js'
 import type {RolloutPorts, TargetInput} from '../rollout/targets/index.js'
@@ -11,7 +12,11 @@ import {LocalTarget} from './local-target.js'
 import {releasePaths} from './paths.js'
 import {ProxyMetricSource} from './proxy-metrics.js'
 import type {RolloutState} from '../rollout/core/types.js'
+import {rolloutStateSchema} from '../rollout/state-schema.js'
 import type {MetricSource, TrafficRouter} from '../rollout/ports.js'
+
+/** How long `canary down` waits for a running command's tick before giving up (exit 5). */
+const DOWN_LOCK_WAIT_MS = 10_000
 
 export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts> {
   const {release, specFile} = input
@@ -30,6 +35,7 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
     getWeights: async (signal) => new ProxyRouter(release, await admin(signal)).getWeights(signal),
     finalize: async (outcome, signal) => new ProxyRouter(release, await admin(signal)).finalize(outcome, signal),
   }
+  const acquireLock = (waitMs: number, signal: AbortSignal) => acquireLockFile(paths.operationLock, {waitMs, operation: process.argv.slice(2, 3).join(' ') || 'canary', subject, signal})
   const metrics: MetricSource = {
     kind: 'proxy',
     read: async (window, signal) => new ProxyMetricSource(release.name, await admin(signal)).read(window, signal),
@@ -38,8 +44,8 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
     router,
     target: new LocalTarget(daemon),
     metrics,
-    store: new FileRolloutStore<RolloutState>(paths.state, subject),
-    lock: {acquire: (waitMs, signal) => acquireLockFile(paths.operationLock, {waitMs, operation: process.argv.slice(2, 3).join(' ') || 'canary', subject, signal})},
+    store: new FileRolloutStore<RolloutState>(paths.state, subject, rolloutStateSchema),
+    lock: {acquire: acquireLock},
     prepare: async (stableImage, signal) => {
       startedHere = (await daemon.ensure(stableImage, signal)).started || startedHere
     },
@@ -55,10 +61,18 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
       return info === undefined ? {} : {proxyUrl: info.proxyUrl}
     },
     down: async (signal) => {
-      const stopped = await daemon.stop(signal)
       const existed = await stat(paths.dir).then(() => true, () => false)
-      await rm(paths.dir, {recursive: true, force: true})
-      return {stopped: existed ? [...stopped, `state ${paths.dir}`] : stopped}
+      // Not under a running command's feet: wait for its tick (a `canary run` lets go between ticks).
+      const release = await acquireLock(DOWN_LOCK_WAIT_MS, signal)
+      try {
+        const stopped = await daemon.stop(signal)
+        await rm(paths.dir, {recursive: true, force: true}).catch((error: unknown) => {
+          throw fileSystemError(error, paths.dir, 'remove')
+        })
+        return {stopped: existed ? [...stopped, `state ${paths.dir}`] : stopped}
+      } finally {
+        await release()
+      }
     },
   }
 }

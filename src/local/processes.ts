@@ -7,17 +7,18 @@
  */
 import {readdirSync, readFileSync} from 'node:fs'
 
-/** State letter and process group of `pid` from /proc, or undefined when /proc has no such entry. */
-function procStat(pid: string): {state: string; pgrp: number} | undefined {
+/** State letter, process group and start time of `pid` from /proc, or undefined when /proc has no such entry. */
+function procStat(pid: string): {state: string; pgrp: number; startTicks: string} | undefined {
   let stat: string
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   } catch {
     return undefined
   }
-  // "pid (comm) state ppid pgrp …"; comm may contain spaces and parentheses.
-  const [state = '', , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return {state, pgrp: Number(pgrp)}
+  // "pid (comm) state ppid pgrp …"; comm may contain spaces and parentheses. Field 22 of the
+  // line (index 19 after comm) is the start time in clock ticks since boot (proc(5)).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return {state: fields[0] ?? '', pgrp: Number(fields[2]), startTicks: fields[19] ?? ''}
 }
 
 let procReadable: boolean | undefined
@@ -55,4 +56,36 @@ export function isProcessGroupAlive(pgid: number): boolean {
     if (stat !== undefined && stat.pgrp === pgid && live(stat.state)) return true
   }
   return false
+}
+
+let bootId: string | undefined
+
+/**
+ * Who `pid` is, beyond its number: boot id and start time (Linux). A pid is reused once its
+ * process is gone, so a record that names a process by pid alone can point at a stranger; with
+ * its identity it cannot. Undefined where /proc is not available (the pid alone is then used).
+ */
+export function processIdentity(pid: number): string | undefined {
+  if (!hasProc()) return undefined
+  const stat = procStat(String(pid))
+  if (stat === undefined || stat.startTicks === '') return undefined
+  bootId ??= readBootId()
+  return `${bootId}/${stat.startTicks}`
+}
+
+/** This boot's id; start times restart at every boot. Some sandboxes hide it: start time alone then. */
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return 'boot'
+  }
+}
+
+/** True while the process a record names runs: same pid, same identity when one was recorded, not a zombie. */
+export function isRecordedProcessAlive(pid: number, identity: string | undefined): boolean {
+  if (!isProcessAlive(pid)) return false
+  if (identity === undefined) return true
+  const current = processIdentity(pid)
+  return current === undefined || current === identity
 }

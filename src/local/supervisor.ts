@@ -53,6 +53,8 @@ class Replica {
   ) {
     mkdirSync(spec.logDir, {recursive: true})
     this.log = createWriteStream(join(spec.logDir, `${spec.track}-${index}.log`), {flags: 'a'})
+    // A replica's log on a full (or failing) disk loses lines; it must not crash the daemon with an unhandled 'error'.
+    this.log.on('error', () => undefined)
   }
 
   get url(): string {

@@ -4,6 +4,7 @@
  * sent earlier would be lost); the primary then sends `start` once, then `call`s, each answered by
  * exactly one `reply`.
  */
+import type {CanaryErrorJson} from '../errors.js'
 import type {ProxyConfig} from './config.js'
 import type {ServiceState} from './state.js'
 import type {CounterSnapshot} from './traffic-stats.js'
@@ -32,5 +33,6 @@ export type PrimaryMessage = {type: 'start'; config: ProxyConfig; generation: nu
 export type WorkerMessage =
   | {type: 'hello'}
   | {type: 'ready'; host: string; port: number}
-  | {type: 'failed'; error: string}
+  /** `errorJson`: the CanaryError's `--json` shape, so the primary fails with the same code (e.g. E_ADDRESS_IN_USE). */
+  | {type: 'failed'; error: string; errorJson?: CanaryErrorJson}
   | {type: 'reply'; id: number; result?: unknown; error?: {message: string; status?: number}}

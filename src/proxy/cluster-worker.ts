@@ -2,7 +2,7 @@
  * Entry point of a cluster worker (`canary proxy --workers N`): runs one ProxyInstance on the
  * shared port and answers the primary's calls over IPC. Started only by cluster.ts.
  */
-import {messageOf} from '../errors.js'
+import {isCanaryError, messageOf} from '../errors.js'
 import {AdminRequestError} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage} from './cluster-protocol.js'
 import {ProxyInstance} from './proxy-instance.js'
@@ -43,7 +43,7 @@ process.on('message', (message: PrimaryMessage) => {
     }
     instance.listen(message.listen).then(
       (address) => send({type: 'ready', host: address.host, port: address.port}),
-      (error: unknown) => send({type: 'failed', error: messageOf(error)}),
+      (error: unknown) => send({type: 'failed', error: messageOf(error), ...(isCanaryError(error) ? {errorJson: error.toJSON()} : {})}),
     )
     return
   }

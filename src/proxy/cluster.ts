@@ -10,7 +10,7 @@ import {fileURLToPath} from 'node:url'
 
 import {Registry} from 'prom-client'
 
-import {ConfigError, messageOf, UsageError} from '../errors.js'
+import {canaryErrorFromJson, ConfigError, listenError, messageOf, UsageError} from '../errors.js'
 import {AdminAccess, AdminRequestError, createAdminServer, type ControlPlane} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage, WorkerResults} from './cluster-protocol.js'
 import {loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
@@ -61,7 +61,7 @@ async function concreteListen(listen: string): Promise<string> {
   if (port !== 0) return listen
   const probe = createServer()
   await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject)
+    probe.once('error', (error) => reject(listenError(error, listen, 'proxy listener')))
     probe.listen({host, port: 0}, () => resolve())
   })
   const free = (probe.address() as AddressInfo).port
@@ -129,7 +129,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
           if (startedWith !== config) void call(worker, {method: 'apply', config, generation}).catch((error: unknown) => log({level: 'error', msg: 'worker catch-up failed', error: messageOf(error)}))
           resolve({host: message.host, port: message.port})
         }
-        else if (message.type === 'failed') reject(new UsageError(`proxy worker ${worker.process.pid ?? '?'}: start failed: ${message.error}`))
+        else if (message.type === 'failed') reject((message.errorJson === undefined ? undefined : canaryErrorFromJson(message.errorJson)) ?? new UsageError(`proxy worker ${worker.process.pid ?? '?'}: start failed: ${message.error}`))
         else if (message.type === 'reply') {
           const waiting = pending.get(message.id)
           pending.delete(message.id)

@@ -5,7 +5,7 @@
 import {createServer, type Server} from 'node:http'
 import type {Socket} from 'node:net'
 
-import {UsageError} from '../errors.js'
+import {listenError} from '../errors.js'
 import {AccessLog} from './access-log.js'
 import {splitHostPort} from './address.js'
 import type {ProxyConfig} from './config.js'
@@ -80,7 +80,7 @@ export class ProxyInstance {
   listen(listen?: string): Promise<BoundAddress> {
     const {host, port} = splitHostPort(listen ?? this.plane.runtime.config.listen)
     return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(new UsageError(`proxy listener ${host}:${port}: listen failed: ${error.message}`, {cause: error, suggestions: ['Choose a free port in `listen:`, or stop the process that uses it.']}))
+      const onError = (error: Error) => reject(listenError(error, `${host}:${port}`, 'proxy listener'))
       this.server.once('error', onError)
       this.server.listen({host, port, backlog: 4096}, () => {
         this.server.off('error', onError)

@@ -10,7 +10,7 @@ import {basename, dirname, resolve} from 'node:path'
 
 import {Registry} from 'prom-client'
 
-import {ConfigError, messageOf, UsageError} from '../errors.js'
+import {ConfigError, listenError, messageOf} from '../errors.js'
 import {AdminAccess, AdminRequestError, createAdminServer, type ControlPlane, type ServiceStats} from './admin.js'
 import {isLoopbackHost, loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics, type MetricsView} from './metrics.js'
@@ -225,7 +225,7 @@ export function statsWindow(sinceMs: number, retentionSeconds: number, nowMs: nu
 export function listenAdmin(admin: Server, listen: string): Promise<BoundAddress> {
   const {host, port} = splitHostPort(listen)
   return new Promise((resolveListen, reject) => {
-    const onError = (error: Error) => reject(new UsageError(`proxy admin listener ${host}:${port}: listen failed: ${error.message}`, {cause: error, suggestions: ['Choose a free port in admin.listen.']}))
+    const onError = (error: Error) => reject(listenError(error, `${host}:${port}`, 'proxy admin listener'))
     admin.once('error', onError)
     admin.listen({host, port}, () => {
       admin.off('error', onError)

@@ -99,10 +99,25 @@ export class RolloutEngine {
     const decision = decide(loaded.value, observation, plan)
     let result: TickResult = {state: loaded.value, version: loaded.version, observation, decision}
     if (decision.next !== loaded.value) {
-      // Actions first, then the save: every action is idempotent, so a crash in between only
-      // repeats them on the next tick, while the saved phase never claims work that was not done.
-      for (const action of decision.actions) await this.execute(action, signal)
-      const saved = await store.save(decision.next, loaded.version, signal)
+      // Stage, act, commit. Staging writes the next state beside the current one and checks its
+      // version, so a state that cannot be saved (disk full, read-only, permissions, a lost race)
+      // stops the tick before the world changes. Acting before the commit keeps the old promise:
+      // every action is idempotent, so a crash in between only repeats them on the next tick,
+      // while the saved phase never claims work that was not done.
+      const staged = await store.stage(decision.next, loaded.version, signal)
+      try {
+        for (const action of decision.actions) await this.execute(action, signal)
+      } catch (error) {
+        await staged.discard()
+        throw error
+      }
+      let saved
+      try {
+        saved = await staged.commit(signal)
+      } catch (error) {
+        await this.undo(decision, observation, signal)
+        throw error
+      }
       result = {...result, state: saved.value, version: saved.version}
     }
     this.deps.onTick?.(result)
@@ -136,6 +151,16 @@ export class RolloutEngine {
     const recentSinceMs = nowMs - recentWindowMs(plan.analysis)
     const looking = (intent !== undefined && intent.kind !== 'abort') || isLookDue(state, plan, nowMs)
     return looking && recentSinceMs > state.windowStartMs ? {...withMetrics, recentMetrics: await read(recentSinceMs)} : withMetrics
+  }
+
+  /**
+   * The commit failed after the actions ran (rare: staging already wrote the file): put the
+   * traffic back where the saved state has it, as read before acting. Best effort; the next tick
+   * corrects the weights from the saved state anyway.
+   */
+  private async undo(decision: Decision, observation: Observation, signal: AbortSignal): Promise<void> {
+    if (observation.weights === undefined || !decision.actions.some((a) => a.type === 'setWeights')) return
+    await this.deps.router.setWeights(observation.weights, signal).catch(() => undefined)
   }
 
   private readWeights(signal: AbortSignal) {

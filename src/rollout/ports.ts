@@ -72,12 +72,29 @@ export interface Versioned<T> {
 }
 
 /**
+ * A save that is written but not yet visible (see `RolloutStore.stage`). Exactly one of `commit`
+ * or `discard` is called.
+ */
+export interface StagedSave<T> {
+  /** Makes the staged value the stored one; ConflictError when the stored version moved meanwhile. */
+  commit(signal: AbortSignal): Promise<Versioned<T>>
+  /** Forgets the staged value; the stored one is untouched. Never throws. */
+  discard(): Promise<void>
+}
+
+/**
  * Persists rollout state with optimistic concurrency: `save` fails with ConflictError when the
  * stored version is not `expectedVersion` (undefined = must not exist yet). Never a lost update.
  */
 export interface RolloutStore<T> {
   load(signal: AbortSignal): Promise<Versioned<T> | undefined>
   save(value: T, expectedVersion: string | undefined, signal: AbortSignal): Promise<Versioned<T>>
+  /**
+   * Does everything a save can fail at (space, permissions, a lost race) without making the value
+   * visible, so the engine can stage, act, then commit: a state that cannot be saved stops the
+   * tick before the world changes.
+   */
+  stage(value: T, expectedVersion: string | undefined, signal: AbortSignal): Promise<StagedSave<T>>
   /** Remove the state (after `canary down`); idempotent. */
   remove(signal: AbortSignal): Promise<void>
 }

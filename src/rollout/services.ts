@@ -87,6 +87,9 @@ export function exitCodeFor(phase: Phase): ExitCode | null {
   }
 }
 
+/** How long `start` waits for another operation on the release before giving up (exit 5). */
+const START_LOCK_WAIT_MS = 5000
+
 function engineOf(session: RolloutSession): RolloutEngine {
   const {router, target, metrics, store, lock} = session.ports
   return new RolloutEngine({plan: session.plan, router, target, metrics, store, clock: session.clock, ...(lock === undefined ? {} : {lock}), ...(session.onTick === undefined ? {} : {onTick: session.onTick})})
@@ -103,19 +106,32 @@ function noRollout(session: RolloutSession): NotFoundError {
 /** `canary start`: deploy the canary, wait until ready, move to the first step's weight. */
 export async function startRollout(session: RolloutSession, input: {readonly canaryImage: string; readonly signal: AbortSignal}): Promise<RolloutStatus> {
   const engine = engineOf(session)
-  const stored = await session.ports.store.load(input.signal)
-  if (stored !== undefined && !isTerminal(stored.value.phase)) {
-    throw new ConflictError(`release ${session.name}: a rollout of ${stored.value.canaryImage} is in progress (${stored.value.phase})`, {
-      subject: session.name,
-      suggestions: ['Finish it with `canary promote` or `canary abort` first.', '`canary status` shows where it is.'],
-    })
+  // Check, start the data plane and save the new rollout under the operation lock: of two
+  // simultaneous starts the loser exits 5 having changed nothing.
+  const release = await session.ports.lock?.acquire(START_LOCK_WAIT_MS, input.signal)
+  try {
+    const stored = await session.ports.store.load(input.signal)
+    if (stored !== undefined && !isTerminal(stored.value.phase)) {
+      throw new ConflictError(`release ${session.name}: a rollout of ${stored.value.canaryImage} is in progress (${stored.value.phase})`, {
+        subject: session.name,
+        suggestions: ['Finish it with `canary promote` or `canary abort` first.', '`canary status` shows where it is.'],
+      })
+    }
+    const stableImage = stored?.value.phase === 'Promoted' ? stored.value.stableImage : (stored?.value.stableImage ?? session.specImage)
+    if (stableImage === input.canaryImage) {
+      throw new UsageError(`release ${session.name}: ${input.canaryImage} is already the stable version`, {suggestions: ['Pass the new version with --image.']})
+    }
+    await session.ports.prepare(stableImage, input.signal)
+    try {
+      await session.ports.store.save(newRollout({name: session.name, stableImage, canaryImage: input.canaryImage, nowMs: session.clock.now()}), stored?.version, input.signal)
+    } catch (error) {
+      // Nothing was saved, so nothing may be left running either.
+      await session.ports.undoPrepare?.(input.signal).catch(() => undefined)
+      throw error
+    }
+  } finally {
+    await release?.()
   }
-  const stableImage = stored?.value.phase === 'Promoted' ? stored.value.stableImage : (stored?.value.stableImage ?? session.specImage)
-  if (stableImage === input.canaryImage) {
-    throw new UsageError(`release ${session.name}: ${input.canaryImage} is already the stable version`, {suggestions: ['Pass the new version with --image.']})
-  }
-  await session.ports.prepare(stableImage, input.signal)
-  await session.ports.store.save(newRollout({name: session.name, stableImage, canaryImage: input.canaryImage, nowMs: session.clock.now()}), stored?.version, input.signal)
   let state: RolloutState
   try {
     state = (await engine.tick(input.signal, undefined, 5000)).state

@@ -5,7 +5,7 @@
  * any problem with the cache) parses the file for real, which also produces the located errors.
  */
 import {createHash} from 'node:crypto'
-import {mkdir, readFile, rename, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
 import type {Release} from '../spec/release.js'
@@ -34,13 +34,14 @@ export async function loadReleaseCached(file: string): Promise<Release> {
   const {loadRelease} = await import('../spec/load-release.js')
   const {release} = await loadRelease(file)
   if (cacheFile !== undefined) {
+    const temp = `${cacheFile}.${process.pid}.tmp`
     try {
       await mkdir(dirname(cacheFile), {recursive: true, mode: 0o700})
-      const temp = `${cacheFile}.${process.pid}.tmp`
       await writeFile(temp, JSON.stringify({key, release}))
       await rename(temp, cacheFile)
     } catch {
-      // A read-only directory only costs the next command a parse.
+      // A read-only directory only costs the next command a parse; a full disk must not keep the partial temp file.
+      await rm(temp, {force: true}).catch(() => undefined)
     }
   }
   return release

@@ -10,7 +10,10 @@ import {applyOwned, deleteOwned} from '../../src/kube/apply.js'
 import {connectKube, type KubeClient} from '../../src/kube/client.js'
 import {ForbiddenError} from '../../src/kube/errors.js'
 import {MANAGED_BY_LABEL} from '../../src/kube/objects.js'
-import {KubernetesRolloutStore} from '../../src/rollout/stores/kubernetes-store.js'
+import {newRollout} from '../../src/rollout/core/decide.js'
+import type {RolloutState} from '../../src/rollout/core/types.js'
+import {rolloutStateSchema} from '../../src/rollout/state-schema.js'
+import {KubernetesRolloutStore, STATE_KEY, stateConfigMapName} from '../../src/rollout/stores/kubernetes-store.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 
 let fake: FakeApiServer
@@ -142,6 +145,20 @@ describe('KubernetesRolloutStore', () => {
     expect(next.version).not.toBe(saved.version)
     await store.remove(signal)
     expect(await store.load(signal)).toBeUndefined()
+  })
+
+  it('refuses a corrupt rollout state by field (exit 3) instead of using it, and leaves the ConfigMap as it is', async () => {
+    const store = new KubernetesRolloutStore<RolloutState>(client, {name: 'web', namespace: 'shop'}, rolloutStateSchema)
+    const state = newRollout({name: 'web', stableImage: 'acme/web:v1', canaryImage: 'acme/web:v2', nowMs: 1})
+    const saved = await store.save(state, undefined, signal)
+    expect((await store.load(signal))?.value).toEqual(state)
+    const live = fake.get('v1', 'ConfigMap', 'shop', stateConfigMapName('web'))!
+    const corrupt = JSON.stringify({...state, stepIndex: 'two'})
+    await client.replace({...live, data: {[STATE_KEY]: corrupt}, metadata: {...live.metadata, resourceVersion: saved.version}} as never, signal)
+    const error = await rejection(store.load(signal))
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.message).toBe('ConfigMap shop/web-canary-state: rollout state is corrupt: field data.state.json.stepIndex: expected a number, found "two"')
+    expect(fake.get('v1', 'ConfigMap', 'shop', stateConfigMapName('web'))?.data).toEqual({[STATE_KEY]: corrupt})
   })
 
   it('two CI jobs racing: one success, one exit 5, no lost update', async () => {

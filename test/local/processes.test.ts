@@ -7,9 +7,9 @@ import {describe, expect, it} from 'vitest'
 import {isProcessAlive, isProcessGroupAlive} from '../../src/local/processes.js'
 import {eventually} from '../helpers/lifecycle.js'
 
-/** A detached group: `sleep` (the leader, via exec) never reaps the child that the shell forked and that exits at once. */
+/** A detached group: `sleep` (the leader, via exec) never reaps the child the shell forked, which exits a moment after the exec (had it exited before, the shell could have reaped it: a flake under load). */
 async function groupWithZombie(): Promise<{leader: number; zombie: number; stop: () => Promise<void>}> {
-  const child = spawn('/bin/sh', ['-c', '(exit 0) & echo $!; exec sleep 30'], {detached: true, stdio: ['ignore', 'pipe', 'ignore']})
+  const child = spawn('/bin/sh', ['-c', '(sleep 0.3; exit 0) & echo $!; exec sleep 30'], {detached: true, stdio: ['ignore', 'pipe', 'ignore']})
   const [line] = (await once(child.stdout!, 'data')) as [Buffer]
   const zombie = Number(line.toString().trim())
   return {

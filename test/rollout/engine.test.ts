@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {ConflictError, UnreachableError} from '../../src/errors.js'
+import {ConflictError, IoError, UnreachableError} from '../../src/errors.js'
 import {newRollout} from '../../src/rollout/core/decide.js'
 import type {Plan, RolloutState} from '../../src/rollout/core/types.js'
 import {weights} from '../../src/rollout/core/weights.js'
@@ -158,5 +158,49 @@ describe('the rollout engine', () => {
     expect(decision.next.phase).toBe('RollingBack')
     expect(state.phase).toBe('Aborted')
     expect(w.router.current.canary).toBe(0)
+  })
+})
+
+describe('the engine saves before it acts', () => {
+  /** A store whose staging (write + version check) or commit fails, as on a full disk. */
+  function failingStore(w: ReturnType<typeof world>, where: 'stage' | 'commit') {
+    const stage = w.store.stage.bind(w.store)
+    w.store.stage = async (value: RolloutState, expected: string | undefined) => {
+      if (where === 'stage') throw new IoError('/x/.canary/shop/state.json: write failed: no space left on the device (ENOSPC)', {path: '/x/.canary/shop/state.json', errno: 'ENOSPC'})
+      const staged = await stage(value, expected)
+      return {...staged, commit: async () => {
+        await staged.discard()
+        throw new IoError('/x/.canary/shop/state.json: replace failed: input/output error (EIO)', {path: '/x/.canary/shop/state.json', errno: 'EIO'})
+      }}
+    }
+  }
+
+  it('does nothing to the router or the target when the next state cannot be staged', async () => {
+    const w = world()
+    await w.begin()
+    await w.engine.tick(w.signal)
+    await w.engine.tick(w.signal)
+    const before = await w.store.load()
+    const routerCalls = [...w.router.calls]
+    const targetCalls = [...w.target.calls]
+    failingStore(w, 'stage')
+    await expect(w.engine.tick(w.signal, {kind: 'step', weight: 30, force: true})).rejects.toBeInstanceOf(IoError)
+    expect(w.router.calls).toEqual(routerCalls)
+    expect(w.target.calls).toEqual(targetCalls)
+    expect(await w.store.load()).toEqual(before)
+  })
+
+  it('sets the weights back to what it read when the commit fails after acting', async () => {
+    const w = world()
+    await w.begin()
+    await w.engine.tick(w.signal)
+    await w.engine.tick(w.signal)
+    expect(w.router.current).toEqual(weights(20))
+    const before = await w.store.load()
+    failingStore(w, 'commit')
+    await expect(w.engine.tick(w.signal, {kind: 'step', weight: 30, force: true})).rejects.toThrow(/EIO/)
+    expect(w.router.calls.slice(-2)).toEqual(['setWeights 30', 'setWeights 20'])
+    expect(w.router.current).toEqual(weights(20))
+    expect(await w.store.load()).toEqual(before)
   })
 })

@@ -6,8 +6,11 @@
 import {notOwnedError, withOwnership} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
-import {ConflictError, InternalError} from '../../errors.js'
-import type {ReleaseRef, RolloutStore, Versioned} from '../ports.js'
+import type * as z from 'zod/mini'
+
+import {ConfigError, ConflictError} from '../../errors.js'
+import {schemaProblems} from '../schema-problems.js'
+import type {ReleaseRef, RolloutStore, StagedSave, Versioned} from '../ports.js'
 
 /** The key in the ConfigMap's `data` holding the JSON state. */
 export const STATE_KEY = 'state.json'
@@ -21,7 +24,8 @@ export function stateConfigMapName(release: string): string {
 export class KubernetesRolloutStore<T> implements RolloutStore<T> {
   private readonly ref: ObjectRef
 
-  constructor(private readonly client: KubeClient, private readonly release: ReleaseRef) {
+  /** `schema` validates the stored value on load (the rollout's state schema); without one it is trusted. */
+  constructor(private readonly client: KubeClient, private readonly release: ReleaseRef, private readonly schema?: z.ZodMiniType<T>) {
     this.ref = {apiVersion: 'v1', kind: 'ConfigMap', namespace: release.namespace, name: stateConfigMapName(release.name)}
   }
 
@@ -50,6 +54,18 @@ export class KubernetesRolloutStore<T> implements RolloutStore<T> {
     }
   }
 
+  /** The API server writes atomically under resourceVersion; staging checks the version early and commits with the same precondition. */
+  async stage(value: T, expectedVersion: string | undefined, signal: AbortSignal): Promise<StagedSave<T>> {
+    const live = await this.load(signal)
+    if (live?.version !== expectedVersion) {
+      throw new ConflictError(`release ${this.release.namespace}/${this.release.name}: another canary run changed the rollout state first (ConfigMap ${this.ref.namespace}/${this.ref.name})`, {
+        subject: `ConfigMap ${this.ref.namespace}/${this.ref.name}`,
+        suggestions: ['Only one pipeline should drive a release at a time; run `canary status` to see where it is, then retry.'],
+      })
+    }
+    return {commit: (commitSignal) => this.save(value, expectedVersion, commitSignal), discard: async () => undefined}
+  }
+
   async remove(signal: AbortSignal): Promise<void> {
     const live = await this.client.read(this.ref, signal)
     if (live === undefined) return
@@ -57,16 +73,26 @@ export class KubernetesRolloutStore<T> implements RolloutStore<T> {
     await this.client.delete(this.ref, signal)
   }
 
+  /** The stored state, validated whole: a corrupt one is refused by field (exit 3), never used or overwritten. */
   private decode(live: KubeObject): T {
+    const subject = `ConfigMap ${this.ref.namespace}/${this.ref.name}`
+    const refuse = (why: string, problems: {path: string; message: string}[] = []) => new ConfigError(`${subject}: rollout state ${why}`, problems, {
+      subject,
+      suggestions: ['canary will not use or overwrite it. Restore it from your cluster backup, or delete the ConfigMap to forget the rollout (the router objects stay).'],
+    })
     const text = (live.data as Record<string, string> | undefined)?.[STATE_KEY]
+    if (text === undefined) throw refuse(`is missing (no key ${STATE_KEY})`)
+    let parsed: unknown
     try {
-      if (text === undefined) throw new Error(`key ${STATE_KEY} is missing`)
-      return JSON.parse(text) as T
+      parsed = JSON.parse(text)
     } catch (error) {
-      throw new InternalError(`ConfigMap ${this.ref.namespace}/${this.ref.name}: rollout state is unreadable: ${(error as Error).message}`, {
-        cause: error, subject: `ConfigMap ${this.ref.namespace}/${this.ref.name}`,
-        suggestions: ['Delete the ConfigMap to forget the rollout (the router objects stay), or restore it from your cluster backup.'],
-      })
+      throw refuse(`is not valid JSON (${(error as Error).message})`)
     }
+    if (this.schema === undefined) return parsed as T
+    const result = this.schema.safeParse(parsed)
+    if (result.success) return result.data
+    const problems = schemaProblems(result.error.issues, parsed).map((p) => ({...p, path: p.path === '' ? `data.${STATE_KEY}` : `data.${STATE_KEY}.${p.path}`}))
+    const first = problems[0]
+    throw refuse(`is corrupt: ${problems.length === 1 && first !== undefined ? `field ${first.path}: ${first.message}` : `${problems.length} problems (fields ${problems.map((p) => p.path).join(', ')})`}`, problems)
   }
 }

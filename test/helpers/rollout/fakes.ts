@@ -5,7 +5,7 @@
 import {ConflictError} from '../../../src/errors.js'
 import type {WindowMetrics} from '../../../src/rollout/core/metrics.js'
 import {weights, type Weights} from '../../../src/rollout/core/weights.js'
-import type {Clock, MetricSource, Readiness, RolloutStore, RouterCapabilities, Target, Track, TrafficRouter, Versioned} from '../../../src/rollout/ports.js'
+import type {Clock, MetricSource, Readiness, RolloutStore, RouterCapabilities, StagedSave, Target, Track, TrafficRouter, Versioned} from '../../../src/rollout/ports.js'
 
 const NO_CAPABILITIES: RouterCapabilities = {headerMatch: false, headerPattern: false, cookieMatch: false, sticky: false, mirror: false}
 
@@ -84,6 +84,11 @@ export class MemoryStore<T> implements RolloutStore<T> {
     this.revision++
     this.stored = {value: structuredClone(value), version: String(this.revision)}
     return this.stored
+  }
+
+  async stage(value: T, expectedVersion: string | undefined): Promise<StagedSave<T>> {
+    if (this.stored?.version !== expectedVersion) throw new ConflictError(`rollout state: changed by another operation (expected version ${expectedVersion}, found ${this.stored?.version})`)
+    return {commit: async () => this.save(value, expectedVersion), discard: async () => undefined}
   }
 
   async remove(): Promise<void> {
