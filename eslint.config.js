@@ -34,7 +34,7 @@ export default tseslint.config(
     rules: {'@typescript-eslint/no-require-imports': 'off'},
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.{ts,js}', 'scripts/**/*.js'],
+    files: ['test/**/*.ts', 'bench/**/*.{ts,js}', 'scripts/**/*.{ts,js}'],
     rules: {'no-restricted-syntax': 'off', '@typescript-eslint/no-non-null-assertion': 'off'},
   },
 )
