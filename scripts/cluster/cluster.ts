@@ -436,10 +436,21 @@ export function down(): void {
   const deadline = Date.now() + 10_000
   while (pids.some(isAlive) && Date.now() < deadline) spawnSync('sleep', ['0.1'])
   signalAll('SIGKILL')
-  for (const netns of state.netns) sh('ip', ['netns', 'del', netns], {allowFail: true})
+  for (const netns of state.netns) {
+    sh('ip', ['netns', 'del', netns], {allowFail: true})
+    // The pods' hosts files (the suite's cluster-DNS stand-in), mounted by `ip netns exec`.
+    rmSync(join('/etc/netns', netns), {recursive: true, force: true})
+  }
   for (const veth of state.veths) sh('ip', ['link', 'del', veth], {allowFail: true})
   if (state.bridge !== undefined) sh('ip', ['link', 'del', state.bridge], {allowFail: true})
   rmSync(runDir(), {recursive: true, force: true})
+}
+
+/** True when a cluster from this run folder is up: its details written and every process alive. */
+export function isUp(): boolean {
+  if (!existsSync(statePath()) || !existsSync(join(runDir(), 'cluster.json'))) return false
+  const state = JSON.parse(readFileSync(statePath(), 'utf8')) as RunState
+  return Object.values(state.processes).every(isAlive)
 }
 
 /** The running cluster's details, or an error saying to start it. */
