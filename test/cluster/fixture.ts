@@ -49,7 +49,15 @@ export interface ClusterRelease {
 /** The release spec the suite uses: `web` in `namespace`, routed by `router`, judged from the harness's Prometheus. */
 export function releaseSpec(namespace: string, router: string, extraSpec: readonly string[] = [], analysis = ''): string {
   const host = `${namespace}.cluster.test`
-  const gateway = router === 'gateway-api' ? ', gateway: {name: public, namespace: shop}' : ''
+  // Traefik's plain Ingress provider also serves Ingresses without a class: the ingress-nginx
+  // provider's canary Ingress must name class nginx, as it would on a cluster with both controllers.
+  const routerFields = {'gateway-api': ', gateway: {name: public, namespace: shop}', nginx: ', className: nginx'}[router] ?? ''
+  // Gateway API has no built-in queries (metrics are the implementation's): Traefik names a backend
+  // httproute-<ns>-<route>-gw-<gateway ns>-<gateway>-ep-<entry point>-<rule>-<hash>-svc-<ns>-<service>-<ref>.
+  const traefikService = `service=~".*-svc-{{namespace}}-{{service}}-[0-9]+@kubernetesgateway"`
+  const queries = router === 'gateway-api' && !analysis.includes('queries')
+    ? `, queries: {requests: 'sum(increase(traefik_service_requests_total{${traefikService}}[{{interval}}]))', successRate: 'sum(increase(traefik_service_requests_total{${traefikService},code!~"5.."}[{{interval}}])) / sum(increase(traefik_service_requests_total{${traefikService}}[{{interval}}]))'}`
+    : ''
   return [
     'apiVersion: canary.dev/v1alpha1',
     'kind: Release',
@@ -57,10 +65,10 @@ export function releaseSpec(namespace: string, router: string, extraSpec: readon
     'spec:',
     '  image: ghcr.io/acme/web:v1',
     '  port: 8080',
-    `  ingress: {host: ${host}, router: ${router}${gateway}}`,
+    `  ingress: {host: ${host}, router: ${router}${routerFields}}`,
     '  steps: [10, 50, 100]',
     '  target: kubernetes',
-    `  analysis: {interval: 5s, minRequests: 20, progressDeadline: 30s, prometheus: {url: '${cluster.prometheusUrl}'${analysis}}}`,
+    `  analysis: {interval: 5s, minRequests: 20, progressDeadline: 30s, prometheus: {url: '${cluster.prometheusUrl}'${queries}${analysis}}}`,
     ...extraSpec,
     '',
   ].join('\n')
