@@ -1,5 +1,8 @@
 // The one test command (`npm test`): lint, typecheck, build the CLI (end-to-end tests spawn
-// bin/run.js), then the whole vitest suite. Ends with a plain "N passed, N failed" line for CI.
+// bin/run.js), the fast vitest suite, then the cluster suite (vitest.cluster.config.ts: a real
+// kube-apiserver, etcd, Traefik and Prometheus, brought up and down by its global setup). Ends with
+// one plain "N passed, N failed" line summing both, for CI. `npm run test:fast` (`--fast`) skips
+// the cluster suite while developing.
 import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 
@@ -28,7 +31,8 @@ import {ensureDependencies} from './setup.js'
 ensureDependencies()
 ensureSystemTools()
 const npx = 'npx'
-const extra = process.argv.slice(2)
+const fast = process.argv.includes('--fast')
+const extra = process.argv.slice(2).filter((a) => a !== '--fast')
 for (const [title, args] of [['lint', ['eslint', '.']], ['typecheck', ['tsc', '-p', 'tsconfig.json', '--noEmit']], ['typecheck tests', ['tsc', '-p', 'tsconfig.test.json', '--noEmit']]]) {
   if (step(title, npx, args) !== 0) {
     console.log(`\n0 passed, 1 failed`)
@@ -40,14 +44,20 @@ if (step('build', 'npm', ['run', '--silent', 'build']) !== 0) {
   console.log('\n0 passed, 1 failed')
   process.exit(1)
 }
-const report = '.vitest-report.json'
-rmSync(report, {force: true})
-const rc = step('tests', npx, ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...extra])
-if (existsSync(report)) {
+
+/** Runs one vitest suite; its counts from the JSON report (a suite that produced none counts as one failure). */
+function suite(title, config, report) {
+  rmSync(report, {force: true})
+  const rc = step(title, npx, ['vitest', 'run', ...(config === undefined ? [] : ['-c', config]), '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...extra])
+  if (!existsSync(report)) return {rc: rc === 0 ? 1 : rc, passed: 0, failed: 1, skipped: 0}
   const r = JSON.parse(readFileSync(report, 'utf8'))
-  const skipped = r.numPendingTests + (r.numTodoTests ?? 0)
-  console.log(`\n${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`)
-} else {
-  console.log('\n0 passed, 1 failed')
+  // A failing global setup (e.g. the cluster could not start) fails the run without failing a test.
+  const failed = r.numFailedTests + (rc !== 0 && r.numFailedTests === 0 ? 1 : 0)
+  return {rc, passed: r.numPassedTests, failed, skipped: r.numPendingTests + (r.numTodoTests ?? 0)}
 }
-process.exit(rc)
+
+const results = [suite('tests', undefined, '.vitest-report.json')]
+if (!fast) results.push(suite('cluster tests (real kube-apiserver and Traefik)', 'vitest.cluster.config.ts', '.vitest-cluster-report.json'))
+const total = results.reduce((sum, r) => ({passed: sum.passed + r.passed, failed: sum.failed + r.failed, skipped: sum.skipped + r.skipped}), {passed: 0, failed: 0, skipped: 0})
+console.log(`\n${total.passed} passed, ${total.failed} failed${total.skipped > 0 ? `, ${total.skipped} skipped` : ''}`)
+process.exit(results.find((r) => r.rc !== 0)?.rc ?? 0)

@@ -360,7 +360,7 @@ export async function up(): Promise<ClusterInfo> {
     // KUBECONFIG or KUBERNETES_SERVICE_* in Traefik's environment would win over endpoint/token.
     const traefikEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KUBECONFIG' && !k.startsWith('KUBERNETES_SERVICE_')))
     startProcess(state, 'traefik', binaries.traefik, [
-      '--global.checkNewVersion=false', '--global.sendAnonymousUsage=false', '--log.level=DEBUG', '--log.noColor=true',
+      '--global.checkNewVersion=false', '--global.sendAnonymousUsage=false', '--log.level=INFO', '--log.noColor=true',
       `--entryPoints.web.address=127.0.0.1:${traefikPort}`, `--entryPoints.traefik.address=127.0.0.1:${traefikAdminPort}`,
       '--api.insecure=true', '--ping=true', '--metrics.prometheus=true', '--metrics.prometheus.addServicesLabels=true', '--metrics.prometheus.addRoutersLabels=true',
       '--providers.providersThrottleDuration=100ms',

@@ -25,7 +25,7 @@ export function kubectl(args: readonly string[], input?: string, kubeconfig = cl
 }
 
 /** `kubectl get -o json` of one object, or undefined when it does not exist. */
-export function kubectlGet(namespace: string, resource: string, name: string): Record<string, any> | undefined {
+export function kubectlGet(namespace: string, resource: string, name: string): Record<string, any> | undefined { // eslint-disable-line @typescript-eslint/no-explicit-any -- kubectl JSON of any kind
   const result = spawnSync(cluster.binaries.kubectl, ['--kubeconfig', cluster.adminKubeconfig, '-n', namespace, 'get', resource, name, '-o', 'json', '--ignore-not-found'], {encoding: 'utf8'})
   if (result.status !== 0) throw new Error(`kubectl get ${resource} ${name}: ${result.stderr}`)
   return result.stdout.trim() === '' ? undefined : (JSON.parse(result.stdout) as Record<string, any>)
@@ -68,7 +68,8 @@ export function releaseSpec(namespace: string, router: string, extraSpec: readon
     `  ingress: {host: ${host}, router: ${router}${routerFields}}`,
     '  steps: [10, 50, 100]',
     '  target: kubernetes',
-    `  analysis: {interval: 5s, minRequests: 20, progressDeadline: 30s, prometheus: {url: '${cluster.prometheusUrl}'${queries}${analysis}}}`,
+    // Router proxy is judged from its pods' /metrics read through the API server's pod proxy.
+    `  analysis: {interval: 5s, minRequests: 20, progressDeadline: 30s${router === 'proxy' ? '' : `, prometheus: {url: '${cluster.prometheusUrl}'${queries}${analysis}}`}}`,
     ...extraSpec,
     '',
   ].join('\n')

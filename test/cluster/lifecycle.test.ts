@@ -46,7 +46,7 @@ async function withBackends(router: string): Promise<ClusterRelease> {
 /** The split through Traefik, and the three readers agreeing: status --json, kubectl, traffic. */
 async function expectSplit(r: ClusterRelease, router: string, canaryPercent: number): Promise<void> {
   const status = await r.canary(['status', '--json'])
-  expect(status.code, status.stderr).toBe(0)
+  expect(status.code, `${status.stdout}${status.stderr}`).toBe(0)
   const reported = status.json as {canaryWeight: number; totalWeight: number}
   expect((100 * reported.canaryWeight) / reported.totalWeight).toBe(canaryPercent)
   expect(weightInObjects[router]!(r.namespace)).toBe(canaryPercent)
@@ -59,7 +59,7 @@ describe.each(['traefik', 'nginx', 'gateway-api'])('router %s against the real A
   it('start → step → promote: the split follows every step, then all traffic is stable', async () => {
     const r = await withBackends(router)
     const start = await r.canary(['start', '--image', 'v2', '--json'])
-    expect(start.code, start.stderr).toBe(0)
+    expect(start.code, `${start.stdout}${start.stderr}`).toBe(0)
     expect(start.json).toMatchObject({phase: 'Progressing', canaryWeight: 10})
     await expectSplit(r, router, 10)
 
@@ -69,11 +69,11 @@ describe.each(['traefik', 'nginx', 'gateway-api'])('router %s against the real A
     const traffic = steadyTraffic(cluster.traefikUrl, {host: r.host})
     const step = await r.canary(['step', ...(router === 'nginx' ? ['--force'] : ['--wait', '--timeout', '60s']), '--json'])
     await traffic.stop()
-    expect(step.code, step.stderr).toBe(0)
+    expect(step.code, `${step.stdout}${step.stderr}`).toBe(0)
     await expectSplit(r, router, 50)
 
     const promote = await r.canary(['promote', '--force', '--json'])
-    expect(promote.code, promote.stderr).toBe(0)
+    expect(promote.code, `${promote.stdout}${promote.stderr}`).toBe(0)
     expect(promote.json).toMatchObject({phase: 'Promoted'})
     expect(kubectlGet(r.namespace, 'deployments.apps', 'web')?.spec.template.spec.containers[0].image).toBe('ghcr.io/acme/web:v2')
     expect(kubectlGet(r.namespace, 'deployments.apps', 'web-canary')).toBeUndefined()
@@ -86,10 +86,10 @@ describe.each(['traefik', 'nginx', 'gateway-api'])('router %s against the real A
   it('start → abort: the canary objects go and all traffic returns to stable', async () => {
     const r = await withBackends(router)
     const start = await r.canary(['start', '--image', 'v2', '--json'])
-    expect(start.code, start.stderr).toBe(0)
+    expect(start.code, `${start.stdout}${start.stderr}`).toBe(0)
     await expectSplit(r, router, 10)
     const abort = await r.canary(['abort', '--json'])
-    expect(abort.code, abort.stderr).toBe(0)
+    expect(abort.code, `${abort.stdout}${abort.stderr}`).toBe(0)
     expect(abort.json).toMatchObject({phase: 'Aborted'})
     expect(kubectlGet(r.namespace, 'deployments.apps', 'web-canary')).toBeUndefined()
     expect(kubectlGet(r.namespace, 'deployments.apps', 'web')?.spec.template.spec.containers[0].image).toBe('ghcr.io/acme/web:v1')
