@@ -24,11 +24,15 @@ export function kubectl(args: readonly string[], input?: string, kubeconfig = cl
   return result.stdout
 }
 
+/** An object as kubectl prints it: tests read the fields they check. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type KubeJson = Record<string, any>
+
 /** `kubectl get -o json` of one object, or undefined when it does not exist. */
-export function kubectlGet(namespace: string, resource: string, name: string): Record<string, any> | undefined { // eslint-disable-line @typescript-eslint/no-explicit-any -- kubectl JSON of any kind
+export function kubectlGet(namespace: string, resource: string, name: string): KubeJson | undefined {
   const result = spawnSync(cluster.binaries.kubectl, ['--kubeconfig', cluster.adminKubeconfig, '-n', namespace, 'get', resource, name, '-o', 'json', '--ignore-not-found'], {encoding: 'utf8'})
   if (result.status !== 0) throw new Error(`kubectl get ${resource} ${name}: ${result.stderr}`)
-  return result.stdout.trim() === '' ? undefined : (JSON.parse(result.stdout) as Record<string, any>)
+  return result.stdout.trim() === '' ? undefined : (JSON.parse(result.stdout) as KubeJson)
 }
 
 let namespaceCounter = 0
