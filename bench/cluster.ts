@@ -42,6 +42,7 @@ interface AuditEvent {
   stage: string
   verb: string
   user: {username: string}
+  requestURI: string
   objectRef?: {resource?: string; subresource?: string; name?: string}
 }
 
@@ -56,7 +57,7 @@ async function audited(auditLog: string, user: string, action: () => Promise<unk
 
 function describeCalls(events: readonly AuditEvent[]): string {
   const writes = events.filter((e) => ['create', 'update', 'patch', 'delete'].includes(e.verb))
-  const detail = events.map((e) => `${e.verb} ${e.objectRef?.resource ?? '?'}${e.objectRef?.subresource === undefined ? '' : `/${e.objectRef.subresource}`}`)
+  const detail = events.map((e) => `${e.verb} ${e.objectRef?.resource ?? e.requestURI}${e.objectRef?.subresource === undefined ? '' : `/${e.objectRef.subresource}`}`)
   return `${events.length} requests, ${writes.length} writes [${detail.join(', ')}]`
 }
 
