@@ -288,11 +288,19 @@ export async function up(): Promise<ClusterInfo> {
   mkdirSync(dir, {recursive: true})
   const state: RunState = {id: randomBytes(2).toString('hex'), netns: [], veths: [], processes: {}}
   saveState(state)
+  // Seconds per phase, printed with "ready" so a slow start says where the time went.
+  const phases: string[] = []
+  let phaseStart = performance.now()
+  const phase = (name: string) => {
+    phases.push(`${name} ${((performance.now() - phaseStart) / 1000).toFixed(1)}`)
+    phaseStart = performance.now()
+  }
   try {
     const {hostIp, pods} = createPodNetwork(state, freeSubnet())
     const pki = join(dir, 'pki')
     mkdirSync(pki, {recursive: true})
     createCertificates(pki, hostIp)
+    phase('network+certs')
     const caFile = join(pki, 'ca.crt')
     const token = () => randomBytes(24).toString('hex')
     const tokens = {admin: token(), traefik: token(), ci: token()}
@@ -315,6 +323,7 @@ export async function up(): Promise<ClusterInfo> {
       '--initial-cluster', `canary=http://127.0.0.1:${etcdPeerPort}`,
     ])
     await waitFor('etcd', 30_000, async () => (await fetch(`${etcdUrl}/health`)).ok, state, 'etcd')
+    phase('etcd')
 
     const apiPort = await freePort(hostIp)
     const apiServer = `https://${hostIp}:${apiPort}`
@@ -334,6 +343,7 @@ export async function up(): Promise<ClusterInfo> {
     const apiAgent = new Agent({connect: {ca: readFileSync(caFile)}})
     const adminHeaders = {authorization: `Bearer ${tokens.admin}`}
     await waitFor('kube-apiserver', 90_000, async () => (await fetch(`${apiServer}/readyz`, {dispatcher: apiAgent, headers: adminHeaders})).ok, state, 'kube-apiserver')
+    phase('kube-apiserver')
 
     const adminKubeconfig = join(dir, 'admin.kubeconfig')
     writeFileSync(adminKubeconfig, kubeconfigText(apiServer, caFile, 'admin', tokens.admin, 'default'), {mode: 0o600})
@@ -342,12 +352,12 @@ export async function up(): Promise<ClusterInfo> {
     const kubectl = (args: readonly string[], input?: string) => sh(binaries.kubectl, ['--kubeconfig', adminKubeconfig, ...args], {input})
 
     // CRDs are large: server-side apply has no last-applied annotation to overflow.
-    kubectl(['apply', '--server-side', '--field-manager=canary-harness', ...crds.flatMap((f) => ['-f', f])])
+    // Few kubectl runs (each pays its start and discovery): the CRDs with Traefik's RBAC, then what needs the CRDs.
+    kubectl(['apply', '--server-side', '--field-manager=canary-harness', ...[...crds, ...traefikRbac].flatMap((f) => ['-f', f])])
     kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'])
-    kubectl(['apply', '--server-side', '--field-manager=canary-harness', ...traefikRbac.flatMap((f) => ['-f', f])])
     const traefikPort = await freePort('127.0.0.1')
-    kubectl(['apply', '--server-side', '--field-manager=canary-harness', '-f', '-'], clusterObjects(traefikPort))
-    kubectl(['apply', '--server-side', '--field-manager=canary-harness', '-f', '-'], renderRbac(HARNESS_RELEASE))
+    kubectl(['apply', '--server-side', '--field-manager=canary-harness', '-f', '-'], `${clusterObjects(traefikPort)}\n---\n${renderRbac(HARNESS_RELEASE)}`)
+    phase('CRDs+RBAC')
 
     startProcess(state, 'stand-in-controllers', process.execPath, ['--import', 'tsx', join(REPO, 'scripts/cluster/stand-in-controllers.ts')], {
       ...process.env, CANARY_CLUSTER_API: apiServer, CANARY_CLUSTER_CA: caFile, CANARY_CLUSTER_TOKEN: tokens.admin,
@@ -362,6 +372,8 @@ export async function up(): Promise<ClusterInfo> {
     startProcess(state, 'traefik', binaries.traefik, [
       '--global.checkNewVersion=false', '--global.sendAnonymousUsage=false', '--log.level=INFO', '--log.noColor=true',
       `--entryPoints.web.address=127.0.0.1:${traefikPort}`, `--entryPoints.traefik.address=127.0.0.1:${traefikAdminPort}`,
+      // The default 10 s grace for open keep-alive connections would make every `down` wait for it.
+      '--entryPoints.web.transport.lifeCycle.graceTimeOut=1s', '--entryPoints.traefik.transport.lifeCycle.graceTimeOut=1s',
       '--api.insecure=true', '--ping=true', '--metrics.prometheus=true', '--metrics.prometheus.addServicesLabels=true', '--metrics.prometheus.addRoutersLabels=true',
       '--providers.providersThrottleDuration=100ms',
       ...provider('kubernetesCRD'), '--providers.kubernetesCRD.allowCrossNamespace=true',
@@ -384,6 +396,7 @@ scrape_configs:
       `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'prometheus')}`, `--web.listen-address=127.0.0.1:${prometheusPort}`,
     ])
     await waitFor('prometheus', 30_000, async () => (await fetch(`${prometheusUrl}/-/ready`)).ok, state, 'prometheus')
+    phase('traefik+prometheus')
 
     const info: ClusterInfo = {
       id: state.id, runDir: dir, apiServer, caFile, adminKubeconfig, adminToken: tokens.admin, ciKubeconfig,
@@ -393,8 +406,10 @@ scrape_configs:
     writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(info, null, 2)}\n`)
     const {smokeTest} = await import('./smoke.js')
     await smokeTest(info)
+    phase('smoke request')
     const done = performance.now()
-    console.log(`cluster: ready in ${((done - buildDone) / 1000).toFixed(1)} s (binaries: ${((buildDone - started) / 1000).toFixed(1)} s)`)
+    console.log(`cluster: ready in ${((done - buildDone) / 1000).toFixed(1)} s (${phases.join(', ')}; binaries: ${((buildDone - started) / 1000).toFixed(1)} s)`)
+    rmSync(`${dir}-failed-logs`, {recursive: true, force: true})
     return info
   } catch (error) {
     // Keep the logs of a failed start for the reader; everything else goes.
@@ -433,7 +448,8 @@ export function down(): void {
     }
   }
   signalAll('SIGTERM')
-  const deadline = Date.now() + 10_000
+  // A short grace: everything here is disposable, and a slow stop would make every `down` slow.
+  const deadline = Date.now() + 3_000
   while (pids.some(isAlive) && Date.now() < deadline) spawnSync('sleep', ['0.1'])
   signalAll('SIGKILL')
   for (const netns of state.netns) {
