@@ -3,12 +3,13 @@
  * `ProxyConfig` (STYLE.md point 7). Every problem is reported at once with file:line:col, the
  * field path and a suggestion; `${VAR}` in string values is read from the environment.
  */
-import {readFile} from 'node:fs/promises'
 import {isIP} from 'node:net'
 
-import {isNode, isScalar, LineCounter, parseDocument, visit, type Document} from 'yaml'
 import {z} from 'zod'
 
+import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.js'
+import {capProblems, parseConfigYaml} from '../config-file/parse-config-yaml.js'
+import {readConfigFile} from '../config-file/read-config-file.js'
 import {ConfigError, type ConfigProblem} from '../errors.js'
 import {HOST_PORT, isLoopbackHost} from './address.js'
 import {MAX_WEIGHT} from './edf-balancer.js'
@@ -146,54 +147,59 @@ export type ProxyConfig = DeepReadonly<Omit<Raw, 'services'> & {services: Record
 /** Total weight assumed when one version omits its weight and takes the remainder (Traefik 1.x). */
 export const REMAINDER_TOTAL = 100
 
-/** Reads and parses a proxy config file. Throws ConfigError. */
+/**
+ * Reads and parses a proxy config file. Throws ConfigError. Only a regular file of at most 1 MiB
+ * of UTF-8 is read (docs/proxy.md "Limits"), so a reload cannot hang on a FIFO.
+ */
 export async function loadProxyConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ProxyConfig> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    throw new ConfigError(`proxy config ${file}: read failed: ${(error as Error).message}`, [], {
-      cause: error,
-      subject: file,
-      suggestions: ['Check the --config path.'],
-    })
-  }
+  const suggestion = 'Check the --config path.'
+  const text = await readConfigFile(file, {
+    label: 'proxy config',
+    suggestion,
+    missing: (missing, cause) => new ConfigError(`proxy config ${missing}: read failed: not found`, [{location: {file: missing}, path: '', message: 'not found', suggestion}], {cause, subject: missing, suggestions: [suggestion]}),
+  })
   return parseProxyConfig(text, file, env)
 }
 
+export interface ParseProxyConfigOptions {
+  /** Defaults to CONFIG_LIMITS (benchmarks lift the size limit to measure growth past it). */
+  readonly limits?: Partial<ConfigLimits>
+}
+
 /** Parses proxy config YAML text; `file` is used in error locations. Throws ConfigError listing every problem. */
-export function parseProxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
-  const problems: ConfigProblem[] = []
-  const at = (offset: number | undefined) => {
-    if (offset === undefined) return {file}
-    const pos = lineCounter.linePos(offset)
-    return {file, line: pos.line, column: pos.col}
+export function parseProxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, options: ParseProxyConfigOptions = {}): ProxyConfig {
+  // `${VAR}` → value from env; `$$` writes a literal `$`. Missing variables are reported, not replaced.
+  const unset: Array<{offset: number | undefined; variable: string}> = []
+  const expand = (value: string, offset: number | undefined): string => {
+    if (!value.includes('$')) return value
+    return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, variable: string | undefined) => {
+      if (variable === undefined) return '$'
+      const found = env[variable]
+      if (found !== undefined) return found
+      unset.push({offset, variable})
+      return whole
+    })
   }
-  for (const error of doc.errors) {
-    problems.push({location: at(error.pos[0]), path: '', message: `YAML: ${error.message.split('\n')[0]}`, suggestion: 'Fix the YAML syntax.'})
-  }
-  if (problems.length > 0) throw configError(file, problems)
+  const yaml = parseConfigYaml(text, file, {limits: options.limits, mapString: expand})
+  if (yaml.problems.length > 0) throw configError(file, yaml.problems)
+  const problems: ConfigProblem[] = unset.map(({offset, variable}) => ({location: yaml.at(offset), path: '', message: `environment variable ${variable} is not set`, suggestion: `Export ${variable} or write the value in the file ($$ writes a literal $).`}))
 
-  expandVariables(doc, env, (offset, variable) =>
-    problems.push({location: at(offset), path: '', message: `environment variable ${variable} is not set`, suggestion: `Export ${variable} or write the value in the file ($$ writes a literal $).`}),
-  )
-
-  const data: unknown = doc.toJS()
-  const report: Report = (path, message, suggestion) => problems.push({location: at(nodeOffset(doc, path, false)), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})})
+  const data: unknown = yaml.value
+  const located = (path: readonly string[], wantKey: boolean) => yaml.locate(path, wantKey ? 'key' : 'value')
+  const report: Report = (path, message, suggestion) => problems.push({location: located(path, false), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})})
   // References are checked even when the schema fails, so one run lists every problem.
   checkReferences(data, report)
-  const parsed = RawConfig.safeParse(data)
+  const parsed = RawConfig.safeParse(data, {reportInput: true})
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const path = issue.path.map(String)
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) {
-          const known = knownKeysAt(RawConfig, path)
+        const known = knownKeysAt(RawConfig, path)
+        // A mapping of a million unknown keys yields one issue; list (and suggest for) the first ones only.
+        for (const key of issue.keys.slice(0, CONFIG_LIMITS.maxProblems)) {
           const close = closest(key, known)
           problems.push({
-            location: at(nodeOffset(doc, [...path, key], true)),
+            location: located([...path, key], true),
             path: [...path, key].join('.'),
             message: 'unknown field',
             suggestion: close === undefined ? `Known fields here: ${known.join(', ')}.` : `Did you mean "${close}"?`,
@@ -201,7 +207,9 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
         }
         continue
       }
-      problems.push({location: at(nodeOffset(doc, path, false)), path: path.join('.'), message: issue.message, suggestion: suggestionFor(path)})
+      const input = (issue as {input?: unknown}).input
+      const yaml11 = issue.code === 'invalid_type' && issue.expected === 'boolean' && typeof input === 'string' && YAML_11_BOOLEAN.test(input)
+      problems.push({location: located(path, false), path: path.join('.'), message: issue.message, suggestion: yaml11 ? `YAML 1.2 reads ${input} as a string: write true or false.` : suggestionFor(path)})
     }
     throw configError(file, problems)
   }
@@ -211,6 +219,9 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
   return config
 }
 
+/** YAML 1.1's booleans, which YAML 1.2 (and so canary) reads as strings. */
+const YAML_11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
+
 type Report = (path: string[], message: string, suggestion?: string) => void
 
 /** Cross-field checks and weight resolution; the schema alone cannot see these. */
@@ -218,9 +229,10 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
   const services: Record<string, ProxyServiceConfig> = {}
   for (const [serviceName, service] of Object.entries(raw.services)) {
     const base = ['services', serviceName]
-    const names = service.versions.map((v) => v.name)
-    names.forEach((n, i) => {
-      if (names.indexOf(n) !== i) report([...base, 'versions', String(i), 'name'], `duplicate version name "${n}"`, 'Give every version of a service its own name.')
+    const names = new Set<string>()
+    service.versions.forEach(({name: n}, i) => {
+      if (names.has(n)) report([...base, 'versions', String(i), 'name'], `duplicate version name "${preview(n)}"`, 'Give every version of a service its own name.')
+      names.add(n)
     })
     if ((service.header !== undefined || service.cookie !== undefined) && service.canary === undefined) {
       report([...base, service.header === undefined ? 'cookie' : 'header'], 'header and cookie overrides need `canary:` to name the version they select', 'Add `canary: <version>` to the service.')
@@ -245,10 +257,11 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
     }
   }
 
-  const routeNames = raw.routes.map((r) => r.name)
+  const routeNames = new Set<string>()
   raw.routes.forEach((route, i) => {
     const base = ['routes', String(i)]
-    if (routeNames.indexOf(route.name) !== i) report([...base, 'name'], `duplicate route name "${route.name}"`, 'Give every route its own name.')
+    if (routeNames.has(route.name)) report([...base, 'name'], `duplicate route name "${preview(route.name)}"`, 'Give every route its own name.')
+    routeNames.add(route.name)
     if (route.path !== undefined && route.pathPrefix !== undefined) report([...base, 'pathPrefix'], 'set `path` or `pathPrefix`, not both', 'Keep one of them.')
     if (route.stripPrefix && route.pathPrefix === undefined) report([...base, 'stripPrefix'], '`stripPrefix` needs `pathPrefix`', 'Add `pathPrefix:` or remove `stripPrefix`.')
     if (route.path !== undefined) {
@@ -278,12 +291,19 @@ function checkReferences(data: unknown, report: Report): void {
   const root = record(data)
   const services = record(root?.services) ?? {}
   const serviceNames = Object.keys(services)
+  const serviceSet = new Set(serviceNames)
+  // Suggestions cost an edit distance per candidate: only the problems that will be listed get one.
+  let suggested = 0
+  const suggest = (name: string, known: readonly string[], otherwise: string): string => {
+    const close = suggested++ < CONFIG_LIMITS.maxProblems ? closest(name, known) : undefined
+    return close === undefined ? otherwise : `Did you mean "${close}"?`
+  }
+  const listed = (names: readonly string[]) => (names.length <= 10 ? names.join(', ') : `${names.slice(0, 10).join(', ')} … (${names.length} in all)`)
   const routes = Array.isArray(root?.routes) ? (root.routes as unknown[]) : []
   routes.forEach((route, i) => {
     const service = record(route)?.service
-    if (typeof service !== 'string' || serviceNames.includes(service)) return
-    const close = closest(service, serviceNames)
-    report(['routes', String(i), 'service'], `service "${service}" is not defined under services`, close === undefined ? `Define it under services: or use one of: ${serviceNames.join(', ')}.` : `Did you mean "${close}"?`)
+    if (typeof service !== 'string' || serviceSet.has(service)) return
+    report(['routes', String(i), 'service'], `service "${preview(service)}" is not defined under services`, suggest(service, serviceNames, `Define it under services: or use one of: ${listed(serviceNames)}.`))
   })
   for (const [serviceName, value] of Object.entries(services)) {
     const service = record(value)
@@ -291,8 +311,7 @@ function checkReferences(data: unknown, report: Report): void {
     const names = versions.map((v) => record(v)?.name).filter((n): n is string => typeof n === 'string')
     const refersTo = (field: string[], version: unknown) => {
       if (typeof version !== 'string' || names.includes(version)) return
-      const close = closest(version, names)
-      report(['services', serviceName, ...field], `version "${version}" is not a version of service ${serviceName}`, close === undefined ? `Use one of: ${names.join(', ')}.` : `Did you mean "${close}"?`)
+      report(['services', serviceName, ...field], `version "${preview(version)}" is not a version of service ${preview(serviceName)}`, suggest(version, names, `Use one of: ${listed(names)}.`))
     }
     refersTo(['canary'], service?.canary)
     refersTo(['mirror', 'version'], record(service?.mirror)?.version)
@@ -326,50 +345,10 @@ export function pathPatternProblem(path: string): string | undefined {
 }
 
 function configError(file: string, problems: readonly ConfigProblem[]): ConfigError {
-  return new ConfigError(`proxy config ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, problems, {
+  return new ConfigError(`proxy config ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, capProblems(problems), {
     subject: file,
     suggestions: ['Fix every problem listed, then start or reload the proxy again (docs/proxy.md has the full format).'],
   })
-}
-
-/** `${VAR}` → value from env; `$${` writes a literal `${`. Missing variables are reported, not replaced. */
-function expandVariables(doc: Document, env: NodeJS.ProcessEnv, missing: (offset: number | undefined, variable: string) => void): void {
-  visit(doc, {
-    Scalar(_key, node) {
-      if (typeof node.value !== 'string' || !node.value.includes('$')) return
-      node.value = node.value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, variable: string | undefined) => {
-        if (variable === undefined) return '$'
-        const value = env[variable]
-        if (value === undefined) {
-          missing(node.range?.[0], variable)
-          return whole
-        }
-        return value
-      })
-    },
-  })
-}
-
-/** Offset of the YAML node at `path`, walking up to the nearest existing parent (missing keys). */
-function nodeOffset(doc: Document, path: readonly string[], wantKey: boolean): number | undefined {
-  let current = [...path]
-  while (current.length > 0) {
-    if (wantKey) {
-      const parent = doc.getIn(current.slice(0, -1), true)
-      const key = current[current.length - 1]
-      if (parent !== null && typeof parent === 'object' && 'items' in parent && Array.isArray(parent.items)) {
-        for (const item of parent.items as unknown[]) {
-          const k = (item as {key?: unknown}).key
-          if (isScalar(k) && String(k.value) === key && k.range !== undefined && k.range !== null) return k.range[0]
-        }
-      }
-    }
-    const node = doc.getIn(current, true)
-    if (isNode(node) && node.range) return node.range[0]
-    current = current.slice(0, -1)
-  }
-  const root = doc.contents
-  return isNode(root) && root.range ? root.range[0] : undefined
 }
 
 /** Field names the schema accepts at `path`, for did-you-mean suggestions. */
@@ -411,9 +390,15 @@ function suggestionFor(path: readonly string[]): string | undefined {
 
 /** The known name closest to `input` by edit distance, if it is close enough to be a typo. */
 export function closest(input: string, known: readonly string[]): string | undefined {
+  // Typos are short: a long name, or thousands of candidates, would make this a cost, not a help.
+  if (input.length > 64) return undefined
   let best: string | undefined
   let bestDistance = Math.max(2, Math.floor(input.length / 3)) + 1
+  let compared = 0
   for (const candidate of known) {
+    // The distance is at least the difference in length.
+    if (Math.abs(candidate.length - input.length) >= bestDistance) continue
+    if (++compared > 1000) break
     const d = editDistance(input.toLowerCase(), candidate.toLowerCase())
     if (d < bestDistance) {
       best = candidate

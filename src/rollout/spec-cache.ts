@@ -8,6 +8,8 @@ import {createHash} from 'node:crypto'
 import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
+import {readConfigBytes} from '../config-file/read-config-file.js'
+import {NotFoundError} from '../errors.js'
 import type {Release} from '../spec/release.js'
 
 /** Bump when the Release type changes shape, so old cache entries are ignored. */
@@ -17,7 +19,9 @@ const CACHE_FORMAT = 'canary.release-cache/v1'
 export async function loadReleaseCached(file: string): Promise<Release> {
   let text: Buffer | undefined
   try {
-    text = await readFile(file)
+    // The same checks as loadRelease (a FIFO or a huge file is refused, never read); any refusal
+    // leaves the parse below to report it.
+    text = await readConfigBytes(file, {label: 'release spec', missing: (missing) => new NotFoundError(missing)})
   } catch {
     text = undefined
   }

@@ -1,8 +1,13 @@
 /** "Did you mean" for unknown keys and names: the closest candidate by edit distance, if close enough. */
 export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
+  // Typos are short; a long input (a hostile 1 MB key) would make the edit distance a cost, not a help.
+  if (input.length > MAX_INPUT) return undefined
+  const allowed = Math.max(2, Math.floor(input.length / 3))
   let best: string | undefined
   let bestDistance = Number.POSITIVE_INFINITY
   for (const candidate of candidates) {
+    // The distance is at least the difference in length.
+    if (Math.abs(candidate.length - input.length) > allowed) continue
     const distance = editDistance(input.toLowerCase(), candidate.toLowerCase())
     if (distance < bestDistance) {
       best = candidate
@@ -10,9 +15,11 @@ export function didYouMean(input: string, candidates: readonly string[]): string
     }
   }
   // Allow roughly one typo per three characters; beyond that the guess is noise.
-  if (best === undefined || bestDistance > Math.max(2, Math.floor(input.length / 3))) return undefined
+  if (best === undefined || bestDistance > allowed) return undefined
   return best
 }
+
+const MAX_INPUT = 64
 
 /** Levenshtein distance with adjacent transpositions (optimal string alignment). */
 function editDistance(a: string, b: string): number {

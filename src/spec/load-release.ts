@@ -3,11 +3,11 @@
  * a normalized, readonly `Release`. Every problem is collected and thrown together in one
  * ConfigError, each with file:line:col, the field path, what was expected and a suggestion.
  */
-import {readFile} from 'node:fs/promises'
-
-import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode} from 'yaml'
 import type {z} from 'zod'
 
+import {capProblems, parseConfigYaml, type ConfigYaml} from '../config-file/parse-config-yaml.js'
+import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.js'
+import {readConfigFile} from '../config-file/read-config-file.js'
 import {ConfigError, NotFoundError, type ConfigProblem, type SourceLocation} from '../errors.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
 import {capabilityProblems, type UsedFeature} from './capabilities.js'
@@ -45,50 +45,40 @@ const DEFAULTS = {
   readyTimeoutMs: 60_000,
 } as const
 
-/** Reads and parses a release spec file; a missing file is a NotFoundError (exit 4). */
+/**
+ * Reads and parses a release spec file; a missing file is a NotFoundError (exit 4). Only a regular
+ * file of at most 1 MiB of UTF-8 is read (docs/spec.md "Limits"); anything else is a ConfigError.
+ */
 export async function loadRelease(file: string): Promise<LoadedRelease> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new NotFoundError(`release spec ${file}: not found`, {subject: file, suggestions: ['Create one with `canary init`, or pass the file with -f/--file.']})
-    }
-    throw new ConfigError(`release spec ${file}: cannot be read: ${(error as Error).message}`, [], {subject: file, cause: error})
-  }
+  const text = await readConfigFile(file, {
+    label: 'release spec',
+    missing: (missing, cause) => new NotFoundError(`release spec ${missing}: not found`, {subject: missing, cause, suggestions: ['Create one with `canary init`, or pass the file with -f/--file.']}),
+  })
   return parseRelease(text, file)
 }
 
+export interface ParseReleaseOptions {
+  /** Defaults to CONFIG_LIMITS (benchmarks lift the size limit to measure growth past it). */
+  readonly limits?: Partial<ConfigLimits>
+}
+
 /** Parses release spec text; throws a ConfigError carrying every problem found. */
-export function parseRelease(text: string, file: string): LoadedRelease {
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, uniqueKeys: true, prettyErrors: false})
-  const at = (offset: number | undefined): SourceLocation => {
-    if (offset === undefined) return {file}
-    const {line, col} = lineCounter.linePos(offset)
-    return {file, line, column: col}
-  }
+export function parseRelease(text: string, file: string, options: ParseReleaseOptions = {}): LoadedRelease {
+  const yaml = parseConfigYaml(text, file, {limits: options.limits})
   const fail = (problems: ConfigProblem[]): never => {
-    throw new ConfigError(`release spec ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, problems, {
+    throw new ConfigError(`release spec ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, capProblems(problems), {
       subject: file,
       suggestions: ['Fix the problems listed above, then run `canary validate` again.'],
     })
   }
 
-  if (doc.errors.length > 0) {
-    fail(doc.errors.map((error) => ({
-      location: at(error.pos[0]),
-      path: '',
-      message: error.code === 'DUPLICATE_KEY' ? `duplicate key "${keyAt(text, error.pos[0])}": each key may appear once per mapping` : `YAML syntax error: ${firstLine(error.message)}`,
-      suggestion: error.code === 'DUPLICATE_KEY' ? 'remove or merge the repeated key' : 'check indentation, colons and quotes around this position',
-    })))
-  }
-  if (text.trim() === '' || doc.contents === null) {
+  if (yaml.problems.length > 0) fail(yaml.problems)
+  if (yaml.empty) {
     fail([{location: {file, line: 1, column: 1}, path: '', message: 'the file is empty: expected a Release document', suggestion: 'run `canary init` to write a starter spec'}])
   }
-  const raw: unknown = doc.toJS()
-  const locate = (path: readonly PropertyKey[]): SourceLocation => at(nodeAt(doc, path)?.range?.[0])
-  const locateKey = (path: readonly PropertyKey[]): SourceLocation => at(keyNodeAt(doc, path)?.range?.[0] ?? nodeAt(doc, path)?.range?.[0])
+  const raw: unknown = yaml.value
+  const locate = (path: readonly PropertyKey[]): SourceLocation => yaml.locate(path)
+  const locateKey = (path: readonly PropertyKey[]): SourceLocation => yaml.locate(path, 'key')
 
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     fail([{location: locate([]), path: '', message: `expected a Release document (a mapping with apiVersion ${RELEASE_API_VERSION} and kind Release), got ${describe(raw)}`}])
@@ -115,7 +105,7 @@ export function parseRelease(text: string, file: string): LoadedRelease {
   if (problems.length > 0 || !parsed.success) fail(sortProblems(problems))
 
   const release = normalize((parsed as {data: ReleaseDocument}).data)
-  return {file, release, locations: fieldLocations(doc, at)}
+  return {file, release, locations: fieldLocations(yaml)}
 }
 
 /** The problems of rendering `release` with `router` (which may differ from the spec's), with positions. */
@@ -313,12 +303,13 @@ function issueProblems(issue: z.core.$ZodIssue, locate: (path: readonly Property
   if (path[0] === 'spec' && path[1] === 'steps' && path.length > 2) return []
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeys(path)
-    return issue.keys.map((key) => {
+    // A mapping of a million unknown keys yields one issue; only the listed problems get a suggestion.
+    return issue.keys.slice(0, CONFIG_LIMITS.maxProblems).map((key) => {
       const guess = didYouMean(key, known)
       return {
         location: locateKey([...path, key]),
         path: dotted([...path, key]),
-        message: `unknown field "${key}": expected one of ${known.join(', ')}`,
+        message: `unknown field "${preview(key)}": expected one of ${known.join(', ')}`,
         ...(guess === undefined ? {} : {suggestion: `did you mean "${guess}"?`}),
       }
     })
@@ -339,7 +330,8 @@ function issueProblems(issue: z.core.$ZodIssue, locate: (path: readonly Property
   }
   if (issue.code === 'invalid_type') {
     const message = issue.message.startsWith('Invalid input') ? `expected ${issue.expected}, got ${describe(input)}` : `${issue.message}, got ${describe(input)}`
-    return [{location: locate(path), path: dotted(path), message}]
+    const suggestion = issue.expected === 'boolean' && typeof input === 'string' && YAML_11_BOOLEAN.test(input) ? `YAML 1.2 reads ${input} as a string: write true or false` : undefined
+    return [{location: locate(path), path: dotted(path), message, ...(suggestion === undefined ? {} : {suggestion})}]
   }
   return [{location: locate(path), path: dotted(path), message: issue.message}]
 }
@@ -373,43 +365,10 @@ function unwrap(schema: unknown): unknown {
   }
 }
 
-function nodeAt(doc: Document, path: readonly PropertyKey[]): YamlNode | undefined {
-  for (let length = path.length; length >= 0; length--) {
-    const node = doc.getIn(path.slice(0, length) as unknown[], true) as unknown
-    if (isMap(node) || isSeq(node) || isScalar(node)) return node
-    if (length === 0) return doc.contents ?? undefined
-  }
-  return undefined
-}
-
-function keyNodeAt(doc: Document, path: readonly PropertyKey[]): YamlNode | undefined {
-  const parent = doc.getIn(path.slice(0, -1) as unknown[], true) as unknown
-  const key = path.at(-1)
-  if (!isMap(parent)) return undefined
-  const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === String(key))
-  return isScalar(pair?.key) ? pair.key : undefined
-}
-
-function fieldLocations(doc: Document, at: (offset: number | undefined) => SourceLocation): Map<string, SourceLocation> {
+/** Position of every field by dotted path: the value's, or the key's when the value is empty. */
+function fieldLocations(yaml: ConfigYaml): Map<string, SourceLocation> {
   const locations = new Map<string, SourceLocation>()
-  const walk = (node: unknown, path: string[]): void => {
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        if (!isScalar(pair.key)) continue
-        const childPath = [...path, String(pair.key.value)]
-        // The value's position, like every other problem (the key's when the value is empty).
-        locations.set(childPath.join('.'), at((pair.value as YamlNode | null)?.range?.[0] ?? pair.key.range?.[0]))
-        walk(pair.value, childPath)
-      }
-    } else if (isSeq(node)) {
-      node.items.forEach((item, index) => {
-        const childPath = [...path, String(index)]
-        locations.set(childPath.join('.'), at((item as YamlNode | null)?.range?.[0]))
-        walk(item, childPath)
-      })
-    }
-  }
-  walk(doc.contents, [])
+  for (const field of yaml.fields()) locations.set(field.path.join('.'), yaml.at(field.valueOffset ?? field.keyOffset))
   return locations
 }
 
@@ -426,18 +385,11 @@ function describe(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'a list'
   if (typeof value === 'object') return 'a mapping'
-  return `${typeof value} ${JSON.stringify(value)}`
+  return `${typeof value} ${preview(JSON.stringify(value) ?? String(value), 80)}`
 }
 
-/** The mapping key that starts at `offset` (quoted or plain). */
-function keyAt(text: string, offset: number): string {
-  const match = /^("[^"\n]*"|'[^'\n]*'|[^:\n]+)/.exec(text.slice(offset))
-  return (match?.[1] ?? '').trim().replace(/^["']|["']$/g, '')
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text
-}
+/** YAML 1.1's booleans, which YAML 1.2 (and so canary) reads as strings. */
+const YAML_11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
