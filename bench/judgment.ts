@@ -20,8 +20,11 @@ const RPS = 100
 const TICK_MS = 1000
 const INTERVAL_MS = 10_000
 const BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, Number.POSITIVE_INFINITY]
-const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 2000)
-const LONG_ROLLOUTS = Number(process.env.BENCH_LONG_ROLLOUTS ?? 300)
+/** `--smoke`: a few rollouts per scenario, every code path in seconds (test/bench/bench-smoke.test.ts). */
+const SMOKE = process.argv.includes('--smoke')
+const ROLLOUTS = SMOKE ? 20 : Number(process.env.BENCH_ROLLOUTS ?? 2000)
+const LONG_ROLLOUTS = SMOKE ? 4 : Number(process.env.BENCH_LONG_ROLLOUTS ?? 300)
+if (SMOKE) console.log('smoke run (--smoke): every code path once, briefly; the figures are not measurements')
 const MAX_SIMULATED_MS = 45 * 60_000
 
 /** mulberry32: small, fast, good enough for simulation, and seedable. */

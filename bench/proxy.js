@@ -8,16 +8,18 @@
 // other machines better than req/s on a shared box.
 // Load: `wrk -t2 -c64 -d10s`, interleaved ROUNDS times after a warm-up; prints medians.
 // Env: ROUNDS (3), SECONDS (10), CONNECTIONS (64), WARMUP_SECONDS (5).
+// `--smoke`: one round of 1 s per proxy at -c16, no warm-up, no waiting for a quiet machine: every code path in a
+// few seconds, for CI (test/bench/bench-smoke.test.ts). Its figures are not measurements.
 import {spawn} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join} from 'node:path'
 
-import {adminFetch, canaryConfig, checkTools, cpuSeconds, freePort, median, processTree, ROOT, rssMb, runWrk, startCanary, startNginx, stopChild, upstreamNginxConf, proxyNginxConf, WORK} from './proxy/common.js'
+import {adminFetch, canaryConfig, checkTools, cpuSeconds, freePort, median, processTree, ROOT, rssMb, runWrk, SMOKE, startCanary, startNginx, stopChild, upstreamNginxConf, proxyNginxConf, WORK} from './proxy/common.js'
 
-const ROUNDS = Number(process.env.ROUNDS ?? 3)
-const SECONDS = Number(process.env.SECONDS ?? 10)
-const CONNECTIONS = Number(process.env.CONNECTIONS ?? 64)
+const ROUNDS = SMOKE ? 1 : Number(process.env.ROUNDS ?? 3)
+const SECONDS = SMOKE ? 1 : Number(process.env.SECONDS ?? 10)
+const CONNECTIONS = SMOKE ? 16 : Number(process.env.CONNECTIONS ?? 64)
 const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 5)
 
 checkTools()
@@ -30,7 +32,7 @@ async function waitForQuiet() {
     const idle = values[3] + values[4]
     return {idle, total: values.reduce((a, b) => a + b, 0)}
   }
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < (SMOKE ? 0 : 6); i++) {
     const a = busy()
     await new Promise((r) => setTimeout(r, 500))
     const b = busy()
@@ -88,8 +90,9 @@ async function main() {
   ]
   for (const t of targets) t.runs = []
 
+  if (SMOKE) console.log('smoke run (--smoke): every code path once, briefly; the figures are not measurements and the checks are informative only')
   console.log(`proxy benchmark: wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-  for (const t of targets.slice(1)) {
+  for (const t of SMOKE ? [] : targets.slice(1)) {
     process.stdout.write(`warm-up ${t.name} (${WARMUP_SECONDS}s)… `)
     await runWrk(t.url, {connections: CONNECTIONS, seconds: WARMUP_SECONDS})
     console.log('done')
@@ -158,6 +161,7 @@ async function main() {
   ]
   console.log('')
   for (const [name, ok, value] of checks) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}: ${value}`)
-  writeFileSync(join(WORK, 'last-result.json'), JSON.stringify({at: new Date().toISOString(), loadavg: loadavg(), summary, checks}, null, 2))
-  console.log(`\n(raw results: ${join(WORK, 'last-result.json')})`)
+  const resultFile = join(WORK, SMOKE ? 'last-smoke-result.json' : 'last-result.json')
+  writeFileSync(resultFile, JSON.stringify({at: new Date().toISOString(), smoke: SMOKE, loadavg: loadavg(), summary, checks}, null, 2))
+  console.log(`\n(raw results: ${resultFile})`)
 }

@@ -9,15 +9,23 @@ import {fileURLToPath} from 'node:url'
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const WORK = join(ROOT, 'bench/.work/proxy')
 
-/** Exits with a clear message unless nginx, wrk and a built CLI are present. */
-export function checkTools() {
-  const missing = ['nginx', 'wrk'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+/** `--smoke`: a run of a few seconds through every code path (CI runs it: test/bench/bench-smoke.test.ts). */
+export const SMOKE = process.argv.includes('--smoke')
+
+/** The files `bin/run.js proxy` loads: the CLI bundle, and the worker bundle for `--workers N` (scripts/build.js). */
+export const BUILT_FILES = ['dist/cli/canary.cjs', 'dist/cli/boot.cjs', 'dist/proxy/cluster-worker.js']
+
+/** Exits with a clear message unless the tools (nginx, wrk by default) and a built CLI are present. */
+export function checkTools(tools = ['nginx', 'wrk']) {
+  const packages = {nginx: 'nginx-light', wrk: 'wrk'}
+  const missing = tools.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
   if (missing.length > 0) {
-    console.error(`missing: ${missing.join(', ')}. Install them with: apt-get update && apt-get install -y nginx-light wrk`)
+    console.error(`missing: ${missing.join(', ')}. Install them with: apt-get update && apt-get install -y ${missing.map((t) => packages[t] ?? t).join(' ')}`)
     process.exit(2)
   }
-  if (!existsSync(join(ROOT, 'dist/commands/proxy.js'))) {
-    console.error('dist/ is missing: run `npm run build` first.')
+  const unbuilt = BUILT_FILES.filter((file) => !existsSync(join(ROOT, file)))
+  if (unbuilt.length > 0) {
+    console.error(`the built CLI is missing (${unbuilt.join(', ')}): run \`npm run build\` first.`)
     process.exit(2)
   }
   mkdirSync(join(WORK, 'logs'), {recursive: true})
@@ -115,7 +123,8 @@ export function startCanary(configFile, workers = 1) {
     const child = spawn(process.execPath, [join(ROOT, 'bin/run.js'), 'proxy', '--config', configFile, '--workers', String(workers)], {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     let err = ''
-    const timer = setTimeout(() => reject(new Error(`canary proxy did not start in 20 s: ${err}`)), 20_000)
+    // Generous: on a loaded 2-core machine starting the CLI alone has taken over 20 s.
+    const timer = setTimeout(() => reject(new Error(`canary proxy did not start in 60 s: ${err}`)), 60_000)
     child.stdout.on('data', (chunk) => {
       out += chunk
       const line = out.split('\n').find((l) => l.includes('"listening"'))
