@@ -341,5 +341,6 @@ function positionOf(text: string, offset: number, file: string): SourceLocation 
 /** At most `max` problems, the rest counted in a last one, so a huge file cannot make a huge error. */
 export function capProblems(problems: readonly ConfigProblem[], max: number = CONFIG_LIMITS.maxProblems): ConfigProblem[] {
   if (problems.length <= max) return [...problems]
-  return [...problems.slice(0, max), {path: '', message: `… and ${problems.length - max} more problems (only the first ${max} are listed)`}]
+  const next = problems[max]
+  return [...problems.slice(0, max), {...(next?.location === undefined ? {} : {location: next.location}), path: '', message: `… and ${problems.length - max} more problems from here on (only the first ${max} are listed)`}]
 }
