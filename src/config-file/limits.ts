@@ -1,7 +1,7 @@
 /**
- * Limits on release specs and proxy configs (docs/spec.md "Limits"). They bound the time and
- * memory a hostile or broken file can cost; real files are far below them (the README example
- * spec is 1.5 KB, a proxy config with 1,000 services about 100 KB).
+ * Limits on release specs and proxy configs (docs/spec.md "Limits and YAML dialect"). They bound
+ * the time and memory a hostile or broken file can cost; real files are far below them (the
+ * example spec is 1.2 KB, a proxy config with 1,000 services about 100 KB).
  */
 export const CONFIG_LIMITS = {
   /** File size. Kubernetes caps a ConfigMap (where the in-cluster proxy's config lives) at 1 MiB too. */

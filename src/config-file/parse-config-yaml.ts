@@ -13,7 +13,7 @@
  * tags (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`); merge keys (`<<`) are
  * applied, as Kubernetes tooling does.
  */
-import {Composer, isAlias, isMap, isScalar, isSeq, Lexer, LineCounter, Parser, type CST, type Document} from 'yaml'
+import {Composer, isAlias, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Parser, type CST, type Document} from 'yaml'
 
 type Token = CST.Token
 
@@ -90,7 +90,7 @@ export function parseConfigYaml(source: string, file: string, options: ParseConf
   const bytes = Buffer.byteLength(text, 'utf8')
   if (bytes > limits.maxBytes) {
     const offset = Buffer.from(text, 'utf8').toString('utf8', 0, limits.maxBytes).length
-    return result([{location: positionOf(text, offset, file), path: '', message: `the file is ${formatBytes(bytes)}, over the ${formatBytes(limits.maxBytes)} limit`, suggestion: 'split the file, or remove what is not needed (docs/spec.md "Limits")'}])
+    return result([{location: positionOf(text, offset, file), path: '', message: `the file is ${formatBytes(bytes)}, over the ${formatBytes(limits.maxBytes)} limit`, suggestion: 'split the file, or remove what is not needed (docs/spec.md "Limits and YAML dialect")'}])
   }
   const unprintable = NOT_PRINTABLE.exec(text)
   if (unprintable !== null) {
@@ -189,6 +189,8 @@ class DataBuilder {
       return {value: items, size, height: height + 1}
     }
     if (isMap(node)) return this.mapping(node.items, depth, path)
+    // `[a: 1]`: a pair directly in a flow list is a one-entry mapping (YAML 1.2 §7.4.1).
+    if (isPair(node)) return this.mapping([node], depth, path)
     return EMPTY
   }
 

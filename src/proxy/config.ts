@@ -149,7 +149,7 @@ export const REMAINDER_TOTAL = 100
 
 /**
  * Reads and parses a proxy config file. Throws ConfigError. Only a regular file of at most 1 MiB
- * of UTF-8 is read (docs/proxy.md "Limits"), so a reload cannot hang on a FIFO.
+ * of UTF-8 is read (docs/spec.md "Limits and YAML dialect"), so a reload cannot hang on a FIFO.
  */
 export async function loadProxyConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ProxyConfig> {
   const suggestion = 'Check the --config path.'

@@ -47,7 +47,7 @@ const DEFAULTS = {
 
 /**
  * Reads and parses a release spec file; a missing file is a NotFoundError (exit 4). Only a regular
- * file of at most 1 MiB of UTF-8 is read (docs/spec.md "Limits"); anything else is a ConfigError.
+ * file of at most 1 MiB of UTF-8 is read (docs/spec.md "Limits and YAML dialect"); anything else is a ConfigError.
  */
 export async function loadRelease(file: string): Promise<LoadedRelease> {
   const text = await readConfigFile(file, {
