@@ -43,7 +43,7 @@ export interface FieldPosition {
   readonly path: readonly string[]
   /** Offset of the key (mapping entries) or item (list items). */
   readonly keyOffset: number | undefined
-  /** Offset of the value; undefined when the value is empty. */
+  /** Offset of the value (the key's when the value is empty). */
   readonly valueOffset: number | undefined
 }
 
@@ -218,7 +218,7 @@ class DataBuilder {
         this.report(keyOffset, 'duplicate key "<<": each key may appear once per mapping', 'merge several mappings with one key: <<: [*a, *b]')
       } else if (name !== undefined && !isMerge) {
         if (Object.hasOwn(object, name)) this.report(keyOffset, `duplicate key "${preview(name)}": each key may appear once per mapping`, 'remove or merge the repeated key')
-        else this.index.set(indexKey(fieldPath), {path: fieldPath, keyOffset, valueOffset: rangeStart(pair.value) ?? keyOffset})
+        else this.index.set(indexKey(fieldPath), {path: fieldPath, keyOffset, valueOffset: isEmptyValue(pair.value) ? keyOffset : rangeStart(pair.value)})
       }
       const value = this.build(pair.value, depth + 1, fieldPath)
       size += value.size
@@ -305,6 +305,12 @@ function indexKey(path: readonly string[]): string {
   let key = ''
   for (const segment of path) key += `${segment}\u0000`
   return key
+}
+
+/** `key:` with nothing after it: yaml gives it a zero-width null at the end of the line; the key is the better place to point at. */
+function isEmptyValue(node: unknown): boolean {
+  const range = (node as {range?: readonly number[] | null} | null | undefined)?.range
+  return range === undefined || range === null || range[0] === range[1]
 }
 
 function rangeStart(node: unknown): number | undefined {
