@@ -346,6 +346,14 @@ function positionOf(text: string, offset: number, file: string): SourceLocation 
   return {file, line, column: offset - lineStart + 1}
 }
 
+/** YAML 1.1's booleans, which YAML 1.2 (and so canary) reads as strings. */
+const YAML_11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
+
+/** The hint for a boolean field given a YAML 1.1 boolean (`yes`, `on`…), which YAML 1.2 reads as a string. */
+export function yaml11BooleanHint(expected: unknown, input: unknown): string | undefined {
+  return expected === 'boolean' && typeof input === 'string' && YAML_11_BOOLEAN.test(input) ? `YAML 1.2 reads ${input} as a string: write true or false` : undefined
+}
+
 /** At most `max` problems, the rest counted in a last one, so a huge file cannot make a huge error. */
 export function capProblems(problems: readonly ConfigProblem[], max: number = CONFIG_LIMITS.maxProblems): ConfigProblem[] {
   if (problems.length <= max) return [...problems]

@@ -8,7 +8,7 @@ import {isIP} from 'node:net'
 import {z} from 'zod'
 
 import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.js'
-import {capProblems, parseConfigYaml} from '../config-file/parse-config-yaml.js'
+import {capProblems, parseConfigYaml, yaml11BooleanHint} from '../config-file/parse-config-yaml.js'
 import {readConfigFile} from '../config-file/read-config-file.js'
 import {ConfigError, type ConfigProblem} from '../errors.js'
 import {HOST_PORT, isLoopbackHost} from './address.js'
@@ -207,9 +207,8 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
         }
         continue
       }
-      const input = (issue as {input?: unknown}).input
-      const yaml11 = issue.code === 'invalid_type' && issue.expected === 'boolean' && typeof input === 'string' && YAML_11_BOOLEAN.test(input)
-      problems.push({location: located(path, false), path: path.join('.'), message: issue.message, suggestion: yaml11 ? `YAML 1.2 reads ${input} as a string: write true or false.` : suggestionFor(path)})
+      const yaml11 = issue.code === 'invalid_type' ? yaml11BooleanHint(issue.expected, (issue as {input?: unknown}).input) : undefined
+      problems.push({location: located(path, false), path: path.join('.'), message: issue.message, suggestion: yaml11 === undefined ? suggestionFor(path) : `${yaml11}.`})
     }
     throw configError(file, problems)
   }
@@ -218,9 +217,6 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
   if (problems.length > 0) throw configError(file, problems)
   return config
 }
-
-/** YAML 1.1's booleans, which YAML 1.2 (and so canary) reads as strings. */
-const YAML_11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
 
 type Report = (path: string[], message: string, suggestion?: string) => void
 

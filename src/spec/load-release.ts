@@ -5,7 +5,7 @@
  */
 import type {z} from 'zod'
 
-import {capProblems, parseConfigYaml, type ConfigYaml} from '../config-file/parse-config-yaml.js'
+import {capProblems, parseConfigYaml, yaml11BooleanHint, type ConfigYaml} from '../config-file/parse-config-yaml.js'
 import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.js'
 import {readConfigFile} from '../config-file/read-config-file.js'
 import {ConfigError, NotFoundError, type ConfigProblem, type SourceLocation} from '../errors.js'
@@ -330,7 +330,7 @@ function issueProblems(issue: z.core.$ZodIssue, locate: (path: readonly Property
   }
   if (issue.code === 'invalid_type') {
     const message = issue.message.startsWith('Invalid input') ? `expected ${issue.expected}, got ${describe(input)}` : `${issue.message}, got ${describe(input)}`
-    const suggestion = issue.expected === 'boolean' && typeof input === 'string' && YAML_11_BOOLEAN.test(input) ? `YAML 1.2 reads ${input} as a string: write true or false` : undefined
+    const suggestion = yaml11BooleanHint(issue.expected, input)
     return [{location: locate(path), path: dotted(path), message, ...(suggestion === undefined ? {} : {suggestion})}]
   }
   return [{location: locate(path), path: dotted(path), message: issue.message}]
@@ -387,9 +387,6 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return 'a mapping'
   return `${typeof value} ${preview(JSON.stringify(value) ?? String(value), 80)}`
 }
-
-/** YAML 1.1's booleans, which YAML 1.2 (and so canary) reads as strings. */
-const YAML_11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
