@@ -29,6 +29,7 @@ function median(values: readonly number[]): number {
 }
 
 function smoke(): void {
+  console.log('smoke run (--smoke): versions and the binary cache only, no cluster')
   console.log(`pinned: ${Object.entries(VERSIONS).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   const cached = {
     'kube-apiserver': join(cacheDir(), 'bin', `kube-apiserver-${VERSIONS.kubernetes}`),

@@ -35,6 +35,8 @@ const FIGURES: Record<string, readonly RegExp[]> = {
     /^canary step wall time over \d+ runs: median \d+ ms, p90 \d+ ms/m,
     new RegExp(`^canary turning bad .* → weight 0: ${number} s; worst ${number} intervals`, 'm'),
   ],
+  // Its smoke run starts no cluster (that needs `npm run cluster:up`'s Go builds); it checks the pins and the cache.
+  'bench:cluster': [/^pinned: .+/m, /^kube-apiserver: (cached|not built yet) \(.+\)$/m],
   'bench:parse': [
     ...['spec: env mapping', 'spec: N unknown fields', 'spec: N duplicate keys', 'spec: N anchors', 'proxy: services mapping', 'proxy: N routes'].map((name) => new RegExp(`^parse ${name}.*\\n +${number} MiB: +\\d+ ms wall, +\\d+ ms CPU`, 'm')),
   ],
