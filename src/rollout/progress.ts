@@ -110,7 +110,7 @@ export class ProgressPrinter {
 }
 
 function measurementLabel(m: Measurement): string {
-  return m.window === undefined ? m.check : `${m.check} (recent)`
+  return m.check
 }
 
 function formatMeasurement(m: Measurement, style: Style, labelWidth: number): string {
