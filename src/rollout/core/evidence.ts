@@ -76,8 +76,8 @@ export interface Evidence {
   readonly sinceLook: {readonly canary: VersionCounts; readonly stable: VersionCounts}
   /** The block being filled, from `startMs`. */
   readonly pending?: {readonly startMs: number; readonly canary: VersionCounts; readonly stable: VersionCounts}
-  /** The last cumulative window read (the metric source reports since the weight was set), to take differences. */
-  readonly lastReading?: {readonly sinceMs: number; readonly canary: VersionCounts; readonly stable: VersionCounts}
+  /** The last cumulative window read at `atMs` (the metric source reports since the weight was set), to take differences. */
+  readonly lastReading?: {readonly sinceMs: number; readonly atMs: number; readonly canary: VersionCounts; readonly stable: VersionCounts}
 }
 
 /** No evidence yet. */
@@ -125,14 +125,19 @@ export function slowerThan(counts: VersionCounts, boundSeconds: number): number 
   return Math.max(0, counts.requests - (counts.latency.counts[index] ?? 0))
 }
 
-/** Stable's p99 bucket bound: the smallest bound at most 1 % of its requests exceeded; null with too few requests. */
+/**
+ * Stable's p99 bucket bound: the largest histogram bound that at least 1 % of stable's requests
+ * exceeded (the bound at or below its p99), so slow requests are frequent enough to count; the
+ * smallest bound when even that one is exceeded less often. Null with too few stable requests.
+ */
 export function slowBound(stable: VersionCounts): number | null {
   if (stable.requests < MIN_STABLE_REQUESTS_FOR_LATENCY) return null
   const {boundsSeconds, counts} = stable.latency
+  let chosen: number | null = boundsSeconds[0] ?? null
   for (let i = 0; i < boundsSeconds.length; i++) {
-    if (stable.requests - (counts[i] ?? 0) <= (1 - SLOW_QUANTILE) * stable.requests) return boundsSeconds[i] ?? null
+    if (stable.requests - (counts[i] ?? 0) >= (1 - SLOW_QUANTILE) * stable.requests) chosen = boundsSeconds[i] ?? null
   }
-  return null
+  return chosen
 }
 
 /** The largest tolerated canary/stable rate ratio given stable's observed rate (the absolute allowance as a ratio). */
@@ -179,11 +184,12 @@ export function observeWindow(evidence: Evidence, reading: WindowMetrics, nowMs:
   const fresh = last === undefined || last.sinceMs !== reading.sinceMs
   const canaryNew = fresh ? canaryNow : subtractCounts(canaryNow, last.canary)
   const stableNew = fresh ? stableNow : subtractCounts(stableNow, last.stable)
-  const pending = evidence.pending ?? {startMs: nowMs, canary: NO_COUNTS, stable: NO_COUNTS}
+  // The new counts arrived since the previous reading (or since the window began): the block starts there.
+  const pending = evidence.pending ?? {startMs: fresh ? reading.sinceMs : last.atMs, canary: NO_COUNTS, stable: NO_COUNTS}
   const filled = {startMs: pending.startMs, canary: addCounts(pending.canary, canaryNew), stable: addCounts(pending.stable, stableNew)}
   const next: Evidence = {
     ...evidence,
-    lastReading: {sinceMs: reading.sinceMs, canary: canaryNow, stable: stableNow},
+    lastReading: {sinceMs: reading.sinceMs, atMs: nowMs, canary: canaryNow, stable: stableNow},
     sinceLook: {canary: addCounts(evidence.sinceLook.canary, canaryNew), stable: addCounts(evidence.sinceLook.stable, stableNew)},
     pending: filled,
   }

@@ -87,7 +87,9 @@ export function betOnBlock(state: BetState, block: BlockCounts, toleratedRatio: 
   const tolerated = eventShare(toleratedRatio, canaryShare)
   const x = block.canaryEvents / events - tolerated
   const rollbackStake = clamp(plugIn(state.recentSum, state.recentSquares), 0, MAX_STAKE / tolerated)
-  const passStake = clamp(-plugIn(state.totalSum, state.totalSquares), 0, MAX_STAKE / (1 - tolerated))
+  // The pass bet is the likelihood ratio of "canary like stable" (share w) against the tolerance
+  // (share θ'), event by event: Wald's SPRT, growth-optimal against a canary as good as stable.
+  const passStake = Math.min((tolerated - canaryShare) / (tolerated * (1 - tolerated)), MAX_STAKE / (1 - tolerated))
   return {
     logWealthRollback: state.logWealthRollback + Math.log1p(rollbackStake * x),
     logWealthPass: state.logWealthPass + Math.log1p(-passStake * x),
