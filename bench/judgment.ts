@@ -249,10 +249,14 @@ function runOurs(scenario: Scenario, policy: AnalysisPolicy, seed: number): Outc
       if (state.phase === 'RollingBack' && routed.canary === 0) {
         const from = (firstTrafficMs ?? now) + (scenario.turnsBad?.atMs ?? 0)
         const phase = decide(state, {nowMs: now, weights: routed}, plan).next.phase
+        if (process.env.BENCH_TRACE === 'rollback') {
+          for (const d of state.decisions.slice(-3)) console.log(d.atMs / 1000, d.event, d.message.slice(0, 700))
+          console.log(JSON.stringify({errors: state.evidence?.errors, latency: state.evidence?.latency}))
+        }
         return now < from ? {phase: `${phase} before turning bad`, badResponses} : {phase, rollbackMs: now - from, badResponses}
       }
       if (state.phase === 'Promoted') {
-        if (process.env.BENCH_TRACE !== undefined) for (const d of state.decisions) console.log(d.atMs / 1000, d.event, d.message.slice(0, 400))
+        if (process.env.BENCH_TRACE === 'promoted') for (const d of state.decisions) console.log(d.atMs / 1000, d.event, d.message.slice(0, 400))
         return {phase: 'Promoted', promotedMs: now - (firstTrafficMs ?? now), badResponses}
       }
       if (!decision.immediate) break

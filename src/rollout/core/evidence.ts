@@ -15,14 +15,10 @@
  * histograms in, a judgment with its numbers out.
  */
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from './metrics.js'
-import {NO_BETS, betOnBlock, estimatedRatio, ratioOfShare, type BetState} from './sequential.js'
+import {NO_BETS, betOnBlock, estimatedRatio, logPassEvidence, logRollbackEvidence, ratioOfShare, smoothedRate, toleratedRatio as ratioAt, type BetState, type Tolerance} from './sequential.js'
 import {binomialLowerBound, binomialUpperBound} from './statistics.js'
 
-/** How much worse than stable the canary may be: at most `ratio` × stable's rate or stable's rate + `points` percentage points, whichever is larger. */
-export interface Tolerance {
-  readonly ratio: number
-  readonly points: number
-}
+export type {Tolerance}
 
 /** What the judge needs from the analysis policy. */
 export interface JudgePolicy {
@@ -140,17 +136,14 @@ export function slowBound(stable: VersionCounts): number | null {
   return chosen
 }
 
-/** The largest tolerated canary/stable rate ratio given stable's observed rate (the absolute allowance as a ratio). */
+/** The largest tolerated canary/stable rate ratio given stable's events and requests so far. */
 export function toleratedRatio(tolerance: Tolerance, stableEvents: number, stableRequests: number): number {
-  // Stable's rate with half an event of smoothing, so that no events does not mean rate 0.
-  const stableRate = (stableEvents + 0.5) / (stableRequests + 1)
-  return Math.max(tolerance.ratio, 1 + tolerance.points / 100 / stableRate)
+  return ratioAt(tolerance, smoothedRate(stableEvents, stableRequests))
 }
 
 /** Adds one block (non-cumulative counts) to the evidence. Every choice for the block uses earlier blocks only. */
-export function addBlock(evidence: Evidence, canary: VersionCounts, stable: VersionCounts, policy: JudgePolicy): Evidence {
-  const errorRatio = toleratedRatio(policy.errorTolerance, evidence.stable.errors, evidence.stable.requests)
-  const errors = betOnBlock(evidence.errors, {canaryEvents: canary.errors, stableEvents: stable.errors, canaryRequests: canary.requests, stableRequests: stable.requests}, errorRatio)
+export function addBlock(evidence: Evidence, canary: VersionCounts, stable: VersionCounts, policy: JudgePolicy, startMs: number): Evidence {
+  const errors = betOnBlock(evidence.errors, {canaryEvents: canary.errors, stableEvents: stable.errors, canaryRequests: canary.requests, stableRequests: stable.requests}, policy.errorTolerance, {events: evidence.stable.errors, requests: evidence.stable.requests}, startMs)
   const bound = slowBound(evidence.stable)
   let latency = evidence.latency
   if (bound !== null) {
@@ -158,8 +151,7 @@ export function addBlock(evidence: Evidence, canary: VersionCounts, stable: Vers
     const stableSlow = slowerThan(stable, bound)
     const stableSlowSoFar = slowerThan(evidence.stable, bound) ?? 0
     if (canarySlow !== null && stableSlow !== null) {
-      const latencyRatio = toleratedRatio(policy.latencyTolerance, stableSlowSoFar, evidence.stable.requests)
-      latency = betOnBlock(latency, {canaryEvents: canarySlow, stableEvents: stableSlow, canaryRequests: canary.requests, stableRequests: stable.requests}, latencyRatio)
+      latency = betOnBlock(latency, {canaryEvents: canarySlow, stableEvents: stableSlow, canaryRequests: canary.requests, stableRequests: stable.requests}, policy.latencyTolerance, {events: stableSlowSoFar, requests: evidence.stable.requests}, startMs + 1)
     }
   }
   return {
@@ -195,7 +187,7 @@ export function observeWindow(evidence: Evidence, reading: WindowMetrics, nowMs:
   }
   if (nowMs - filled.startMs < BLOCK_MS) return next
   const {pending: _done, ...rest} = next
-  return addBlock(rest, filled.canary, filled.stable, policy)
+  return addBlock(rest, filled.canary, filled.stable, policy, filled.startMs)
 }
 
 /** Clears the counts since the last look (after a look used them). */
@@ -206,7 +198,7 @@ export function lookTaken(evidence: Evidence): Evidence {
 /** True when either comparison has enough evidence to roll the canary back (cheap: checked at every reading). */
 export function rollbackDue(evidence: Evidence, policy: JudgePolicy): boolean {
   const needed = Math.log(2 / policy.maxFalsePositiveRate)
-  return evidence.errors.logWealthRollback >= needed || evidence.latency.logWealthRollback >= needed
+  return logRollbackEvidence(evidence.errors) >= needed || logRollbackEvidence(evidence.latency) >= needed
 }
 
 /** What one comparison says now. */
@@ -263,8 +255,9 @@ export function judgeEvidence(evidence: Evidence, policy: JudgePolicy): Judgment
 }
 
 function comparison(metric: ComparisonJudgment['metric'], bets: BetState, canaryEvents: number, canaryRequests: number, stableEvents: number, stableRequests: number, tolerated: number, rollbackNeeded: number, passNeeded: number): ComparisonJudgment {
-  const rollbackEvidence = Math.exp(bets.logWealthRollback)
-  const passEvidence = Math.exp(bets.logWealthPass)
+  // Capped at e^700 so that the numbers stay finite in JSON; the thresholds are far below.
+  const rollbackEvidence = Math.exp(Math.min(700, logRollbackEvidence(bets)))
+  const passEvidence = Math.exp(Math.min(700, logPassEvidence(bets)))
   return {
     metric,
     canaryPercent: canaryRequests > 0 ? (canaryEvents / canaryRequests) * 100 : null,
@@ -299,6 +292,6 @@ function ratioInterval(bets: BetState): readonly [number, number] | null {
 /** Folds per-block window counts through the judge: the programmatic entry for benchmarks and other tools. */
 export function judgeBlocks(blocks: readonly WindowMetrics[], policy: JudgePolicy): {readonly evidence: Evidence; readonly judgment: Judgment} {
   let evidence = NO_EVIDENCE
-  for (const block of blocks) evidence = addBlock(evidence, countsOf(block.canary), countsOf(block.stable), policy)
+  for (const block of blocks) evidence = addBlock(evidence, countsOf(block.canary), countsOf(block.stable), policy, block.sinceMs)
   return {evidence, judgment: judgeEvidence(evidence, policy)}
 }
