@@ -95,7 +95,7 @@ export class ProgressPrinter {
     const step = `step ${Math.min(tick.state.stepIndex + 1, this.stepCount)}/${this.stepCount}`
     const traffic = metrics === undefined || 'error' in metrics ? '' : `  ${versionLine('stable', metrics, 'stable')} │ ${versionLine('canary', metrics, 'canary')}`
     const evidence = evidenceLine(tick.state.lastAnalysis)
-    const line = `${this.style.bold(step)} ${weightBar(canary, this.totalWeight)} ${String(canary).padStart(3)}%${traffic}${evidence === '' ? '' : ` │ ${evidence}`}`
+    const line = `${this.style.bold(step)} ${weightBar(canary, this.totalWeight)} ${String(canary).padStart(3)}%${evidence === '' ? '' : `  ${evidence}`}${traffic}`
     this.stream.write(`\r\u001B[2K${line.slice(0, Math.max(40, (this.stream.columns ?? 160) + 40))}`)
     this.liveShown = true
   }
@@ -122,7 +122,7 @@ function formatEvidence(value: number): string {
   return value >= 1000 ? value.toExponential(1) : value.toPrecision(3)
 }
 
-/** The comparisons with stable at the last look, short: `errors 1.06× pass 12.0/20 rollback 0.41/200`. */
+/** The comparisons with stable at the last look, short: `errors 1.06× (≤ 1.50×) pass 12.0/20.0 rollback 0.41/200`. */
 export function evidenceLine(result: AnalysisResult | undefined): string {
   if (result === undefined) return ''
   const parts: string[] = []
@@ -131,7 +131,7 @@ export function evidenceLine(result: AnalysisResult | undefined): string {
     const name = m.check === 'errorRateVsStable' ? 'errors' : 'latency'
     parts.push(`${name} ${formatRatio(m.ratio)} (≤ ${formatRatio(m.toleratedRatio)}) pass ${formatEvidence(m.evidence.pass)}/${formatEvidence(m.evidence.passNeeded)} rollback ${formatEvidence(m.evidence.rollback)}/${formatEvidence(m.evidence.rollbackNeeded)}`)
   }
-  return parts.join(' │ ')
+  return parts.join(', ')
 }
 
 function formatMeasurement(m: Measurement, style: Style, labelWidth: number): string {
