@@ -66,3 +66,16 @@ export function blocksOf(blocks: number, canary: {requests: number; errors: numb
 export function provenHealthy(): Evidence {
   return judgeBlocks(blocksOf(600, {requests: 20, errors: 0}, {requests: 80, errors: 1}), judgePolicyOf(aPolicy())).evidence
 }
+
+/**
+ * A metric source's answer for a window at 100 requests/s (20 % to the canary), growing with the
+ * window as a real source's does: stable errs on 0.5 % of requests, the canary on `canaryErrorRate`.
+ */
+export function steadyTraffic(canaryErrorRate: number): (window: {sinceMs: number; untilMs: number}) => WindowMetrics {
+  return ({sinceMs, untilMs}) => {
+    const seconds = Math.max(0, untilMs - sinceMs) / 1000
+    const canaryRequests = Math.floor(seconds * 20)
+    const stableRequests = Math.floor(seconds * 80)
+    return windowOf(version(canaryRequests, Math.floor(canaryRequests * canaryErrorRate)), version(stableRequests, Math.floor(stableRequests * 0.005)), sinceMs, untilMs)
+  }
+}
