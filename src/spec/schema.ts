@@ -97,7 +97,7 @@ export const ReleaseSpecSchema = z.strictObject({
     progressDeadline: duration.optional(),
     deadline: duration.optional(),
     deadlineRequests: z.int({error: 'expected a whole number of canary requests, e.g. 20000'}).min(1, {error: 'expected at least 1 canary request'}).optional(),
-    onInconclusive: z.enum(['abort', 'hold'], {error: 'expected abort (roll back) or hold (keep the weight and keep judging)'}).optional(),
+    onInconclusive: z.enum(['abort', 'hold']).optional(),
     tolerance: z.strictObject({errorRate: tolerance.optional(), latency: tolerance.optional()}).optional(),
     maxFalsePositiveRate: z.number().gt(0, {error: 'expected a rate between 0 and 1, e.g. 0.01'}).lt(1, {error: 'expected a rate between 0 and 1, e.g. 0.01'}).optional(),
     maxFalsePassRate: z.number().gt(0, {error: 'expected a rate between 0 and 1, e.g. 0.05'}).lt(1, {error: 'expected a rate between 0 and 1, e.g. 0.05'}).optional(),
