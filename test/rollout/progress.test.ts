@@ -83,6 +83,6 @@ describe('progress output', () => {
     const stream = aStream(true)
     const printer = new ProgressPrinter(stream)
     printer.onTick({state: next, version: '1', observation: observe(10_000, 20, healthy()), decision: {next, actions: [], immediate: false}})
-    expect(stream.text).toMatch(/ 20%  errors \d\.\d\d× \(≤ 1\.50×\) pass \S+\/20\.0 rollback \S+\/200/)
+    expect(stream.text).toMatch(/ 20% {2}errors \d\.\d\d× \(≤ 1\.50×\) pass \S+\/20\.0 rollback \S+\/200/)
   })
 })

@@ -38,6 +38,8 @@ export const DEFAULT_MAX_FALSE_PASS_RATE = 0.05
 
 /** A time block is at least this long: the proxy counts per second, and clumps are judged per block. */
 export const BLOCK_MS = 1000
+/** A block without requests of both versions is closed (and compares nothing) after this long. */
+export const MAX_BLOCK_MS = 10_000
 /** Stable requests needed before its p99 bucket bound is used to define "slow". */
 export const MIN_STABLE_REQUESTS_FOR_LATENCY = 200
 /** The quantile of stable's latency that defines a slow request. */
@@ -185,7 +187,12 @@ export function observeWindow(evidence: Evidence, reading: WindowMetrics, nowMs:
     sinceLook: {canary: addCounts(evidence.sinceLook.canary, canaryNew), stable: addCounts(evidence.sinceLook.stable, stableNew)},
     pending: filled,
   }
-  if (nowMs - filled.startMs < BLOCK_MS) return next
+  // A block closes after a second with requests of both versions (only then does it compare
+  // anything; at low traffic a second often has none of one), or after MAX_BLOCK_MS regardless.
+  // Where it ends depends on request counts only, never on errors, so the bets stay valid.
+  const elapsed = nowMs - filled.startMs
+  const bothSeen = filled.canary.requests > 0 && filled.stable.requests > 0
+  if (elapsed < BLOCK_MS || (!bothSeen && elapsed < MAX_BLOCK_MS)) return next
   const {pending: _done, ...rest} = next
   return addBlock(rest, filled.canary, filled.stable, policy, filled.startMs)
 }
