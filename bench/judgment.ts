@@ -7,6 +7,8 @@
  * 95 % intervals of the quantile, and mean bad responses served; Argo's default static rule
  * (success rate per interval ≥ 99 %, failureLimit 0) runs on the same traffic beside ours.
  *
+ * `BENCH_ROLLOUTS=n` changes the count, `BENCH_ONLY=text` runs the classes whose name contains it.
+ *
  * Traffic model (per second): requests ~ Poisson(rate), the rate bursting ×2–4 for tens of
  * seconds (a two-state Markov chain); each request goes to the canary with the weight's
  * probability; errors ~ Poisson(requests × rate) plus, in the clumpy classes, clumps of 2–20
@@ -249,16 +251,9 @@ function runOurs(scenario: Scenario, policy: AnalysisPolicy, seed: number): Outc
       if (state.phase === 'RollingBack' && routed.canary === 0) {
         const from = (firstTrafficMs ?? now) + (scenario.turnsBad?.atMs ?? 0)
         const phase = decide(state, {nowMs: now, weights: routed}, plan).next.phase
-        if (process.env.BENCH_TRACE === 'rollback') {
-          for (const d of state.decisions.slice(-3)) console.log(d.atMs / 1000, d.event, d.message.slice(0, 700))
-          console.log(JSON.stringify({errors: state.evidence?.errors, latency: state.evidence?.latency}))
-        }
         return now < from ? {phase: `${phase} before turning bad`, badResponses} : {phase, rollbackMs: now - from, badResponses}
       }
-      if (state.phase === 'Promoted') {
-        if (process.env.BENCH_TRACE === 'promoted') for (const d of state.decisions) console.log(d.atMs / 1000, d.event, d.message.slice(0, 400))
-        return {phase: 'Promoted', promotedMs: now - (firstTrafficMs ?? now), badResponses}
-      }
+      if (state.phase === 'Promoted') return {phase: 'Promoted', promotedMs: now - (firstTrafficMs ?? now), badResponses}
       if (!decision.immediate) break
       decision = decide(state, {nowMs: now, weights: routed}, plan)
     }
@@ -403,18 +398,6 @@ const classes: {scenario: Scenario; goals: Goal[]}[] = [
   {scenario: {...base, name: 'bad on one route only (10 % of requests fail 10 %)', segment: {share: 0.1, rate: 0.1}, expect: 'bad'}, goals: [goals.neverPromoted(0.01)]},
   {scenario: {...base, name: 'turns bad (5 %) after 20 min of a 30-minute hold', steps: hold30, turnsBad: {atMs: 20 * 60_000, rate: 0.05}, expect: 'bad'}, goals: [goals.neverPromoted(0.01), {text: 'rollback p95 ≤ 60 s after turning', met: (s) => within(s.rollbackTimes, 60_000) / s.n >= 0.95}]},
 ]
-
-if (process.env.BENCH_MODEL_CHECK !== undefined) {
-  const world = new World({...base, name: 'check', expect: 'healthy'}, new Random(prng(7)))
-  const totals = {canary: emptyCounts(), stable: emptyCounts()}
-  for (let t = 0; t < 200_000; t++) {
-    const s = world.second(0.2, t * 1000)
-    add(totals.canary, s.canary)
-    add(totals.stable, s.stable)
-  }
-  console.log(`model check: canary ${(totals.canary.errors / totals.canary.requests * 100).toFixed(3)} % of ${totals.canary.requests}, stable ${(totals.stable.errors / totals.stable.requests * 100).toFixed(3)} % of ${totals.stable.requests}`)
-  process.exit(0)
-}
 
 const started = performance.now()
 console.log(`bench:judgment — ${ROLLOUTS} seeded rollouts per class${SMOKE ? ' (--smoke)' : ''}; plan 20 → 50 → 100 % (or 20 % held 30 min), engine tick 1 s`)
