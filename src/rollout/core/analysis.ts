@@ -13,10 +13,14 @@
  *   the largest bound below it (never a bound above it, which would hide slow requests); the
  *   bound used is reported.
  * - The step's window must hold `minRequests` canary requests before the step may pass.
+ * - Stable's own error rate since the last look far above its baseline (its rate at earlier
+ *   looks where it was not degraded) is common mode too: the weight holds until stable recovers or
+ *   the deadline passes.
  */
 import {assertNever} from './assert-never.js'
 import {DEFAULT_ERROR_TOLERANCE, DEFAULT_LATENCY_TOLERANCE, DEFAULT_MAX_FALSE_PASS_RATE, judgeEvidence, slowerThan, type ComparisonJudgment, type Evidence, type JudgePolicy, type VersionCounts} from './evidence.js'
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from './metrics.js'
+import {toleratedRate} from './sequential.js'
 import {binomialLowerBound, binomialUpperBound} from './statistics.js'
 import type {AnalysisPolicy, AnalysisResult, Measurement, Verdict} from './types.js'
 
@@ -28,6 +32,7 @@ export type AnalysisCheck =
   | {readonly kind: 'latencyP99'; readonly maxMs: number}
   | {readonly kind: 'errorRateVsStable'}
   | {readonly kind: 'latencyVsStable'}
+  | {readonly kind: 'stableBaseline'}
 
 /** What the checks read. */
 export interface CheckInput {
@@ -35,6 +40,8 @@ export interface CheckInput {
   readonly metrics: WindowMetrics
   /** Counts since the previous look: the guards judge them. */
   readonly sinceLook: {readonly canary: VersionCounts; readonly stable: VersionCounts}
+  /** Stable's baseline: its counts at earlier looks where it was not degraded. */
+  readonly stableBefore: {readonly requests: number; readonly errors: number}
   /** The judge's evidence over the rollout, judged. */
   readonly errorRate: ComparisonJudgment
   readonly latency: ComparisonJudgment & {readonly measured: boolean}
@@ -45,6 +52,15 @@ export interface CheckInput {
 
 /** The share of requests allowed above the p99 limit. */
 const P99_TAIL_SHARE = 0.01
+
+/**
+ * Stable counts as degraded (common mode: hold, not roll back) when its error rate since the last
+ * look is significantly above 3 × its rate before, and above it + 0.5 points: loose enough that a
+ * clump of errors in one look does not hold the rollout, tight enough for an outage.
+ */
+const STABLE_DEGRADED = {ratio: 3, points: 0.5}
+/** Stable requests in its baseline needed to call it degraded. */
+const STABLE_BASELINE_REQUESTS = 1000
 
 /** The judge's policy with the defaults filled in. */
 export function judgePolicyOf(policy: AnalysisPolicy): JudgePolicy {
@@ -58,7 +74,7 @@ export function judgePolicyOf(policy: AnalysisPolicy): JudgePolicy {
 
 /** The checks a policy asks for. */
 export function checksOf(policy: AnalysisPolicy): AnalysisCheck[] {
-  const checks: AnalysisCheck[] = [{kind: 'ready'}, {kind: 'requests', minRequests: policy.minRequests}, {kind: 'errorRateVsStable'}, {kind: 'latencyVsStable'}]
+  const checks: AnalysisCheck[] = [{kind: 'ready'}, {kind: 'requests', minRequests: policy.minRequests}, {kind: 'errorRateVsStable'}, {kind: 'latencyVsStable'}, {kind: 'stableBaseline'}]
   if (policy.successRatePercent !== undefined) checks.push({kind: 'successRate', minPercent: policy.successRatePercent})
   if (policy.latencyP99Ms !== undefined) checks.push({kind: 'latencyP99', maxMs: policy.latencyP99Ms})
   return checks
@@ -88,6 +104,21 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
     case 'latencyVsStable':
       if (!input.latency.measured) return {check: 'latencyVsStable', value: null, boundMs: null, verdict: 'Inconclusive', note: 'not judged yet: stable needs a latency histogram with enough requests to set its p99 bound'}
       return comparisonMeasurement('latencyVsStable', input.latency, `requests slower than ${formatMs(input.latency.boundMs ?? 0)} (stable's p99 bucket)`)
+    case 'stableBaseline': {
+      const recent = input.sinceLook.stable
+      const before = input.stableBefore
+      const recentPercent = percentOrNull(recent.errors, recent.requests)
+      const beforePercent = percentOrNull(before.errors, before.requests)
+      if (recent.requests === 0 || before.requests < STABLE_BASELINE_REQUESTS) {
+        return {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, verdict: 'Successful', note: 'not enough stable history to tell whether stable degraded'}
+      }
+      const limit = toleratedRate(STABLE_DEGRADED, (before.errors + 0.5) / (before.requests + 1))
+      const lower = binomialLowerBound(recent.errors, recent.requests, input.alpha)
+      const text = `stable errors ${formatPercent(recentPercent ?? 0)} since the last look against ${formatPercent(beforePercent ?? 0)} at earlier looks`
+      return lower > limit
+        ? {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, threshold: limit * 100, bound: lower * 100, stableBreaks: true, verdict: 'Inconclusive', note: `${text} (at least ${formatPercent(lower * 100)}): stable degraded, holding the weight, not the canary's fault`}
+        : {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, threshold: limit * 100, bound: lower * 100, verdict: 'Successful', note: text}
+    }
     case 'successRate': {
       const canaryBreak = successRateBreak(input.sinceLook.canary, check.minPercent, input.alpha)
       const stableBreak = successRateBreak(input.sinceLook.stable, check.minPercent, input.alpha)
@@ -188,7 +219,7 @@ export function guardBound(boundsSeconds: readonly number[], limitSeconds: numbe
  */
 export function judge(input: {readonly metrics: WindowMetrics; readonly evidence: Evidence; readonly canaryReady: boolean; readonly policy: AnalysisPolicy; readonly look: number; readonly atMs: number; readonly windowStartMs: number; readonly canaryWeight: number}): AnalysisResult {
   const judgment = judgeEvidence(input.evidence, judgePolicyOf(input.policy))
-  const checkInput: CheckInput = {metrics: input.metrics, sinceLook: input.evidence.sinceLook, errorRate: judgment.errorRate, latency: judgment.latency, canaryReady: input.canaryReady, alpha: input.policy.maxFalsePositiveRate}
+  const checkInput: CheckInput = {metrics: input.metrics, sinceLook: input.evidence.sinceLook, stableBefore: input.evidence.stableBaseline ?? {requests: 0, errors: 0}, errorRate: judgment.errorRate, latency: judgment.latency, canaryReady: input.canaryReady, alpha: input.policy.maxFalsePositiveRate}
   const measurements = checksOf(input.policy).map((check) => evaluate(check, checkInput))
   return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(measurements), measurements}
 }
@@ -204,6 +235,11 @@ function combine(measurements: readonly Measurement[]): Verdict {
   const latency = by('latencyVsStable')
   if (latency !== undefined && latency.verdict === 'Inconclusive' && latency.value !== null) return 'Inconclusive'
   return 'Successful'
+}
+
+/** True when the look found stable degraded against its baseline. */
+export function stableDegraded(result: AnalysisResult): boolean {
+  return result.measurements.some((m) => m.check === 'stableBaseline' && m.stableBreaks === true)
 }
 
 /** The comparison with stable that the evidence says is worse than the tolerance (rolls back at once), if any. */

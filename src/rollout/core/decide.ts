@@ -4,7 +4,7 @@
  * The engine loop and the manual commands (`step`, `promote`, `abort`) both call it: a manual
  * command is an observation carrying an intent, so both paths share one implementation and one test suite.
  */
-import {errorResult, failedComparison, judge, judgePolicyOf} from './analysis.js'
+import {errorResult, failedComparison, judge, judgePolicyOf, stableDegraded} from './analysis.js'
 import {NO_EVIDENCE, lookTaken, observeWindow, rollbackDue} from './evidence.js'
 import {assertNever} from './assert-never.js'
 import {currentWeight, desiredWeight} from './plan.js'
@@ -152,7 +152,7 @@ function look(state: RolloutState, observation: Observation, plan: Plan, canaryW
   const breached = result.verdict === 'Failed' && failedComparison(result) === undefined
   const guardsClear = result.verdict !== 'Error' && !result.measurements.some((m) => m.verdict === 'Failed')
   const consecutiveBreaches = breached ? state.consecutiveBreaches + 1 : guardsClear ? 0 : state.consecutiveBreaches
-  const next = {...state, looks: lookNumber, lastAnalysis: result, consecutiveBreaches, updatedAtMs: now, ...(metrics === undefined || 'error' in metrics ? {} : {evidence: lookTaken(evidence)})}
+  const next = {...state, looks: lookNumber, lastAnalysis: result, consecutiveBreaches, updatedAtMs: now, ...(metrics === undefined || 'error' in metrics ? {} : {evidence: lookTaken(evidence, stableDegraded(result))})}
   return log(next, now, 'analysis', `look ${lookNumber}: ${result.verdict}${describeLook(result)}`, canaryWeight, result)
 }
 

@@ -70,6 +70,8 @@ export interface Evidence {
   readonly stable: VersionCounts
   /** The slow bound used for the latest block, in seconds; null until stable has enough requests. */
   readonly slowBoundSeconds: number | null
+  /** Stable's requests and errors at the looks where it was not degraded: its baseline (see analysis.ts, stableBaseline). */
+  readonly stableBaseline?: {readonly requests: number; readonly errors: number}
   /** Counts since the last look (the absolute guards judge these). */
   readonly sinceLook: {readonly canary: VersionCounts; readonly stable: VersionCounts}
   /** The block being filled, from `startMs`. */
@@ -197,9 +199,15 @@ export function observeWindow(evidence: Evidence, reading: WindowMetrics, nowMs:
   return addBlock(rest, filled.canary, filled.stable, policy, filled.startMs)
 }
 
-/** Clears the counts since the last look (after a look used them). */
-export function lookTaken(evidence: Evidence): Evidence {
-  return {...evidence, sinceLook: {canary: NO_COUNTS, stable: NO_COUNTS}}
+/** Clears the counts since the last look (after a look used them); stable's counts join its baseline unless it was degraded. */
+export function lookTaken(evidence: Evidence, stableDegraded: boolean): Evidence {
+  const baseline = evidence.stableBaseline ?? {requests: 0, errors: 0}
+  const stable = evidence.sinceLook.stable
+  return {
+    ...evidence,
+    stableBaseline: stableDegraded ? baseline : {requests: baseline.requests + stable.requests, errors: baseline.errors + stable.errors},
+    sinceLook: {canary: NO_COUNTS, stable: NO_COUNTS},
+  }
 }
 
 /** True when either comparison has enough evidence to roll the canary back (cheap: checked at every reading). */

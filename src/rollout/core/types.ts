@@ -90,7 +90,7 @@ export type EndReason = 'analysis' | 'aborted' | 'inconclusive' | 'notReady'
 export type Verdict = 'Successful' | 'Failed' | 'Inconclusive' | 'Error'
 
 /** What a check measures. */
-export type CheckKind = 'requests' | 'ready' | 'successRate' | 'latencyP99' | 'errorRateVsStable' | 'latencyVsStable'
+export type CheckKind = 'requests' | 'ready' | 'successRate' | 'latencyP99' | 'errorRateVsStable' | 'latencyVsStable' | 'stableBaseline'
 
 /** One measurement of a look, with the numbers the verdict used (shown by `status` and in the decision log). */
 export interface Measurement {

@@ -83,8 +83,28 @@ describe('judging one look', () => {
   it('reports latency against stable as not judged when the source has no histogram', () => {
     const noHistogram = judgeBlocks(blocksOf(10, {requests: 20, errors: 0}, {requests: 80, errors: 0}).map((b) => ({...b, canary: {...b.canary, latency: []}, stable: {...b.stable, latency: []}})), judgePolicyOf(aPolicy()))
     expect(noHistogram.judgment.latency.measured).toBe(false)
-    const m = evaluate({kind: 'latencyVsStable'}, {metrics: windowOf(version(20), version(80)), sinceLook: noHistogram.evidence.sinceLook, errorRate: noHistogram.judgment.errorRate, latency: noHistogram.judgment.latency, canaryReady: true, alpha: 0.01})
+    const m = evaluate({kind: 'latencyVsStable'}, {metrics: windowOf(version(20), version(80)), sinceLook: noHistogram.evidence.sinceLook, stableBefore: {requests: 0, errors: 0}, errorRate: noHistogram.judgment.errorRate, latency: noHistogram.judgment.latency, canaryReady: true, alpha: 0.01})
     expect(m).toMatchObject({verdict: 'Inconclusive', value: null})
+  })
+})
+
+describe('stable degraded (common mode without guards)', () => {
+  const judged = judgeEvidence(NO_EVIDENCE, judgePolicyOf(aPolicy()))
+  const baseline = (recent: {requests: number; errors: number}, before: {requests: number; errors: number}) =>
+    evaluate({kind: 'stableBaseline'}, {metrics: windowOf(version(20), version(80)), sinceLook: {canary: countsOf(version(20)), stable: countsOf(version(recent.requests, recent.errors))}, stableBefore: before, errorRate: judged.errorRate, latency: judged.latency, canaryReady: true, alpha: 0.01})
+
+  it('holds when stable errs far more since the last look than before, with the numbers', () => {
+    const m = baseline({requests: 2400, errors: 240}, {requests: 24_000, errors: 120})
+    expect(m).toMatchObject({verdict: 'Inconclusive', stableBreaks: true})
+    expect(m.note).toMatch(/stable errors 10.00 % since the last look against 0.50 % at earlier looks .*: stable degraded, holding the weight/)
+  })
+
+  it.each([
+    ['a clump of 20 errors in one look', {requests: 2400, errors: 32}, {requests: 24_000, errors: 120}],
+    ['too little stable history', {requests: 2400, errors: 240}, {requests: 500, errors: 2}],
+    ['no stable requests since the last look', {requests: 0, errors: 0}, {requests: 24_000, errors: 120}],
+  ])('does not hold for %s', (_name, recent, before) => {
+    expect(baseline(recent, before).verdict).toBe('Successful')
   })
 })
 
@@ -103,7 +123,7 @@ describe('guard bucket bounds', () => {
 describe('evaluate, the one threshold comparison', () => {
   it('needs minRequests canary requests', () => {
     const judged = judgeEvidence(NO_EVIDENCE, judgePolicyOf(aPolicy()))
-    const m = evaluate({kind: 'requests', minRequests: 100}, {metrics: windowOf(version(99), version(500)), sinceLook: NO_EVIDENCE.sinceLook, errorRate: judged.errorRate, latency: judged.latency, canaryReady: true, alpha: 0.01})
+    const m = evaluate({kind: 'requests', minRequests: 100}, {metrics: windowOf(version(99), version(500)), sinceLook: NO_EVIDENCE.sinceLook, stableBefore: {requests: 0, errors: 0}, errorRate: judged.errorRate, latency: judged.latency, canaryReady: true, alpha: 0.01})
     expect(m).toMatchObject({verdict: 'Inconclusive', value: 99, threshold: 100})
   })
 })

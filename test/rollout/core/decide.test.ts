@@ -181,8 +181,12 @@ describe('following the plan', () => {
       const bad = second > 60 && second < 360
       return {canary: [weight, bad ? Math.ceil(weight / 10) : second % 10 === 0 ? 1 : 0] as [number, number], stable: [100 - weight, bad ? Math.ceil((100 - weight) / 10) : second % 2 === 0 ? 1 : 0] as [number, number]}
     }
-    const {state} = run(at20, 0, 400, shared)
+    const {state} = run(at20, 0, 400, shared, aPlan(undefined, {successRatePercent: undefined}))
     expect(['Progressing', 'Promoted']).toContain(state.phase)
+    // While stable is degraded the weight holds, and the looks say why.
+    const held = state.decisions.filter((d) => d.atMs > 90_000 && d.atMs < 360_000)
+    expect(held.some((d) => d.event === 'analysis' && /stable degraded, holding the weight/.test(d.message))).toBe(true)
+    expect(held.some((d) => d.event === 'stepAdvanced' || d.event === 'promoting')).toBe(false)
   })
 
   it('rolls back when the canary alone breaks a guard failureLimit looks in a row', () => {
