@@ -84,7 +84,8 @@ function demoSpec(bad: boolean): string {
     '  probe: { path: /healthz }',
     `  env: { DEMO_BAD_IMAGE: "canary-demo/app:v2", DEMO_ERROR_PERCENT: "${bad ? BAD_ERROR_PERCENT : 0}" }`,
     '  steps: [20, 50, 100]',
-    '  analysis: { interval: 3s, minRequests: 30, successRate: 99, latencyP99: 500ms, failureLimit: 1 }',
+    // A demo-sized judge: a minute of synthetic traffic cannot prove a 0.1-point tolerance (docs/analysis.md).
+    '  analysis: { interval: 3s, minRequests: 30, successRate: 99, latencyP99: 500ms, failureLimit: 1, maxFalsePassRate: 0.2, tolerance: { errorRate: { points: 5 }, latency: { points: 20 } } }',
     '  local:',
     `    command: ${JSON.stringify(`${JSON.stringify(process.execPath)} ${JSON.stringify(app)}`)}`,
     '    listen: 127.0.0.1:0',

@@ -5,8 +5,7 @@
  * `tick` once with their intent. Time and cancellation are parameters (Clock, AbortSignal).
  */
 import {NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
-import {recentWindowMs} from './core/analysis.js'
-import {decide, isLookDue} from './core/decide.js'
+import {decide} from './core/decide.js'
 import type {WindowMetrics} from './core/metrics.js'
 import {desiredWeight} from './core/plan.js'
 import {isTerminal, type Action, type Decision, type Intent, type Observation, type Plan, type RolloutState} from './core/types.js'
@@ -145,12 +144,9 @@ export class RolloutEngine {
         return {error: messageOf(error)}
       }
     }
-    const withMetrics = {...observation, metrics: await read(state.windowStartMs)}
-    // A long step is also judged on its last few intervals alone (src/rollout/core/analysis.ts),
-    // at looks only: between looks nothing reads it.
-    const recentSinceMs = nowMs - recentWindowMs(plan.analysis)
-    const looking = (intent !== undefined && intent.kind !== 'abort') || isLookDue(state, plan, nowMs)
-    return looking && recentSinceMs > state.windowStartMs ? {...withMetrics, recentMetrics: await read(recentSinceMs)} : withMetrics
+    // Every tick reads the window since the weight was set; the judge turns the new part of each
+    // reading into a time block of evidence (src/rollout/core/evidence.ts).
+    return {...observation, metrics: await read(state.windowStartMs)}
   }
 
   /**

@@ -5,7 +5,7 @@
  * (https://no-color.org).
  */
 import {p99Ms} from './core/analysis.js'
-import type {DecisionLogEntry, Measurement} from './core/types.js'
+import type {AnalysisResult, DecisionLogEntry, Measurement} from './core/types.js'
 import type {WindowMetrics} from './core/metrics.js'
 import type {TickResult} from './engine.js'
 import type {RolloutStatus} from './services.js'
@@ -94,7 +94,8 @@ export class ProgressPrinter {
     const canary = w === undefined ? 0 : Math.round((w.canary / w.total) * this.totalWeight)
     const step = `step ${Math.min(tick.state.stepIndex + 1, this.stepCount)}/${this.stepCount}`
     const traffic = metrics === undefined || 'error' in metrics ? '' : `  ${versionLine('stable', metrics, 'stable')} │ ${versionLine('canary', metrics, 'canary')}`
-    const line = `${this.style.bold(step)} ${weightBar(canary, this.totalWeight)} ${String(canary).padStart(3)}%${traffic}`
+    const evidence = evidenceLine(tick.state.lastAnalysis)
+    const line = `${this.style.bold(step)} ${weightBar(canary, this.totalWeight)} ${String(canary).padStart(3)}%${evidence === '' ? '' : `  ${evidence}`}${traffic}`
     this.stream.write(`\r\u001B[2K${line.slice(0, Math.max(40, (this.stream.columns ?? 160) + 40))}`)
     this.liveShown = true
   }
@@ -110,14 +111,35 @@ export class ProgressPrinter {
 }
 
 function measurementLabel(m: Measurement): string {
-  return m.window === undefined ? m.check : `${m.check} (recent)`
+  return m.check
+}
+
+function formatRatio(value: number | null | undefined): string {
+  return value === null || value === undefined ? '–' : `${value.toFixed(2)}×`
+}
+
+function formatEvidence(value: number): string {
+  return value >= 1000 ? value.toExponential(1) : value.toPrecision(3)
+}
+
+/** The comparisons with stable at the last look, short: `errors 1.06× (≤ 1.50×) pass 12.0/20.0 rollback 0.41/200`. */
+export function evidenceLine(result: AnalysisResult | undefined): string {
+  if (result === undefined) return ''
+  const parts: string[] = []
+  for (const m of result.measurements) {
+    if ((m.check !== 'errorRateVsStable' && m.check !== 'latencyVsStable') || m.evidence === undefined) continue
+    const name = m.check === 'errorRateVsStable' ? 'errors' : 'latency'
+    parts.push(`${name} ${formatRatio(m.ratio)} (≤ ${formatRatio(m.toleratedRatio)}) pass ${formatEvidence(m.evidence.pass)}/${formatEvidence(m.evidence.passNeeded)} rollback ${formatEvidence(m.evidence.rollback)}/${formatEvidence(m.evidence.rollbackNeeded)}`)
+  }
+  return parts.join(', ')
 }
 
 function formatMeasurement(m: Measurement, style: Style, labelWidth: number): string {
-  const value = m.value === null ? '–' : m.check === 'latencyP99' ? `${Math.round(m.value)} ms` : m.check === 'requests' || m.check === 'ready' ? String(m.value) : `${m.value.toFixed(2)} %`
+  const value = m.value === null ? '–' : m.check === 'latencyP99' ? `${Math.round(m.value)} ms` : m.check === 'requests' || m.check === 'ready' ? String(m.value) : `${m.value.toFixed(m.value < 1 ? 3 : 2)} %`
   const stable = m.stableValue === undefined || m.stableValue === null ? '' : ` (stable ${m.check === 'latencyP99' ? `${Math.round(m.stableValue)} ms` : m.check === 'requests' ? m.stableValue : `${m.stableValue.toFixed(2)} %`})`
-  const threshold = m.threshold === undefined ? '' : ` threshold ${m.threshold}`
-  return `  ${measurementLabel(m).padEnd(labelWidth)} ${value}${stable}${threshold}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
+  const threshold = m.threshold === undefined ? '' : ` threshold ${m.threshold}${m.boundMs === undefined || m.boundMs === null || m.check !== 'latencyP99' ? '' : ` (judged at the ${Math.round(m.boundMs)} ms bucket bound)`}`
+  const comparison = m.evidence === undefined ? '' : ` ratio ${formatRatio(m.ratio)}${m.ratioInterval === undefined || m.ratioInterval === null ? '' : ` [${formatRatio(m.ratioInterval.lower)}, ${m.ratioInterval.upper === null ? '∞' : formatRatio(m.ratioInterval.upper)}]`} tolerated ${formatRatio(m.toleratedRatio)}, evidence pass ${formatEvidence(m.evidence.pass)}/${formatEvidence(m.evidence.passNeeded)} rollback ${formatEvidence(m.evidence.rollback)}/${formatEvidence(m.evidence.rollbackNeeded)}`
+  return `  ${measurementLabel(m).padEnd(labelWidth)} ${value}${stable}${threshold}${comparison}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
 }
 
 /** The human form of `canary status`. */

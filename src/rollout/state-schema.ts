@@ -22,16 +22,48 @@ const phase = z.enum(['Starting', 'Progressing', 'Paused', 'Promoting', 'Rolling
 const verdict = z.enum(['Successful', 'Failed', 'Inconclusive', 'Error'])
 
 const measurement = z.strictObject({
-  check: z.enum(['requests', 'ready', 'successRate', 'latencyP99', 'errorRateVsStable']),
+  check: z.enum(['requests', 'ready', 'successRate', 'latencyP99', 'errorRateVsStable', 'latencyVsStable', 'stableBaseline']),
   value: nullableNumber,
   stableValue: z.optional(nullableNumber),
   threshold: z.optional(finite),
   bound: z.optional(nullableNumber),
-  pValue: z.optional(nullableNumber),
-  alpha: z.optional(finite),
-  window: z.optional(z.strictObject({kind: z.literal('recent'), sinceMs: timeMs})),
+  boundMs: z.optional(nullableNumber),
+  stableBreaks: z.optional(z.boolean()),
+  ratio: z.optional(nullableNumber),
+  ratioInterval: z.optional(z.nullable(z.strictObject({lower: finite, upper: nullableNumber}))),
+  toleratedRatio: z.optional(finite),
+  evidence: z.optional(z.strictObject({rollback: finite, rollbackNeeded: finite, pass: finite, passNeeded: finite, blocks: count})),
   verdict,
   note: z.string(),
+})
+
+const histogram = z.strictObject({boundsSeconds: z.array(finite), counts: z.array(finite)})
+// Counts are numbers, not integers: Prometheus' increase() reports fractions.
+const versionCounts = z.strictObject({requests: z.number().check(z.minimum(0)), errors: z.number().check(z.minimum(0)), latency: histogram})
+const bets = z.strictObject({
+  logWealthRollback: finite,
+  logWealthPass: finite,
+  logWealthRollbackAbsolute: finite,
+  logWealthPassAbsolute: finite,
+  recentSum: finite,
+  recentSquares: finite,
+  absoluteSum: finite,
+  absoluteSquares: finite,
+  blocks: count,
+  canaryEvents: finite,
+  stableEvents: finite,
+  expectedCanaryEvents: finite,
+})
+const evidence = z.strictObject({
+  errors: bets,
+  latency: bets,
+  canary: versionCounts,
+  stable: versionCounts,
+  slowBoundSeconds: nullableNumber,
+  stableBaseline: z.optional(z.strictObject({requests: finite, errors: finite})),
+  sinceLook: z.strictObject({canary: versionCounts, stable: versionCounts}),
+  pending: z.optional(z.strictObject({startMs: timeMs, canary: versionCounts, stable: versionCounts})),
+  lastReading: z.optional(z.strictObject({sinceMs: timeMs, atMs: timeMs, canary: versionCounts, stable: versionCounts})),
 })
 
 const analysisResult = z.strictObject({
@@ -45,7 +77,7 @@ const analysisResult = z.strictObject({
 
 const decisionLogEntry = z.strictObject({
   atMs: timeMs,
-  event: z.enum(['started', 'deployed', 'ready', 'weightSet', 'weightCorrected', 'analysis', 'stepAdvanced', 'paused', 'refused', 'promoting', 'rollingBack', 'finished']),
+  event: z.enum(['started', 'deployed', 'ready', 'weightSet', 'weightCorrected', 'analysis', 'stepAdvanced', 'paused', 'holding', 'refused', 'promoting', 'rollingBack', 'finished']),
   message: z.string(),
   phase,
   stepIndex: count,
@@ -68,6 +100,8 @@ export const rolloutStateSchema = z.strictObject({
   windowStartMs: timeMs,
   looks: count,
   consecutiveBreaches: count,
+  evidence: z.optional(evidence),
+  holdingSinceMs: z.optional(timeMs),
   lastAnalysis: z.optional(analysisResult),
   endReason: z.optional(z.enum(['analysis', 'aborted', 'inconclusive', 'notReady'])),
   endMessage: z.optional(z.string()),

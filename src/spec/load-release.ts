@@ -10,6 +10,7 @@ import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.j
 import {readConfigFile} from '../config-file/read-config-file.js'
 import {ConfigError, NotFoundError, type ConfigProblem, type SourceLocation} from '../errors.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
+import {DEFAULT_ERROR_TOLERANCE, DEFAULT_LATENCY_TOLERANCE, DEFAULT_MAX_FALSE_PASS_RATE, DEFAULT_MAX_FALSE_POSITIVE_RATE} from '../rollout/core/evidence.js'
 import {capabilityProblems, type UsedFeature} from './capabilities.js'
 import {didYouMean} from './did-you-mean.js'
 import {parseDurationMs} from './duration.js'
@@ -40,7 +41,6 @@ const DEFAULTS = {
   minRequests: 100,
   failureLimit: 1,
   progressDeadlineMs: 600_000,
-  maxFalsePositiveRate: 0.01,
   localListen: '127.0.0.1:8080',
   readyTimeoutMs: 60_000,
 } as const
@@ -287,7 +287,12 @@ function normalize(document: ReleaseDocument): Release {
       failureLimit: analysis.failureLimit ?? DEFAULTS.failureLimit,
       progressDeadlineMs: durationMs(analysis.progressDeadline) ?? DEFAULTS.progressDeadlineMs,
       ...(analysis.deadline === undefined ? {} : {deadlineMs: durationMs(analysis.deadline)}),
-      maxFalsePositiveRate: analysis.maxFalsePositiveRate ?? DEFAULTS.maxFalsePositiveRate,
+      ...(analysis.deadlineRequests === undefined ? {} : {deadlineRequests: analysis.deadlineRequests}),
+      onInconclusive: analysis.onInconclusive ?? 'abort',
+      errorTolerance: {ratio: analysis.tolerance?.errorRate?.ratio ?? DEFAULT_ERROR_TOLERANCE.ratio, points: analysis.tolerance?.errorRate?.points ?? DEFAULT_ERROR_TOLERANCE.points},
+      latencyTolerance: {ratio: analysis.tolerance?.latency?.ratio ?? DEFAULT_LATENCY_TOLERANCE.ratio, points: analysis.tolerance?.latency?.points ?? DEFAULT_LATENCY_TOLERANCE.points},
+      maxFalsePositiveRate: analysis.maxFalsePositiveRate ?? DEFAULT_MAX_FALSE_POSITIVE_RATE,
+      maxFalsePassRate: analysis.maxFalsePassRate ?? DEFAULT_MAX_FALSE_PASS_RATE,
       ...(analysis.prometheus === undefined ? {} : {prometheus: {url: analysis.prometheus.url, queries: analysis.prometheus.queries ?? {}}}),
     },
     target: spec.target ?? (spec.local !== undefined ? 'local' : 'kubernetes'),

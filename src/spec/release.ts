@@ -119,24 +119,40 @@ export interface PrometheusSpec {
   readonly queries: {readonly successRate?: string; readonly latencyP99?: string; readonly requests?: string}
 }
 
+/** At most `ratio` × stable's rate or stable's rate + `points` percentage points, whichever is larger. */
+export interface ToleranceSpec {
+  readonly ratio: number
+  readonly points: number
+}
+
 /** How each step's canary is judged. */
 export interface AnalysisSpec {
   /** Time between measurements. */
   readonly intervalMs: number
   /** Canary requests needed in a window before it is judged (fewer → not enough data, never a failure). */
   readonly minRequests: number
-  /** Minimum share of non-5xx responses, in percent; not checked when absent. */
+  /** Guard: minimum share of non-5xx responses, in percent; not checked when absent. */
   readonly successRatePercent?: number
-  /** Maximum 99th-percentile latency; not checked when absent. */
+  /** Guard: maximum 99th-percentile latency, judged at a histogram bucket bound; not checked when absent. */
   readonly latencyP99Ms?: number
-  /** Looks in a row with a broken threshold before the canary fails. */
+  /** Looks in a row with a guard broken by the canary alone before the canary fails. */
   readonly failureLimit: number
   /** How long the canary may take to become ready. */
   readonly progressDeadlineMs: number
-  /** How long a step may wait for `minRequests` before the verdict is inconclusive; the engine's default when absent. */
+  /** How long a weight may wait for the evidence to pass before the verdict is inconclusive; the engine's default (30 min) when absent. */
   readonly deadlineMs?: number
-  /** Accepted false-positive rate of the statistical comparison of canary and stable (default 0.01). */
+  /** Canary requests at one weight after which the verdict is inconclusive if the evidence has not passed; no limit when absent. */
+  readonly deadlineRequests?: number
+  /** At an inconclusive deadline: roll back (`abort`) or keep the weight and keep judging (`hold`). */
+  readonly onInconclusive: 'abort' | 'hold'
+  /** How much worse than stable the canary's error rate may be. */
+  readonly errorTolerance: ToleranceSpec
+  /** How much larger than stable's the canary's share of requests slower than stable's p99 bucket may be. */
+  readonly latencyTolerance: ToleranceSpec
+  /** Probability, over the whole rollout, of rolling back a canary within the tolerance (default 0.01). */
   readonly maxFalsePositiveRate: number
+  /** Probability of passing a canary worse than the tolerance (default 0.05). */
+  readonly maxFalsePassRate: number
   /** Prometheus for the Kubernetes target; the bundled proxy's metrics are used when absent. */
   readonly prometheus?: PrometheusSpec
 }

@@ -36,6 +36,11 @@ const token = (what: string) => z.string().regex(TOKEN, {error: `expected a ${wh
 const cookieName = z.string().regex(/^[A-Za-z0-9_.-]+$/, {error: 'expected a cookie name of letters, digits, "_", "." or "-"'})
 const hostPort = z.string().regex(HOST_PORT, {error: 'expected host:port, e.g. 127.0.0.1:8080'})
 const percent = z.number().min(0, {error: 'expected a percentage from 0 to 100'}).max(100, {error: 'expected a percentage from 0 to 100'})
+/** How much worse than stable the canary may be: `ratio` × stable's rate or stable's rate + `points` percentage points, whichever is larger. */
+const tolerance = z.strictObject({
+  ratio: z.number({error: 'expected a ratio such as 1.5 (canary at most 1.5 × stable)'}).min(1, {error: 'expected a ratio of at least 1: below 1 even a canary exactly like stable would fail'}).max(1000, {error: 'expected a ratio of at most 1000'}).optional(),
+  points: z.number({error: 'expected percentage points such as 0.1'}).min(0, {error: 'expected percentage points from 0 to 100'}).max(100, {error: 'expected percentage points from 0 to 100'}).optional(),
+})
 const quantityMap = z.record(z.string(), z.union([z.string(), z.number()]).transform(String))
 
 const headerMatch = z.strictObject({
@@ -91,7 +96,11 @@ export const ReleaseSpecSchema = z.strictObject({
     failureLimit: z.int().min(0).optional(),
     progressDeadline: duration.optional(),
     deadline: duration.optional(),
+    deadlineRequests: z.int({error: 'expected a whole number of canary requests, e.g. 20000'}).min(1, {error: 'expected at least 1 canary request'}).optional(),
+    onInconclusive: z.enum(['abort', 'hold']).optional(),
+    tolerance: z.strictObject({errorRate: tolerance.optional(), latency: tolerance.optional()}).optional(),
     maxFalsePositiveRate: z.number().gt(0, {error: 'expected a rate between 0 and 1, e.g. 0.01'}).lt(1, {error: 'expected a rate between 0 and 1, e.g. 0.01'}).optional(),
+    maxFalsePassRate: z.number().gt(0, {error: 'expected a rate between 0 and 1, e.g. 0.05'}).lt(1, {error: 'expected a rate between 0 and 1, e.g. 0.05'}).optional(),
     prometheus: z.strictObject({
       url: z.url({error: 'expected the Prometheus base URL, e.g. http://prometheus.monitoring:9090'}),
       queries: z.strictObject({successRate: z.string().optional(), latencyP99: z.string().optional(), requests: z.string().optional()}).optional(),

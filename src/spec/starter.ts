@@ -43,12 +43,20 @@ export function starterSpec(name: string, router: RouterKind): string {
   }
   if (limits.sticky === undefined) lines.push(`  sticky: { cookie: ${name}-version, maxAgeSeconds: 3600 }`)
   lines.push(
-    '  analysis:',
-    '    interval: 30s',
-    '    minRequests: 200                   # per track per window; fewer is "not enough data", never a failure',
-    '    successRate: 99.5                  # percent of non-5xx responses',
-    '    latencyP99: 400ms',
-    '    failureLimit: 2',
+    '  analysis:                           # docs/analysis.md: canary judged against stable, evidence every second',
+    '    interval: 30s                      # one look (a decision-log line with the numbers) per interval',
+    '    tolerance:                         # how much worse than stable still passes (the larger allowance wins)',
+    '      errorRate: { ratio: 1.5, points: 0.1 }   # canary 5xx rate ≤ 1.5 × stable\'s, or stable\'s + 0.1 points',
+    '      latency: { ratio: 1.5, points: 0.5 }     # share slower than stable\'s p99 bucket ≤ 1.5 × stable\'s, or + 0.5 points',
+    '    maxFalsePositiveRate: 0.01         # chance of rolling back a canary within the tolerance (whole rollout)',
+    '    maxFalsePassRate: 0.05             # chance of passing a canary worse than the tolerance',
+    '    minRequests: 100                   # canary requests at each weight before its step may pass',
+    '    deadline: 30m                      # no verdict at a weight by then: inconclusive',
+    '    # deadlineRequests: 50000          # ... or after this many canary requests at a weight',
+    '    onInconclusive: abort              # abort (roll back) | hold (keep the weight, keep judging)',
+    '    # successRate: 99                  # optional guards, judged per look for canary and stable:',
+    '    # latencyP99: 500ms                #   canary alone breaks one failureLimit looks in a row → roll back; stable too → hold',
+    '    failureLimit: 3',
     '',
   )
   return lines.join('\n')

@@ -29,11 +29,11 @@ describe('the manual lifecycle on the local target (built CLI)', () => {
 
     const early = await canary(['step', ...f], dir)
     expect(early.code).toBe(13)
-    expect(early.stderr).toMatch(/not enough data/)
+    expect(early.stderr).toMatch(/not enough evidence to pass the canary yet/)
 
     const load = traffic((started.json?.proxy as {url: string}).url, 100)
     try {
-      const stepped = await canary(['step', '--wait', '--timeout', '20s', '--json', ...f], dir)
+      const stepped = await canary(['step', '--wait', '--timeout', '60s', '--json', ...f], dir)
       expect(stepped.code, stepped.stderr).toBe(0)
       expect(stepped.json).toMatchObject({phase: 'Progressing', canaryWeight: 50, step: {index: 2, count: 3}})
 

@@ -40,7 +40,7 @@ export async function aLocalRelease(options: ReleaseOptions = {}): Promise<{dir:
     `  env: {${env}}`,
     `  steps: ${options.steps ?? '[20, 50, 100]'}`,
     ...(options.extraSpec ?? []),
-    `  analysis: ${options.analysis ?? '{interval: 1s, minRequests: 20, successRate: 99, failureLimit: 1}'}`,
+    `  analysis: ${options.analysis ?? '{interval: 1s, minRequests: 20, successRate: 99, failureLimit: 1, maxFalsePassRate: 0.2, tolerance: {errorRate: {points: 5}, latency: {points: 20}}}'}`,
     '  local:',
     options.upstreams === undefined
       ? `    command: ${JSON.stringify(`${JSON.stringify(process.execPath)} ${JSON.stringify(DEMO_APP)}`)}`

@@ -93,16 +93,19 @@ describe('canary on a cluster (built CLI, fake API server)', () => {
       const query = new URL(request.url ?? '/', 'http://p').searchParams.get('query') ?? ''
       seen.push(query)
       const canary = query.includes('canary!=""')
-      const value = query.includes('status=~"5.."') ? 0 : canary ? 200 : 1000
+      // increase() over a window grows with it, as a real Prometheus' does: 20 and 100 requests/s.
+      const seconds = Number(/\[(\d+)s\]/.exec(query)?.[1] ?? '1')
+      const requests = (canary ? 20 : 100) * seconds
+      const value = query.includes('status=~"5.."') ? 0 : requests
       const result = query.includes('_bucket')
-        ? [{metric: {le: '0.1'}, value: [0, String(canary ? 200 : 1000)]}, {metric: {le: '+Inf'}, value: [0, String(canary ? 200 : 1000)]}]
+        ? [{metric: {le: '0.1'}, value: [0, String(requests)]}, {metric: {le: '+Inf'}, value: [0, String(requests)]}]
         : [{metric: {}, value: [0, String(value)]}]
       response.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({status: 'success', data: {resultType: 'vector', result}}))
     })
     await new Promise<void>((resolve) => prometheus.listen(0, '127.0.0.1', resolve))
     try {
       const url = `http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`
-      writeFileSync(join(dir, 'canary.yaml'), SPEC.replace("'http://127.0.0.1:9'", `'${url}'`).replace('steps: [10, 50, 100]', 'steps: [50, 100]').replace('interval: 1s', 'interval: 1s, minRequests: 10'))
+      writeFileSync(join(dir, 'canary.yaml'), SPEC.replace("'http://127.0.0.1:9'", `'${url}'`).replace('steps: [10, 50, 100]', 'steps: [50, 100]').replace('interval: 1s', 'interval: 1s, minRequests: 10, maxFalsePassRate: 0.5, tolerance: {errorRate: {points: 20}, latency: {points: 50}}'))
       const run = await canary(['run', '--image', 'v2', '--target', 'kubernetes', '--kubeconfig', fake.kubeconfigPath, '--json'], dir)
       expect(run.code).toBe(0)
       expect((JSON.parse(run.stdout) as {status: {phase: string}}).status.phase).toBe('Promoted')

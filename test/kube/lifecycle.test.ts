@@ -14,7 +14,7 @@ import type {MetricSource} from '../../src/rollout/ports.js'
 import {abortRollout, promoteRollout, rolloutStatus, runRollout, startRollout, stepRollout, type RolloutSession} from '../../src/rollout/services.js'
 import type {Release} from '../../src/spec/release.js'
 import {FakeMetrics, ManualClock} from '../helpers/rollout/fakes.js'
-import {failing, healthy} from '../rollout/builders.js'
+import {steadyTraffic} from '../rollout/builders.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 
@@ -33,7 +33,7 @@ afterEach(async () => {
 async function session(release: Release, options: {metrics?: MetricSource; context?: string} = {}): Promise<RolloutSession> {
   const clock = new ManualClock(1_700_000_000_000)
   const ports = await createKubernetesPorts({release, specFile: 'release.yaml', kube: {kubeconfig: fake.kubeconfigPath, ...(options.context === undefined ? {} : {context: options.context})}, clock})
-  return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports: {...ports, metrics: options.metrics ?? new FakeMetrics(() => healthy())}, clock}
+  return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports: {...ports, metrics: options.metrics ?? new FakeMetrics(steadyTraffic(0))}, clock}
 }
 
 const image = (deployment: string) => (fake.get('apps/v1', 'Deployment', 'shop', deployment)?.spec as {template: {spec: {containers: Array<{image: string}>}}} | undefined)?.template.spec.containers[0]?.image
@@ -101,7 +101,7 @@ describe('full lifecycle per router', () => {
   })
 
   it('a failing canary is rolled back by run (exit 10) and removed', async () => {
-    const s = await session(testRelease({router: 'traefik', match: true}), {metrics: new FakeMetrics(() => failing())})
+    const s = await session(testRelease({router: 'traefik', match: true}), {metrics: new FakeMetrics(steadyTraffic(0.6))})
     const report = await runRollout(s, {canaryImage: V2, signal})
     expect(report.outcome).toBe('rolledBack')
     expect(report.exitCode).toBe(10)

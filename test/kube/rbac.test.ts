@@ -14,7 +14,7 @@ import {planFromRelease} from '../../src/rollout/plan-from-release.js'
 import {abortRollout, rolloutStatus, runRollout, startRollout, type RolloutSession} from '../../src/rollout/services.js'
 import type {Release} from '../../src/spec/release.js'
 import {FakeMetrics, ManualClock} from '../helpers/rollout/fakes.js'
-import {healthy} from '../rollout/builders.js'
+import {steadyTraffic} from '../rollout/builders.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 
@@ -55,7 +55,7 @@ async function startProxyPod(): Promise<void> {
 
 async function session(release: Release, realMetrics: boolean): Promise<RolloutSession> {
   const ports = await createKubernetesPorts({release, specFile: 'release.yaml', kube: {kubeconfig: fake.kubeconfigPath}, clock: new ManualClock(1_700_000_000_000)})
-  return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports: realMetrics ? ports : {...ports, metrics: new FakeMetrics(() => healthy())}, clock: new ManualClock(1_700_000_000_000)}
+  return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports: realMetrics ? ports : {...ports, metrics: new FakeMetrics(steadyTraffic(0))}, clock: new ManualClock(1_700_000_000_000)}
 }
 
 const cases = [

@@ -1,4 +1,6 @@
 /** Builders for rollout core tests: a plan, a rollout at some point of it, and window metrics. */
+import {judgePolicyOf} from '../../src/rollout/core/analysis.js'
+import {judgeBlocks, type Evidence} from '../../src/rollout/core/evidence.js'
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../../src/rollout/core/metrics.js'
 import {newRollout} from '../../src/rollout/core/decide.js'
 import type {AnalysisPolicy, Observation, Plan, RolloutState, Step} from '../../src/rollout/core/types.js'
@@ -54,3 +56,26 @@ export function observe(nowMs: number, canaryWeight: number, metrics?: WindowMet
 
 export const healthy = (requests = 1000): WindowMetrics => windowOf(version(requests / 5, 1), version(requests, 5))
 export const failing = (requests = 1000): WindowMetrics => windowOf(version(requests / 5, requests / 20), version(requests, 5))
+
+/** Per-block counts for the judge: `blocks` one-second blocks of `canaryRequests`/`stableRequests` requests with the given errors per block. */
+export function blocksOf(blocks: number, canary: {requests: number; errors: number}, stable: {requests: number; errors: number}, startMs = 0): WindowMetrics[] {
+  return Array.from({length: blocks}, (_, i) => windowOf(version(canary.requests, canary.errors), version(stable.requests, stable.errors), startMs + i * 1000, startMs + (i + 1) * 1000))
+}
+
+/** Evidence that a canary as good as stable is within the tolerance (10 minutes at 20 %, no canary errors). */
+export function provenHealthy(): Evidence {
+  return judgeBlocks(blocksOf(600, {requests: 20, errors: 0}, {requests: 80, errors: 1}), judgePolicyOf(aPolicy())).evidence
+}
+
+/**
+ * A metric source's answer for a window at 100 requests/s (20 % to the canary), growing with the
+ * window as a real source's does: stable errs on 0.5 % of requests, the canary on `canaryErrorRate`.
+ */
+export function steadyTraffic(canaryErrorRate: number): (window: {sinceMs: number; untilMs: number}) => WindowMetrics {
+  return ({sinceMs, untilMs}) => {
+    const seconds = Math.max(0, untilMs - sinceMs) / 1000
+    const canaryRequests = Math.floor(seconds * 20)
+    const stableRequests = Math.floor(seconds * 80)
+    return windowOf(version(canaryRequests, Math.floor(canaryRequests * canaryErrorRate)), version(stableRequests, Math.floor(stableRequests * 0.005)), sinceMs, untilMs)
+  }
+}

@@ -3,7 +3,9 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {decide, newRollout} from '../../src/rollout/core/decide.js'
 import {ProgressPrinter, formatStatus, styleFor, weightBar} from '../../src/rollout/progress.js'
 import type {RolloutStatus} from '../../src/rollout/services.js'
-import {aPlan, healthy, observe} from './builders.js'
+import {judgePolicyOf} from '../../src/rollout/core/analysis.js'
+import {judgeBlocks} from '../../src/rollout/core/evidence.js'
+import {aPlan, aPolicy, aRollout, blocksOf, healthy, observe} from './builders.js'
 
 /** A write stream stand-in that records what was written. */
 function aStream(isTTY: boolean): NodeJS.WriteStream & {text: string} {
@@ -66,18 +68,21 @@ describe('progress output', () => {
     expect(text).toContain('proxy  http://127.0.0.1:8080')
   })
 
-  it('labels the recent window\'s measurements apart from the whole step\'s', () => {
-    const analysis = {look: 9, atMs: 90_000, windowStartMs: 0, canaryWeight: 20, verdict: 'Failed' as const, measurements: [
-      {check: 'errorRateVsStable' as const, value: 0.5, verdict: 'Successful' as const, note: 'no evidence the canary errors more often than stable (p = 0.4)'},
-      {check: 'errorRateVsStable' as const, value: 5, verdict: 'Failed' as const, window: {kind: 'recent' as const, sinceMs: 60_000}, note: 'last 30 s: canary errors more often than stable (p = 1e-9 ≤ 2e-5)'},
-    ]}
+  it('shows each comparison with stable with its ratio, interval, tolerance and evidence, in status and the live line', () => {
+    process.env.NO_COLOR = '1'
+    const failingEvidence = judgeBlocks(blocksOf(120, {requests: 20, errors: 2}, {requests: 80, errors: 1}), judgePolicyOf(aPolicy())).evidence
+    const {next} = decide(aRollout({stepIndex: 0, windowStartMs: 0, evidence: failingEvidence}), observe(10_000, 20, healthy()), aPlan(undefined, {successRatePercent: undefined}))
+    const analysis = next.lastAnalysis!
     const status = {
-      name: 'shop', phase: 'RollingBack', terminal: false, exitCode: null, step: {index: 2, count: 3, description: 'pause 3600 s'},
+      name: 'shop', phase: 'RollingBack', terminal: false, exitCode: null, step: {index: 1, count: 3, description: 'setWeight 20/100'},
       canaryWeight: 0, plannedWeight: 0, totalWeight: 100, stable: {image: 'a:v1'}, canary: {image: 'a:v2'}, proxy: {url: null},
       observed: null, analysis, endReason: null, message: null, startedAt: '', updatedAt: '', decisions: [],
     } satisfies RolloutStatus
     const lines = formatStatus(status, styleFor(aStream(false))).split('\n')
-    expect(lines.filter((l) => /^\s+errorRateVsStable\s/.test(l) && !l.includes('(recent)'))).toHaveLength(1)
-    expect(lines.find((l) => l.includes('errorRateVsStable (recent)'))).toMatch(/Failed.*last 30 s: canary errors more often/)
+    expect(lines.find((l) => /^\s+errorRateVsStable\s/.test(l))).toMatch(/\d\.\d\d % \(stable 1\.\d\d %\) ratio \d\.\d\d× \[\d+\.\d+×, \d+\.\d+×\] tolerated 1\.50×, evidence pass \S+\/20\.0 rollback \S+\/200 {2}Failed/)
+    const stream = aStream(true)
+    const printer = new ProgressPrinter(stream)
+    printer.onTick({state: next, version: '1', observation: observe(10_000, 20, healthy()), decision: {next, actions: [], immediate: false}})
+    expect(stream.text).toMatch(/ 20% {2}errors \d\.\d\d× \(≤ 1\.50×\) pass \S+\/20\.0 rollback \S+\/200/)
   })
 })

@@ -43,7 +43,7 @@ describe('parseRelease accepts the issue example as written', () => {
     ])
     expect(release.totalWeight).toBe(100)
     expect(release.match).toEqual({header: {kind: 'always-never', name: 'X-Canary'}, cookie: {name: 'canary'}})
-    expect(release.analysis).toMatchObject({intervalMs: 30_000, minRequests: 200, successRatePercent: 99.5, latencyP99Ms: 400, failureLimit: 2})
+    expect(release.analysis).toMatchObject({intervalMs: 30_000, minRequests: 200, successRatePercent: 99.5, latencyP99Ms: 500, failureLimit: 2, errorTolerance: {ratio: 1.5, points: 0.1}, latencyTolerance: {ratio: 1.5, points: 0.5}, maxFalsePositiveRate: 0.01, maxFalsePassRate: 0.05, deadlineMs: 1_800_000, onInconclusive: 'abort'})
     expect(release.target).toBe('kubernetes')
     expect(Object.isFrozen(release.steps)).toBe(true)
   })
@@ -109,6 +109,13 @@ describe('parseRelease reports each bad input with position, field, expectation 
     {name: 'double braces in a header value for the Traefik file provider', text: exampleWith('router: nginx ', 'router: traefik-file ').replace('value: always', 'value: "{{ env `HOME` }}"'), at: '25:13 spec.match.header', message: /Go template/},
     {name: 'a Traefik 1.x weight that needs more than 3 decimals', text: exampleText.replace('router: nginx ', 'router: traefik-v1 ').replace(/ {2}match:[\s\S]*?cookie: canary\n/, '').replace(/ {2}steps:[\s\S]*?setWeight: 100\n/, '  totalWeight: 3\n  steps: [1, 3]\n'), at: '18:16 spec.totalWeight', message: /router traefik-v1 cannot express weight 1\/3/},
     {name: 'an ingress-nginx total below 100 that does not divide it', text: exampleText.replace(/ {2}steps:[\s\S]*?setWeight: 100\n/, '  totalWeight: 30\n  steps: [10, 30]\n'), at: '18:16 spec.totalWeight', message: /ingress-nginx ignores canary-weight-total below 100/},
+    {name: 'a tolerance ratio below 1', text: exampleWith('errorRate: { ratio: 1.5, points: 0.1 }', 'errorRate: { ratio: 0.9, points: 0.1 }'), at: '35:27 spec.analysis.tolerance.errorRate.ratio', message: /expected a ratio of at least 1: below 1 even a canary exactly like stable would fail/},
+    {name: 'tolerance points above 100', text: exampleWith('latency: { ratio: 1.5, points: 0.5 }', 'latency: { ratio: 1.5, points: 150 }'), at: '36:38 spec.analysis.tolerance.latency.points', message: /expected percentage points from 0 to 100/},
+    {name: 'tolerance points that are not a number', text: exampleWith('latency: { ratio: 1.5, points: 0.5 }', 'latency: { ratio: 1.5, points: half }'), at: '36:38 spec.analysis.tolerance.latency.points', message: /expected percentage points such as 0.1/},
+    {name: 'an unknown tolerance, with did-you-mean', text: exampleWith('errorRate: { ratio', 'errorRates: { ratio'), at: '35:7 spec.analysis.tolerance.errorRates', message: /unknown field "errorRates"/, suggestion: /did you mean "errorRate"/},
+    {name: 'an unknown onInconclusive action', text: exampleWith('onInconclusive: abort', 'onInconclusive: promote'), at: '40:21 spec.analysis.onInconclusive', message: /expected one of abort, hold, got string "promote"/},
+    {name: 'a requests deadline of 0', text: exampleWith('onInconclusive: abort', 'onInconclusive: abort\n    deadlineRequests: 0'), at: '41:23 spec.analysis.deadlineRequests', message: /expected at least 1 canary request/},
+    {name: 'a false pass rate of 1 or more', text: exampleWith('maxFalsePassRate: 0.05', 'maxFalsePassRate: 1.5'), at: '38:23 spec.analysis.maxFalsePassRate', message: /expected a rate between 0 and 1, e.g. 0.05/},
     {name: 'a local target with both command and upstreams', text: exampleWith('  analysis:', '  local: { command: "node app.js", upstreams: { v1: [http://127.0.0.1:1] } }\n  analysis:'), at: '28:10 spec.local', message: /exactly one of command/},
   ]
   for (const c of cases) {
@@ -121,6 +128,14 @@ describe('parseRelease reports each bad input with position, field, expectation 
       if (c.suggestion !== undefined) expect(match!.suggestion).toMatch(c.suggestion)
     })
   }
+
+  it('fills the judge\'s defaults when the spec leaves them out, and reads a requests deadline and hold', () => {
+    const bare = exampleText.replace(/ {4}tolerance:[\s\S]*$/, '')
+    expect(parseRelease(bare, 'spec.yaml').release.analysis).toMatchObject({errorTolerance: {ratio: 1.5, points: 0.1}, latencyTolerance: {ratio: 1.5, points: 0.5}, maxFalsePositiveRate: 0.01, maxFalsePassRate: 0.05, onInconclusive: 'abort'})
+    expect(parseRelease(bare, 'spec.yaml').release.analysis.deadlineMs).toBeUndefined()
+    const custom = parseRelease(`${bare}    tolerance: { errorRate: { ratio: 2 } }\n    deadlineRequests: 50000\n    onInconclusive: hold\n`, 'spec.yaml').release.analysis
+    expect(custom).toMatchObject({errorTolerance: {ratio: 2, points: 0.1}, deadlineRequests: 50_000, onInconclusive: 'hold'})
+  })
 
   it('reports every problem at once, in file order', () => {
     const text = exampleWith('name: my-app', 'name: My_App').replace('replicas: 4', 'replica: 4').replace('router: nginx ', 'router: ngnix ').replace('interval: 30s', 'interval: soon')

@@ -1,70 +1,83 @@
 /**
- * The judge: one look at a window of per-request counts, canary against stable over the same window.
+ * One look: the judge's evidence (`evidence.ts`, carried over the whole rollout) and the optional
+ * absolute guards, turned into measurements with their numbers and a four-valued verdict.
  * `evaluate` is the only place in canary that compares a measurement with a threshold.
  *
- * Method (docs/analysis.md has the derivation):
- * - fewer than `minRequests` canary requests → Inconclusive, never Failed;
- * - success-rate threshold: broken only when the Clopper–Pearson *upper* bound of the canary's
- *   success rate is below it, so a canary sitting exactly at the threshold is not failed by noise;
- * - p99 threshold: broken only when the lower bound of the share of requests slower than the
- *   limit is above 1 % (p99 ≤ L ⇔ P(latency > L) ≤ 1 %), counted from the histogram buckets;
- * - canary worse than stable: conditional binomial test (given the window's total errors, the
- *   canary's share of them is Binomial(errors, canaryRequests / allRequests) when both error rates
- *   are equal; exact for Poisson rates, conservative next to Fisher's exact test for binomial ones);
- * - once a step has lasted longer than the recent window (the last RECENT_WINDOW_INTERVALS
- *   intervals), the statistical checks also run on that window alone, so a canary that turns bad
- *   late is not diluted by its healthy history;
- * - every check spends its share of `maxFalsePositiveRate` over looks as alpha · 6/(π²k²), so the
- *   false-alarm probability over the whole rollout stays below the budget however often we look.
+ * - Comparisons with stable (errorRateVsStable, latencyVsStable) are anytime-valid: Failed when
+ *   the evidence that the canary is worse than the tolerance reaches 2/maxFalsePositiveRate,
+ *   Successful when the evidence that it is within the tolerance reaches 1/maxFalsePassRate.
+ * - Guards (successRate, latencyP99) judge the counts since the previous look, canary and stable
+ *   alike: broken by the canary alone counts towards `failureLimit`; broken by stable too is
+ *   common mode (a shared dependency, load): the weight holds, nothing is rolled back.
+ *   The p99 guard is judged at a histogram bucket bound: the limit itself when it is one, else
+ *   the largest bound below it (never a bound above it, which would hide slow requests); the
+ *   bound used is reported.
+ * - The step's window must hold `minRequests` canary requests before the step may pass.
+ * - Stable's own error rate since the last look far above its baseline (its rate at earlier
+ *   looks where it was not degraded) is common mode too: the weight holds until stable recovers or
+ *   the deadline passes.
  */
 import {assertNever} from './assert-never.js'
+import {DEFAULT_ERROR_TOLERANCE, DEFAULT_LATENCY_TOLERANCE, DEFAULT_MAX_FALSE_PASS_RATE, judgeEvidence, slowerThan, type ComparisonJudgment, type Evidence, type JudgePolicy, type VersionCounts} from './evidence.js'
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from './metrics.js'
-import {alphaForLook, binomialLowerBound, binomialUpperBound, binomialUpperTail} from './statistics.js'
+import {toleratedRate} from './sequential.js'
+import {binomialLowerBound, binomialUpperBound} from './statistics.js'
 import type {AnalysisPolicy, AnalysisResult, Measurement, Verdict} from './types.js'
 
-/** One configured check; `evaluate` turns it and a window into a Measurement. */
+/** One configured check; `evaluate` turns it and its input into a Measurement. */
 export type AnalysisCheck =
   | {readonly kind: 'requests'; readonly minRequests: number}
   | {readonly kind: 'ready'}
   | {readonly kind: 'successRate'; readonly minPercent: number}
   | {readonly kind: 'latencyP99'; readonly maxMs: number}
   | {readonly kind: 'errorRateVsStable'}
+  | {readonly kind: 'latencyVsStable'}
+  | {readonly kind: 'stableBaseline'}
 
-/** The window plus what else a check may need. */
+/** What the checks read. */
 export interface CheckInput {
+  /** The step's window (since the weight was set): the requests check counts it. */
   readonly metrics: WindowMetrics
+  /** Counts since the previous look: the guards judge them. */
+  readonly sinceLook: {readonly canary: VersionCounts; readonly stable: VersionCounts}
+  /** Stable's baseline: its counts at earlier looks where it was not degraded. */
+  readonly stableBefore: {readonly requests: number; readonly errors: number}
+  /** The judge's evidence over the rollout, judged. */
+  readonly errorRate: ComparisonJudgment
+  readonly latency: ComparisonJudgment & {readonly measured: boolean}
   readonly canaryReady: boolean
-  /** Error probability this check may spend at this look. */
+  /** Error probability of one guard's confidence bound. */
   readonly alpha: number
 }
 
 /** The share of requests allowed above the p99 limit. */
 const P99_TAIL_SHARE = 0.01
 
-/** Length of the recent window, in analysis intervals. */
-export const RECENT_WINDOW_INTERVALS = 3
+/**
+ * Stable counts as degraded (common mode: hold, not roll back) when its error rate since the last
+ * look is significantly above 3 × its rate before, and above it + 0.5 points: loose enough that a
+ * clump of errors in one look does not hold the rollout, tight enough for an outage.
+ */
+const STABLE_DEGRADED = {ratio: 3, points: 0.5}
+/** Stable requests in its baseline needed to call it degraded. */
+const STABLE_BASELINE_REQUESTS = 1000
 
-/** The recent window's length: checks also run on it once a step has lasted longer. */
-export function recentWindowMs(policy: AnalysisPolicy): number {
-  return RECENT_WINDOW_INTERVALS * policy.intervalMs
+/** The judge's policy with the defaults filled in. */
+export function judgePolicyOf(policy: AnalysisPolicy): JudgePolicy {
+  return {
+    errorTolerance: policy.errorTolerance ?? DEFAULT_ERROR_TOLERANCE,
+    latencyTolerance: policy.latencyTolerance ?? DEFAULT_LATENCY_TOLERANCE,
+    maxFalsePositiveRate: policy.maxFalsePositiveRate,
+    maxFalsePassRate: policy.maxFalsePassRate ?? DEFAULT_MAX_FALSE_PASS_RATE,
+  }
 }
 
-/** The checks a policy asks for, statistical ones last. */
+/** The checks a policy asks for. */
 export function checksOf(policy: AnalysisPolicy): AnalysisCheck[] {
-  const checks: AnalysisCheck[] = [{kind: 'ready'}, {kind: 'requests', minRequests: policy.minRequests}]
+  const checks: AnalysisCheck[] = [{kind: 'ready'}, {kind: 'requests', minRequests: policy.minRequests}, {kind: 'errorRateVsStable'}, {kind: 'latencyVsStable'}, {kind: 'stableBaseline'}]
   if (policy.successRatePercent !== undefined) checks.push({kind: 'successRate', minPercent: policy.successRatePercent})
   if (policy.latencyP99Ms !== undefined) checks.push({kind: 'latencyP99', maxMs: policy.latencyP99Ms})
-  checks.push({kind: 'errorRateVsStable'})
   return checks
-}
-
-/** Checks that can fail by chance and therefore share the false-positive budget. */
-function isStatistical(check: AnalysisCheck): boolean {
-  return isStatisticalCheck(check.kind)
-}
-
-function isStatisticalCheck(kind: AnalysisCheck['kind']): boolean {
-  return kind === 'successRate' || kind === 'latencyP99' || kind === 'errorRateVsStable'
 }
 
 /** Compares one measurement with its threshold. The only such comparison in canary. */
@@ -83,109 +96,155 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         stableValue: stable.requests,
         threshold: check.minRequests,
         verdict: enough ? 'Successful' : 'Inconclusive',
-        note: enough ? `${canary.requests} canary requests` : `${canary.requests} of ${check.minRequests} canary requests needed`,
+        note: enough ? `${canary.requests} canary requests at this weight` : `${canary.requests} of ${check.minRequests} canary requests needed at this weight`,
       }
+    }
+    case 'errorRateVsStable':
+      return comparisonMeasurement('errorRateVsStable', input.errorRate, 'errors')
+    case 'latencyVsStable':
+      if (!input.latency.measured) return {check: 'latencyVsStable', value: null, boundMs: null, verdict: 'Inconclusive', note: 'not judged yet: stable needs a latency histogram with enough requests to set its p99 bound'}
+      return comparisonMeasurement('latencyVsStable', input.latency, `requests slower than ${formatMs(input.latency.boundMs ?? 0)} (stable's p99 bucket)`)
+    case 'stableBaseline': {
+      const recent = input.sinceLook.stable
+      const before = input.stableBefore
+      const recentPercent = percentOrNull(recent.errors, recent.requests)
+      const beforePercent = percentOrNull(before.errors, before.requests)
+      if (recent.requests === 0 || before.requests < STABLE_BASELINE_REQUESTS) {
+        return {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, verdict: 'Successful', note: 'not enough stable history to tell whether stable degraded'}
+      }
+      const limit = toleratedRate(STABLE_DEGRADED, (before.errors + 0.5) / (before.requests + 1))
+      const lower = binomialLowerBound(recent.errors, recent.requests, input.alpha)
+      const text = `stable errors ${formatPercent(recentPercent ?? 0)} since the last look against ${formatPercent(beforePercent ?? 0)} at earlier looks`
+      return lower > limit
+        ? {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, threshold: limit * 100, bound: lower * 100, stableBreaks: true, verdict: 'Inconclusive', note: `${text} (at least ${formatPercent(lower * 100)}): stable degraded, holding the weight, not the canary's fault`}
+        : {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, threshold: limit * 100, bound: lower * 100, verdict: 'Successful', note: text}
     }
     case 'successRate': {
-      const successes = canary.requests - canary.errors
-      const upper = binomialUpperBound(successes, canary.requests, input.alpha) * 100
-      const broken = canary.requests > 0 && upper < check.minPercent
-      return {
+      const canaryBreak = successRateBreak(input.sinceLook.canary, check.minPercent, input.alpha)
+      const stableBreak = successRateBreak(input.sinceLook.stable, check.minPercent, input.alpha)
+      const requests = input.sinceLook.canary.requests
+      return guardMeasurement({
         check: 'successRate',
-        value: percentOrNull(successes, canary.requests),
-        stableValue: percentOrNull(stable.requests - stable.errors, stable.requests),
+        value: percentOrNull(requests - input.sinceLook.canary.errors, requests),
+        stableValue: percentOrNull(input.sinceLook.stable.requests - input.sinceLook.stable.errors, input.sinceLook.stable.requests),
         threshold: check.minPercent,
-        bound: canary.requests > 0 ? upper : null,
-        alpha: input.alpha,
-        verdict: canary.requests === 0 ? 'Inconclusive' : broken ? 'Failed' : 'Successful',
-        note: canary.requests === 0
-          ? 'no canary requests in the window'
-          : broken
-            ? `success rate at most ${formatPercent(upper)} (${formatConfidence(input.alpha)} confidence), below ${check.minPercent} %`
-            : `success rate could be ${formatPercent(upper)}, not below ${check.minPercent} %`,
-      }
+        bound: canaryBreak.bound,
+      }, requests, canaryBreak.broken, stableBreak.broken, `success rate since the last look at most ${formatPercent(canaryBreak.bound ?? 0)} (${formatConfidence(input.alpha)} confidence), below ${check.minPercent} %`, `success rate since the last look could be ${formatPercent(canaryBreak.bound ?? 100)}, not below ${check.minPercent} %`)
     }
     case 'latencyP99': {
-      const limit = bucketAtOrAbove(canary.latency, check.maxMs / 1000)
-      const slower = limit === undefined ? 0 : canary.requests - limit.count
-      const lower = binomialLowerBound(slower, canary.requests, input.alpha)
-      const broken = canary.requests > 0 && lower > P99_TAIL_SHARE
-      const limitText = limit === undefined ? 'no bucket bound' : `${formatMs(limit.leSeconds * 1000)}`
-      return {
+      const boundSeconds = guardBound(input.sinceLook.canary.latency.boundsSeconds, check.maxMs / 1000)
+      const canaryBreak = tailBreak(input.sinceLook.canary, boundSeconds, input.alpha)
+      const stableBreak = tailBreak(input.sinceLook.stable, boundSeconds, input.alpha)
+      const requests = input.sinceLook.canary.requests
+      const limitText = boundSeconds === null ? 'no bucket bound' : boundSeconds * 1000 === check.maxMs ? formatMs(check.maxMs) : `${formatMs(boundSeconds * 1000)} (the histogram's largest bucket bound under ${formatMs(check.maxMs)})`
+      return guardMeasurement({
         check: 'latencyP99',
-        value: p99Ms(canary),
-        stableValue: p99Ms(stable),
+        value: quantileMsOf(input.sinceLook.canary, 0.99),
+        stableValue: quantileMsOf(input.sinceLook.stable, 0.99),
         threshold: check.maxMs,
-        bound: canary.requests > 0 ? lower * 100 : null,
-        alpha: input.alpha,
-        verdict: canary.requests === 0 ? 'Inconclusive' : broken ? 'Failed' : 'Successful',
-        note: canary.requests === 0
-          ? 'no canary requests in the window'
-          : broken
-            ? `at least ${formatPercent(lower * 100)} of canary requests slower than ${limitText}, more than 1 %`
-            : `${slower} of ${canary.requests} canary requests slower than ${limitText}`,
-      }
-    }
-    case 'errorRateVsStable': {
-      const pValue = worseThanStablePValue(canary, stable)
-      const worse = pValue !== null && pValue <= input.alpha
-      return {
-        check: 'errorRateVsStable',
-        value: percentOrNull(canary.errors, canary.requests),
-        stableValue: percentOrNull(stable.errors, stable.requests),
-        pValue,
-        alpha: input.alpha,
-        verdict: pValue === null ? 'Inconclusive' : worse ? 'Failed' : 'Successful',
-        note: pValue === null
-          ? 'no stable traffic in the window to compare with'
-          : worse
-            ? `canary errors more often than stable (p = ${pValue.toPrecision(2)} ≤ ${input.alpha.toPrecision(2)})`
-            : `no evidence the canary errors more often than stable (p = ${pValue.toPrecision(2)})`,
-      }
+        bound: canaryBreak.bound,
+        boundMs: boundSeconds === null ? null : boundSeconds * 1000,
+      }, boundSeconds === null ? 0 : requests, canaryBreak.broken, stableBreak.broken, `at least ${formatPercent(canaryBreak.bound ?? 0)} of canary requests since the last look slower than ${limitText}, more than 1 %`, `${canaryBreak.slow ?? 0} of ${requests} canary requests since the last look slower than ${limitText}`)
     }
     default:
       return assertNever(check)
   }
 }
 
-/**
- * One look: evaluate every check over the step's window and, when given and big enough (at least
- * `minRequests` canary requests), the statistical checks over the recent window too. `look` is the
- * 1-based number of this look in the rollout; the look's share of the false-positive budget is
- * split evenly among the statistical checks it runs, so the recent window costs no extra budget.
- */
-export function judge(input: {readonly metrics: WindowMetrics; readonly recentMetrics?: WindowMetrics; readonly canaryReady: boolean; readonly policy: AnalysisPolicy; readonly look: number; readonly atMs: number; readonly windowStartMs: number; readonly canaryWeight: number}): AnalysisResult {
-  const checks = checksOf(input.policy)
-  const statistical = checks.filter(isStatistical)
-  const recent = input.recentMetrics !== undefined && input.recentMetrics.canary.requests >= input.policy.minRequests ? input.recentMetrics : undefined
-  const tests = statistical.length * (recent === undefined ? 1 : 2)
-  const alpha = alphaForLook(input.policy.maxFalsePositiveRate / Math.max(1, tests), input.look)
-  const evaluated = checks.map((check) => evaluate(check, {metrics: input.metrics, canaryReady: input.canaryReady, alpha}))
-  // Too few requests: report the numbers, but no check may call the canary Failed on them.
-  const tooFew = evaluated.some((m) => m.check === 'requests' && m.verdict !== 'Successful')
-  const measurements = tooFew ? evaluated.map((m) => (isStatisticalCheck(m.check) && m.verdict === 'Failed' ? {...m, verdict: 'Inconclusive' as const, note: `not judged below minRequests (${m.note})`} : m)) : evaluated
-  const recentMeasurements = recent === undefined || tooFew ? [] : statistical.map((check) => inRecentWindow(evaluate(check, {metrics: recent, canaryReady: input.canaryReady, alpha}), recent))
-  const all = [...measurements, ...recentMeasurements]
-  return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(all), measurements: all}
+function comparisonMeasurement(check: 'errorRateVsStable' | 'latencyVsStable', c: ComparisonJudgment, what: string): Measurement {
+  const evidence = {rollback: c.rollbackEvidence, rollbackNeeded: c.rollbackNeeded, pass: c.passEvidence, passNeeded: c.passNeeded, blocks: c.blocks}
+  const ratio = c.ratio === null ? 'ratio –' : `ratio ${formatRatio(c.ratio)}${c.ratioInterval === null ? '' : ` [${formatRatio(c.ratioInterval[0])}, ${formatRatio(c.ratioInterval[1])}]`}`
+  const numbers = `${what}: canary ${formatPercentOrDash(c.canaryPercent)}, stable ${formatPercentOrDash(c.stablePercent)}, ${ratio}, tolerated ${formatRatio(c.toleratedRatio)}`
+  const verdictText = c.verdict === 'Failed'
+    ? `worse than the tolerance: evidence ${formatEvidence(c.rollbackEvidence)} ≥ ${formatEvidence(c.rollbackNeeded)}`
+    : c.verdict === 'Successful'
+      ? `within the tolerance: evidence ${formatEvidence(c.passEvidence)} ≥ ${formatEvidence(c.passNeeded)}`
+      : `collecting: evidence within ${formatEvidence(c.passEvidence)} of ${formatEvidence(c.passNeeded)} to pass, worse ${formatEvidence(c.rollbackEvidence)} of ${formatEvidence(c.rollbackNeeded)} to roll back`
+  return {
+    check,
+    value: c.canaryPercent,
+    stableValue: c.stablePercent,
+    ...(c.boundMs === undefined ? {} : {boundMs: c.boundMs}),
+    ratio: finiteOrNull(c.ratio),
+    ratioInterval: c.ratioInterval === null ? null : {lower: c.ratioInterval[0], upper: finiteOrNull(c.ratioInterval[1])},
+    toleratedRatio: c.toleratedRatio,
+    evidence,
+    verdict: c.verdict,
+    note: `${numbers}; ${verdictText}`,
+  }
 }
 
-function inRecentWindow(measurement: Measurement, recent: WindowMetrics): Measurement {
-  const seconds = Math.round((recent.untilMs - recent.sinceMs) / 1000)
-  return {...measurement, window: {kind: 'recent', sinceMs: recent.sinceMs}, note: `last ${seconds} s: ${measurement.note}`}
+function guardMeasurement(base: Omit<Measurement, 'verdict' | 'note'>, requests: number, canaryBroken: boolean, stableBroken: boolean, brokenNote: string, okNote: string): Measurement {
+  if (requests === 0) return {...base, verdict: 'Inconclusive', note: 'no canary requests since the last look'}
+  if (canaryBroken && stableBroken) return {...base, stableBreaks: true, verdict: 'Inconclusive', note: `${brokenNote}; stable breaks it too (${describeStable(base)}): holding the weight, not the canary's fault`}
+  if (canaryBroken) return {...base, stableBreaks: false, verdict: 'Failed', note: brokenNote}
+  return {...base, stableBreaks: stableBroken, verdict: 'Successful', note: okNote}
+}
+
+function describeStable(m: Omit<Measurement, 'verdict' | 'note'>): string {
+  if (m.stableValue === null || m.stableValue === undefined) return 'stable –'
+  return m.check === 'latencyP99' ? `stable p99 ${formatMs(m.stableValue)}` : `stable ${formatPercent(m.stableValue)}`
+}
+
+/** Broken when the Clopper–Pearson upper bound of the success rate is below the threshold. */
+function successRateBreak(counts: VersionCounts, minPercent: number, alpha: number): {broken: boolean; bound: number | null} {
+  if (counts.requests <= 0) return {broken: false, bound: null}
+  const upper = binomialUpperBound(counts.requests - counts.errors, counts.requests, alpha) * 100
+  return {broken: upper < minPercent, bound: upper}
+}
+
+/** Broken when the lower bound of the share slower than the bound is above 1 % (p99 ≤ L ⇔ P(latency > L) ≤ 1 %). */
+function tailBreak(counts: VersionCounts, boundSeconds: number | null, alpha: number): {broken: boolean; bound: number | null; slow: number | null} {
+  if (boundSeconds === null || counts.requests <= 0) return {broken: false, bound: null, slow: null}
+  const slow = slowerThan(counts, boundSeconds)
+  if (slow === null) return {broken: false, bound: null, slow: null}
+  const lower = binomialLowerBound(slow, counts.requests, alpha)
+  return {broken: lower > P99_TAIL_SHARE, bound: lower * 100, slow}
+}
+
+/** The bucket bound a p99 guard is judged at: the limit when it is a bound, else the largest bound under it. */
+export function guardBound(boundsSeconds: readonly number[], limitSeconds: number): number | null {
+  let chosen: number | null = null
+  // Bounds are compared in whole microseconds: 0.25 s and 250 ms are the same bound.
+  const limit = Math.round(limitSeconds * 1e6)
+  for (const le of boundsSeconds) if (Math.round(le * 1e6) <= limit) chosen = le
+  return chosen
 }
 
 /**
- * The look's verdict: not ready → Failed; too few requests → Inconclusive (even if other checks
- * look bad: small samples are exactly when they mislead); then Failed if any check failed.
+ * One look. The verdict: not ready → Failed; a comparison with stable Failed → Failed; a guard
+ * broken by the canary alone → Failed (decide counts these against `failureLimit`); too few
+ * requests at this weight, a guard broken by both versions, or evidence still collecting →
+ * Inconclusive; otherwise Successful.
  */
+export function judge(input: {readonly metrics: WindowMetrics; readonly evidence: Evidence; readonly canaryReady: boolean; readonly policy: AnalysisPolicy; readonly look: number; readonly atMs: number; readonly windowStartMs: number; readonly canaryWeight: number}): AnalysisResult {
+  const judgment = judgeEvidence(input.evidence, judgePolicyOf(input.policy))
+  const checkInput: CheckInput = {metrics: input.metrics, sinceLook: input.evidence.sinceLook, stableBefore: input.evidence.stableBaseline ?? {requests: 0, errors: 0}, errorRate: judgment.errorRate, latency: judgment.latency, canaryReady: input.canaryReady, alpha: input.policy.maxFalsePositiveRate}
+  const measurements = checksOf(input.policy).map((check) => evaluate(check, checkInput))
+  return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(measurements), measurements}
+}
+
 function combine(measurements: readonly Measurement[]): Verdict {
   const by = (check: Measurement['check']) => measurements.find((m) => m.check === check)
   if (by('ready')?.verdict === 'Failed') return 'Failed'
-  if (by('requests')?.verdict !== 'Successful') return 'Inconclusive'
   if (measurements.some((m) => m.verdict === 'Error')) return 'Error'
   if (measurements.some((m) => m.verdict === 'Failed')) return 'Failed'
-  if (measurements.some((m) => m.verdict === 'Inconclusive' && m.check !== 'errorRateVsStable')) return 'Inconclusive'
+  if (by('requests')?.verdict !== 'Successful') return 'Inconclusive'
+  if (measurements.some((m) => m.check !== 'latencyVsStable' && m.verdict === 'Inconclusive')) return 'Inconclusive'
+  // Latency that cannot be judged (no histogram from the source) does not hold the rollout; latency that can, must pass.
+  const latency = by('latencyVsStable')
+  if (latency !== undefined && latency.verdict === 'Inconclusive' && latency.value !== null) return 'Inconclusive'
   return 'Successful'
+}
+
+/** True when the look found stable degraded against its baseline. */
+export function stableDegraded(result: AnalysisResult): boolean {
+  return result.measurements.some((m) => m.check === 'stableBaseline' && m.stableBreaks === true)
+}
+
+/** The comparison with stable that the evidence says is worse than the tolerance (rolls back at once), if any. */
+export function failedComparison(result: AnalysisResult): Measurement | undefined {
+  return result.measurements.find((m) => (m.check === 'errorRateVsStable' || m.check === 'latencyVsStable') && m.verdict === 'Failed')
 }
 
 /** A look whose metrics could not be read. */
@@ -200,22 +259,15 @@ export function errorResult(input: {readonly look: number; readonly atMs: number
   }
 }
 
-/**
- * One-sided p-value of "the canary's error rate is higher than stable's": conditional on the
- * window's total errors E, canary errors ~ Binomial(E, nCanary / (nCanary + nStable)) under equal
- * rates (docs/analysis.md). Null when either version had no requests.
- */
-export function worseThanStablePValue(canary: VersionMetrics, stable: VersionMetrics): number | null {
-  if (stable.requests === 0 || canary.requests === 0) return null
-  const totalErrors = canary.errors + stable.errors
-  if (totalErrors === 0) return 1
-  const canaryShare = canary.requests / (canary.requests + stable.requests)
-  return binomialUpperTail(canary.errors, totalErrors, canaryShare)
-}
-
 /** p99 in ms interpolated inside the histogram bucket holding the 99th percentile; null without data. */
 export function p99Ms(metrics: VersionMetrics): number | null {
   return quantileMs(metrics.latency, metrics.requests, 0.99)
+}
+
+function quantileMsOf(counts: VersionCounts, q: number): number | null {
+  const buckets: LatencyBucket[] = counts.latency.boundsSeconds.map((le, i) => ({leSeconds: le, count: counts.latency.counts[i] ?? 0}))
+  buckets.push({leSeconds: Number.POSITIVE_INFINITY, count: counts.requests})
+  return quantileMs(buckets, counts.requests, q)
 }
 
 /** Quantile `q` in ms from cumulative buckets (linear inside a bucket, like Prometheus' histogram_quantile). */
@@ -237,17 +289,28 @@ export function quantileMs(buckets: readonly LatencyBucket[], requests: number, 
   return previousLe * 1000
 }
 
-/** The smallest bucket bound ≥ limitSeconds: counting "slower than it" never over-counts slow requests. */
-function bucketAtOrAbove(buckets: readonly LatencyBucket[], limitSeconds: number): LatencyBucket | undefined {
-  return buckets.find((b) => Number.isFinite(b.leSeconds) && b.leSeconds >= limitSeconds)
-}
-
 function percentOrNull(part: number, whole: number): number | null {
   return whole > 0 ? (part / whole) * 100 : null
 }
 
+function finiteOrNull(value: number | null): number | null {
+  return value === null || !Number.isFinite(value) ? null : value
+}
+
 function formatPercent(value: number): string {
   return `${value.toFixed(value >= 99 ? 3 : 2)} %`
+}
+
+function formatPercentOrDash(value: number | null): string {
+  return value === null ? '–' : `${value.toFixed(value < 1 ? 3 : 2)} %`
+}
+
+function formatRatio(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(2)}×` : '∞'
+}
+
+function formatEvidence(value: number): string {
+  return value >= 1000 ? value.toExponential(1) : value.toPrecision(3)
 }
 
 function formatConfidence(alpha: number): string {

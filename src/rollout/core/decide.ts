@@ -4,8 +4,8 @@
  * The engine loop and the manual commands (`step`, `promote`, `abort`) both call it: a manual
  * command is an observation carrying an intent, so both paths share one implementation and one test suite.
  */
-import {errorResult, judge} from './analysis.js'
-import type {WindowMetrics} from './metrics.js'
+import {errorResult, failedComparison, judge, judgePolicyOf, stableDegraded} from './analysis.js'
+import {NO_EVIDENCE, lookTaken, observeWindow, rollbackDue} from './evidence.js'
 import {assertNever} from './assert-never.js'
 import {currentWeight, desiredWeight} from './plan.js'
 import {isTerminal, type Action, type AnalysisResult, type Decision, type DecisionEvent, type EndReason, type Intent, type Observation, type Phase, type Plan, type Refusal, type RolloutState, type TerminalPhase} from './types.js'
@@ -14,8 +14,8 @@ import {weights} from './weights.js'
 /** Decision log entries kept in the state (the oldest are dropped first). */
 export const DECISION_LOG_LIMIT = 200
 
-/** Default wait for enough data at one weight, in analysis intervals, when the spec sets none. */
-export const DEFAULT_DEADLINE_INTERVALS = 10
+/** Default wait for the evidence to pass at one weight, when the spec sets none. */
+export const DEFAULT_DEADLINE_MS = 30 * 60_000
 
 /** A fresh rollout, before anything was deployed. */
 export function newRollout(input: {readonly name: string; readonly stableImage: string; readonly canaryImage: string; readonly nowMs: number}): RolloutState {
@@ -100,22 +100,38 @@ function decideProgressing(state: RolloutState, observation: Observation, plan: 
   const observed = observation.weights
   // Read the world back (STYLE.md point 4): if the router does not have our weight, set it again.
   if (observed !== undefined && observed.canary * plan.totalWeight !== wanted * observed.total) {
-    const next = log({...state, windowStartMs: now, updatedAtMs: now}, now, 'weightCorrected', `router reports canary ${observed.canary}/${observed.total}, expected ${wanted}: setting it again`, wanted)
+    const next = log({...newWindow(state, now), updatedAtMs: now}, now, 'weightCorrected', `router reports canary ${observed.canary}/${observed.total}, expected ${wanted}: setting it again`, wanted)
     return {next, actions: [{type: 'setWeights', weights: weights(wanted, plan.totalWeight)}], immediate: false}
   }
   const intent = observation.intent
-  let current = state
-  // A look is due every interval while the canary has traffic; a manual step or promote also looks now.
+  // Every reading feeds the evidence (block by block), not only the looks.
+  let current = wanted > 0 ? withEvidence(state, observation, plan) : state
+  // A look is due every interval while the canary has traffic; a manual step or promote also looks
+  // now, and so does evidence that the canary is worse than the tolerance (it rolls back at once).
   const lookDue = wanted > 0 && isLookDue(state, plan, now)
   const wantsGate = intent !== undefined && intent.kind !== 'abort' && wanted > 0
-  if (lookDue || wantsGate) {
+  const evidenceFails = wanted > 0 && current.evidence !== undefined && rollbackDue(current.evidence, judgePolicyOf(plan.analysis))
+  if (lookDue || wantsGate || evidenceFails) {
     current = look(current, observation, plan, wanted)
     const failure = failureOf(current, plan)
     if (failure !== undefined && intent === undefined) return rollBack(current, now, 'analysis', failure, plan)
   }
   if (intent !== undefined && intent.kind !== 'abort') return applyIntent(current, intent, now, plan, wanted)
   if (current.phase === 'Paused') return {next: current, actions: [], immediate: false}
-  return advanceIfDone(current, now, plan, wanted)
+  const metrics = observation.metrics
+  return advanceIfDone(current, now, plan, wanted, metrics === undefined || 'error' in metrics ? undefined : metrics.canary.requests)
+}
+
+/** The state with this tick's metric reading added to the evidence (a failed reading adds nothing). */
+function withEvidence(state: RolloutState, observation: Observation, plan: Plan): RolloutState {
+  const metrics = observation.metrics
+  if (metrics === undefined || 'error' in metrics) return state
+  return {...state, evidence: observeWindow(state.evidence ?? NO_EVIDENCE, metrics, observation.nowMs, judgePolicyOf(plan.analysis))}
+}
+
+/** A new analysis window from `now` (the weight changed): a new deadline, no longer holding. */
+function newWindow(state: RolloutState, now: number): RolloutState {
+  return {...state, windowStartMs: now, holdingSinceMs: undefined}
 }
 
 /** A look is due every interval while the canary has traffic (the engine asks too: it reads the recent window only then). */
@@ -128,27 +144,24 @@ function look(state: RolloutState, observation: Observation, plan: Plan, canaryW
   const now = observation.nowMs
   const lookNumber = state.looks + 1
   const metrics = observation.metrics
+  const evidence = state.evidence ?? NO_EVIDENCE
   const result: AnalysisResult = metrics === undefined || 'error' in metrics
     ? errorResult({look: lookNumber, atMs: now, windowStartMs: state.windowStartMs, canaryWeight, error: metrics === undefined ? 'not observed' : metrics.error})
-    : judge({metrics, ...recentOf(observation, state), canaryReady: observation.canary?.ready ?? true, policy: plan.analysis, look: lookNumber, atMs: now, windowStartMs: state.windowStartMs, canaryWeight})
-  const breached = result.verdict === 'Failed' && !result.measurements.some((m) => m.check === 'errorRateVsStable' && m.verdict === 'Failed')
-  const consecutiveBreaches = breached ? state.consecutiveBreaches + 1 : result.verdict === 'Successful' ? 0 : state.consecutiveBreaches
-  const next = {...state, looks: lookNumber, lastAnalysis: result, consecutiveBreaches, updatedAtMs: now}
-  return log(next, now, 'analysis', `look ${lookNumber}: ${result.verdict}${describeFailures(result)}`, canaryWeight, result)
+    : judge({metrics, evidence, canaryReady: observation.canary?.ready ?? true, policy: plan.analysis, look: lookNumber, atMs: now, windowStartMs: state.windowStartMs, canaryWeight})
+  // A broken guard (or an unready canary) counts against failureLimit; evidence against the canary needs no repeat.
+  const breached = result.verdict === 'Failed' && failedComparison(result) === undefined
+  const guardsClear = result.verdict !== 'Error' && !result.measurements.some((m) => m.verdict === 'Failed')
+  const consecutiveBreaches = breached ? state.consecutiveBreaches + 1 : guardsClear ? 0 : state.consecutiveBreaches
+  const next = {...state, looks: lookNumber, lastAnalysis: result, consecutiveBreaches, updatedAtMs: now, ...(metrics === undefined || 'error' in metrics ? {} : {evidence: lookTaken(evidence, stableDegraded(result))})}
+  return log(next, now, 'analysis', `look ${lookNumber}: ${result.verdict}${describeLook(result)}`, canaryWeight, result)
 }
 
-/** The recent window's metrics when they were read and lie inside the current step's window. */
-function recentOf(observation: Observation, state: RolloutState): {recentMetrics?: WindowMetrics} {
-  const recent = observation.recentMetrics
-  return recent === undefined || 'error' in recent || recent.sinceMs <= state.windowStartMs ? {} : {recentMetrics: recent}
-}
-
-/** Why the canary has failed, or undefined: significantly worse than stable now, or thresholds broken `failureLimit` looks in a row. */
+/** Why the canary has failed, or undefined: worse than stable beyond the tolerance, or guards broken `failureLimit` looks in a row. */
 function failureOf(state: RolloutState, plan: Plan): string | undefined {
   const result = state.lastAnalysis
   if (result === undefined || result.verdict !== 'Failed') return undefined
-  const worse = result.measurements.find((m) => m.check === 'errorRateVsStable' && m.verdict === 'Failed')
-  if (worse !== undefined) return `analysis failed: ${worse.note}`
+  const worse = failedComparison(result)
+  if (worse !== undefined) return `analysis failed: ${worse.check === 'errorRateVsStable' ? 'errors' : 'latency'} worse than stable beyond the tolerance: ${worse.note}`
   const limit = Math.max(1, plan.analysis.failureLimit)
   if (state.consecutiveBreaches >= limit) return `analysis failed ${state.consecutiveBreaches} time(s) in a row:${describeFailures(result)}`
   return undefined
@@ -157,6 +170,22 @@ function failureOf(state: RolloutState, plan: Plan): string | undefined {
 function describeFailures(result: AnalysisResult): string {
   const failed = result.measurements.filter((m) => m.verdict === 'Failed' || m.verdict === 'Error')
   return failed.length === 0 ? '' : ` ${failed.map((m) => m.note).join('; ')}`
+}
+
+/** The look's line in the decision log: what failed, or else the comparisons' numbers and a hold. */
+function describeLook(result: AnalysisResult): string {
+  const failures = describeFailures(result)
+  if (failures !== '') return failures
+  const shown = result.measurements.filter((m) => m.check === 'errorRateVsStable' || (m.check === 'latencyVsStable' && m.value !== null) || m.stableBreaks === true || (m.check === 'requests' && m.verdict !== 'Successful'))
+  return shown.length === 0 ? '' : ` ${shown.map((m) => `${m.check}: ${m.note}`).join('; ')}`
+}
+
+/** The measurement that explains an Inconclusive look: a common-mode hold first, then too few requests, then the evidence still collecting. */
+function inconclusiveNote(result: AnalysisResult): string {
+  const m = result.measurements.find((x) => x.stableBreaks === true && x.verdict === 'Inconclusive')
+    ?? result.measurements.find((x) => x.check === 'requests' && x.verdict === 'Inconclusive')
+    ?? result.measurements.find((x) => x.verdict === 'Inconclusive' && !(x.check === 'latencyVsStable' && x.value === null))
+  return m === undefined ? 'inconclusive' : `${m.check}: ${m.note}`
 }
 
 /** The gate before more traffic: the current window must be judged Successful. */
@@ -170,7 +199,7 @@ function gateRefusal(state: RolloutState, wanted: number): Refusal | undefined {
     case 'Failed':
       return {kind: 'analysisFailing', message: `the canary is failing analysis:${describeFailures(result)}`}
     case 'Inconclusive':
-      return {kind: 'notEnoughData', message: `not enough data to judge the canary yet: ${result.measurements.find((m) => m.verdict === 'Inconclusive')?.note ?? 'inconclusive'}`}
+      return {kind: 'notEnoughData', message: `not enough evidence to pass the canary yet: ${inconclusiveNote(result)}`}
     case 'Error':
       return {kind: 'notEnoughData', message: `the canary could not be judged:${describeFailures(result)}`}
     default:
@@ -187,7 +216,7 @@ function applyIntent(state: RolloutState, intent: Exclude<Intent, {kind: 'abort'
     // Less traffic needs no gate; more traffic does.
     const refusal = weight > wanted && !intent.force ? gateRefusal(state, wanted) : undefined
     if (refusal !== undefined) return refuse(state, refusal, now, wanted)
-    const next = log({...state, weightOverride: weight, windowStartMs: now, updatedAtMs: now}, now, 'weightSet', `canary weight set to ${weight}/${plan.totalWeight} by canary step --weight${intent.force ? ' --force' : ''}`, weight)
+    const next = log({...newWindow(state, now), weightOverride: weight, updatedAtMs: now}, now, 'weightSet', `canary weight set to ${weight}/${plan.totalWeight} by canary step --weight${intent.force ? ' --force' : ''}`, weight)
     return {next, actions: [{type: 'setWeights', weights: weights(weight, plan.totalWeight)}], immediate: false}
   }
   const refusal = intent.force ? undefined : gateRefusal(state, wanted)
@@ -197,8 +226,8 @@ function applyIntent(state: RolloutState, intent: Exclude<Intent, {kind: 'abort'
   return enterStep(log(state, now, 'stepAdvanced', `advanced by canary step${forced}`, wanted), state.stepIndex + 1, now, plan, wanted)
 }
 
-/** Automatic progress: move on when the current step is complete and the canary passed its gate. */
-function advanceIfDone(state: RolloutState, now: number, plan: Plan, wanted: number): Decision {
+/** Automatic progress: move on when the current step is complete and the canary passed its gate; `canaryRequests` were seen at this weight. */
+function advanceIfDone(state: RolloutState, now: number, plan: Plan, wanted: number, canaryRequests: number | undefined): Decision {
   const step = plan.steps[state.stepIndex]
   const stay: Decision = {next: state, actions: [], immediate: false}
   if (step !== undefined && step.kind === 'pause') {
@@ -207,11 +236,23 @@ function advanceIfDone(state: RolloutState, now: number, plan: Plan, wanted: num
   }
   const refusal = gateRefusal(state, wanted)
   if (refusal === undefined) return enterStep(log(state, now, 'stepAdvanced', `step ${state.stepIndex + 1} done`, wanted), state.stepIndex + 1, now, plan, wanted)
-  const deadlineMs = plan.analysis.deadlineMs ?? DEFAULT_DEADLINE_INTERVALS * plan.analysis.intervalMs
-  if (refusal.kind === 'notEnoughData' && now - state.windowStartMs >= deadlineMs) {
-    return rollBack(state, now, 'inconclusive', `inconclusive: ${refusal.message} after ${Math.round(deadlineMs / 1000)} s at weight ${wanted}`, plan)
+  if (refusal.kind !== 'notEnoughData' || state.holdingSinceMs !== undefined) return stay
+  const deadline = deadlinePassed(state, now, plan, canaryRequests)
+  if (deadline === undefined) return stay
+  if (plan.analysis.onInconclusive === 'hold') {
+    const next = log({...state, holdingSinceMs: now, updatedAtMs: now}, now, 'holding', `inconclusive ${deadline} at weight ${wanted}: holding the weight and judging on (onInconclusive: hold); ${refusal.message}`, wanted)
+    return {next, actions: [], immediate: false}
   }
-  return stay
+  return rollBack(state, now, 'inconclusive', `inconclusive ${deadline} at weight ${wanted}: ${refusal.message}`, plan)
+}
+
+/** "after 1800 s" / "after 20000 canary requests" once a deadline at this weight has passed, else undefined. */
+function deadlinePassed(state: RolloutState, now: number, plan: Plan, canaryRequests: number | undefined): string | undefined {
+  const deadlineMs = plan.analysis.deadlineMs ?? DEFAULT_DEADLINE_MS
+  if (now - state.windowStartMs >= deadlineMs) return `after ${Math.round(deadlineMs / 1000)} s`
+  const requests = plan.analysis.deadlineRequests
+  if (requests !== undefined && canaryRequests !== undefined && canaryRequests >= requests) return `after ${canaryRequests} canary requests (deadline ${requests})`
+  return undefined
 }
 
 /** Enter step `index` (or promote after the last one), emitting the weight change it implies; `previous` is the weight in force. */
@@ -226,7 +267,7 @@ function enterStep(state: RolloutState, index: number, now: number, plan: Plan, 
   let next = entered
   if (weight !== previous) {
     actions.push({type: 'setWeights', weights: weights(weight, plan.totalWeight)})
-    next = log({...next, windowStartMs: now}, now, 'weightSet', `step ${index + 1}/${plan.steps.length}: canary weight ${weight}/${plan.totalWeight}`, weight)
+    next = log(newWindow(next, now), now, 'weightSet', `step ${index + 1}/${plan.steps.length}: canary weight ${weight}/${plan.totalWeight}`, weight)
   }
   switch (step.kind) {
     case 'setWeight':

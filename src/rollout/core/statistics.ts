@@ -96,12 +96,3 @@ function bisect(isAbove: (p: number) => boolean, low: number, high: number): num
   }
   return (lo + hi) / 2
 }
-
-/**
- * Error probability for look `look` (1-based) when `alpha` is spent over unboundedly many looks:
- * alpha · 6 / (π² k²), whose sum over k ≥ 1 is exactly alpha. A union bound over the looks then
- * keeps the chance of any false alarm in the whole sequence at or below alpha, however often we look.
- */
-export function alphaForLook(alpha: number, look: number): number {
-  return (alpha * 6) / (Math.PI * Math.PI * look * look)
-}

@@ -2,6 +2,7 @@
  * The rollout's vocabulary: plan, state, observation, intent, actions. Pure data, no I/O.
  * The reducer in `decide.ts` maps (state, observation, plan) to (next state, actions).
  */
+import type {Evidence, Tolerance} from './evidence.js'
 import type {WindowMetrics} from './metrics.js'
 import type {Weights} from './weights.js'
 
@@ -14,20 +15,30 @@ export type Step =
 export interface AnalysisPolicy {
   /** Time between two looks at the metrics. */
   readonly intervalMs: number
-  /** Canary requests needed in the window before it is judged; fewer is Inconclusive, never Failed. */
+  /** Canary requests needed at a weight before the step may pass; fewer is Inconclusive, never Failed. */
   readonly minRequests: number
-  /** Minimum share of non-5xx canary responses, in percent; not checked when absent. */
+  /** Guard: minimum share of non-5xx canary responses, in percent; not checked when absent. */
   readonly successRatePercent?: number
-  /** Maximum canary p99 latency; not checked when absent. */
+  /** Guard: maximum canary p99 latency, judged at a histogram bucket bound; not checked when absent. */
   readonly latencyP99Ms?: number
-  /** Threshold checks must be broken this many looks in a row (at least 1) before the canary fails. */
+  /** A guard must be broken by the canary alone this many looks in a row (at least 1) before the canary fails. */
   readonly failureLimit: number
   /** How long the canary may take to become ready before the rollout gives up. */
   readonly progressDeadlineMs: number
-  /** How long one weight may wait for enough data before the rollout ends Inconclusive (default 10 intervals). */
+  /** How long one weight may wait for the evidence to pass before the verdict is Inconclusive (default DEFAULT_DEADLINE_MS). */
   readonly deadlineMs?: number
-  /** Probability, over the whole rollout, of failing a canary that is as good as stable and meets the thresholds. */
+  /** Canary requests at one weight after which the verdict is Inconclusive if the evidence has not passed; no limit when absent. */
+  readonly deadlineRequests?: number
+  /** What an Inconclusive deadline does: roll back (`abort`, default) or keep the weight and keep judging (`hold`). */
+  readonly onInconclusive?: 'abort' | 'hold'
+  /** How much worse than stable the canary's error rate may be (default DEFAULT_ERROR_TOLERANCE). */
+  readonly errorTolerance?: Tolerance
+  /** How much larger than stable's the canary's share of slow requests may be (default DEFAULT_LATENCY_TOLERANCE). */
+  readonly latencyTolerance?: Tolerance
+  /** Probability, over the whole rollout, of rolling back a canary within the tolerance. */
   readonly maxFalsePositiveRate: number
+  /** Probability of passing a canary worse than the tolerance (default DEFAULT_MAX_FALSE_PASS_RATE). */
+  readonly maxFalsePassRate?: number
 }
 
 /** Everything `decide` needs to know about the release that does not change during a rollout. */
@@ -79,12 +90,15 @@ export type EndReason = 'analysis' | 'aborted' | 'inconclusive' | 'notReady'
 export type Verdict = 'Successful' | 'Failed' | 'Inconclusive' | 'Error'
 
 /** What a check measures. */
-export type CheckKind = 'requests' | 'ready' | 'successRate' | 'latencyP99' | 'errorRateVsStable'
+export type CheckKind = 'requests' | 'ready' | 'successRate' | 'latencyP99' | 'errorRateVsStable' | 'latencyVsStable' | 'stableBaseline'
 
 /** One measurement of a look, with the numbers the verdict used (shown by `status` and in the decision log). */
 export interface Measurement {
   readonly check: CheckKind
-  /** The canary's value: requests, success rate in percent, p99 in ms, or error rate in percent. */
+  /**
+   * The canary's value: requests, success rate in percent, p99 in ms, error rate in percent, or
+   * (latencyVsStable) percent of requests slower than `boundMs`.
+   */
   readonly value: number | null
   /** The same measurement for stable over the same window, when there is one. */
   readonly stableValue?: number | null
@@ -92,12 +106,17 @@ export interface Measurement {
   readonly threshold?: number
   /** The confidence bound compared with the threshold (upper bound of success %, lower bound of share over the latency limit). */
   readonly bound?: number | null
-  /** One-sided p-value of "canary errors more often than stable". */
-  readonly pValue?: number | null
-  /** Error probability spent on this check at this look. */
-  readonly alpha?: number
-  /** Set on the checks of the recent window (the last few intervals); absent for the step's whole window. */
-  readonly window?: {readonly kind: 'recent'; readonly sinceMs: number}
+  /** Latency checks: the histogram bucket bound actually used, in ms (a guard between two bounds is judged at the lower one). */
+  readonly boundMs?: number | null
+  /** Guards: the same guard judged on stable; true when stable breaks it too (common mode: hold, not roll back). */
+  readonly stableBreaks?: boolean
+  /** Comparisons with stable: the estimated canary/stable rate ratio and a 95 % interval (for reading; the verdict uses the evidence). */
+  readonly ratio?: number | null
+  readonly ratioInterval?: {readonly lower: number; readonly upper: number | null} | null
+  /** Comparisons with stable: the largest ratio within the tolerance now. */
+  readonly toleratedRatio?: number
+  /** Comparisons with stable: the evidence so far (e-values) and how much rolls back or passes the canary. */
+  readonly evidence?: {readonly rollback: number; readonly rollbackNeeded: number; readonly pass: number; readonly passNeeded: number; readonly blocks: number}
   readonly verdict: Verdict
   /** One line saying why, for humans. */
   readonly note: string
@@ -105,7 +124,7 @@ export interface Measurement {
 
 /** The result of one look at the metrics. */
 export interface AnalysisResult {
-  /** 1-based look number within the rollout (alpha spending counts it). */
+  /** 1-based look number within the rollout. */
   readonly look: number
   readonly atMs: number
   /** Start of the window judged (when the current weight was set). */
@@ -140,8 +159,6 @@ export interface Observation {
   readonly weights?: Weights
   /** Metrics over the window since the current weight was set, or why they could not be read. */
   readonly metrics?: WindowMetrics | {readonly error: string}
-  /** Metrics over the recent window (`recentWindowMs`), read when the step has lasted longer than it. */
-  readonly recentMetrics?: WindowMetrics | {readonly error: string}
 }
 
 /** One side effect for the engine to execute, in order. */
@@ -163,6 +180,7 @@ export type DecisionEvent =
   | 'analysis'
   | 'stepAdvanced'
   | 'paused'
+  | 'holding'
   | 'refused'
   | 'promoting'
   | 'rollingBack'
@@ -198,8 +216,12 @@ export interface RolloutState {
   readonly windowStartMs: number
   /** Looks taken so far in this rollout (each spends part of the false-positive budget). */
   readonly looks: number
-  /** Consecutive looks with a broken threshold. */
+  /** Consecutive looks with a guard broken by the canary alone. */
   readonly consecutiveBreaches: number
+  /** The judge's evidence over the whole rollout (carried across looks and weight changes). */
+  readonly evidence?: Evidence
+  /** Set when the deadline passed at the current weight and `onInconclusive` is `hold`. */
+  readonly holdingSinceMs?: number
   readonly lastAnalysis?: AnalysisResult
   /** Why the rollout is rolling back or ended that way. */
   readonly endReason?: EndReason

@@ -1,81 +1,129 @@
 import {describe, expect, it} from 'vitest'
 
-import {evaluate, judge, p99Ms, worseThanStablePValue} from '../../../src/rollout/core/analysis.js'
+import {evaluate, guardBound, judge, judgePolicyOf, p99Ms} from '../../../src/rollout/core/analysis.js'
+import {NO_EVIDENCE, countsOf, judgeBlocks, judgeEvidence, type Evidence} from '../../../src/rollout/core/evidence.js'
 import type {AnalysisPolicy} from '../../../src/rollout/core/types.js'
-import {aPolicy, version, windowOf} from '../builders.js'
+import {aPolicy, blocksOf, provenHealthy, version, windowOf} from '../builders.js'
 
-function verdictOf(canary: ReturnType<typeof version>, stable: ReturnType<typeof version>, policy: Partial<AnalysisPolicy> = {}) {
-  return judge({metrics: windowOf(canary, stable), canaryReady: true, policy: aPolicy(policy), look: 1, atMs: 10_000, windowStartMs: 0, canaryWeight: 20})
+/** One look whose guards judge `canary`/`stable` as the counts since the last look, on top of `evidence`. */
+function lookAt(canary: ReturnType<typeof version>, stable: ReturnType<typeof version>, policy: Partial<AnalysisPolicy> = {}, evidence: Evidence = provenHealthy()) {
+  const withCounts: Evidence = {...evidence, sinceLook: {canary: countsOf(canary), stable: countsOf(stable)}}
+  return judge({metrics: windowOf(canary, stable), evidence: withCounts, canaryReady: true, policy: aPolicy(policy), look: 1, atMs: 10_000, windowStartMs: 0, canaryWeight: 20})
 }
 
 describe('judging one look', () => {
   it.each([
-    ['a canary with fewer than minRequests requests is inconclusive, even when every request failed', version(49, 49), version(1000, 5), 'Inconclusive'],
-    ['a canary as good as stable passes', version(200, 1), version(800, 4), 'Successful'],
-    ['a canary erring 5 % against stable at 0.5 % fails', version(200, 10), version(800, 4), 'Failed'],
-    ['a canary clearly below the success threshold fails even without stable traffic', version(500, 40), version(0, 0), 'Failed'],
-    ['a canary at 100 % weight (no stable traffic) is judged on its thresholds alone', version(500, 1), version(0, 0), 'Successful'],
+    ['a canary with fewer than minRequests requests at this weight is inconclusive', version(49, 0), version(1000, 5), 'Inconclusive'],
+    ['a canary proven within the tolerance, meeting the guards, passes', version(200, 1), version(800, 4), 'Successful'],
+    ['a canary clearly below the success guard, stable clean, fails', version(500, 40), version(2000, 2), 'Failed'],
+    ['a canary below the success guard with stable just as bad holds (common mode)', version(500, 40), version(2000, 160), 'Inconclusive'],
+    ['a canary at 100 % weight (no stable traffic) is judged on the evidence so far and its guards', version(500, 1), version(0, 0), 'Successful'],
   ])('%s', (_name, canary, stable, expected) => {
-    expect(verdictOf(canary, stable).verdict).toBe(expected)
+    expect(lookAt(canary, stable).verdict).toBe(expected)
   })
 
-  it('says there were no canary requests instead of quoting a bound computed from none', () => {
-    const result = verdictOf(version(0, 0), version(1000, 5), {latencyP99Ms: 500})
+  it('is Inconclusive without evidence, however clean the window: absence of errors is not evidence', () => {
+    const result = lookAt(version(200, 0), version(800, 0), {}, NO_EVIDENCE)
     expect(result.verdict).toBe('Inconclusive')
-    for (const check of ['successRate', 'latencyP99'] as const) expect(result.measurements.find((m) => m.check === check)?.note).toBe('no canary requests in the window')
+    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')?.note).toMatch(/collecting: evidence within 1.00 of 20.0 to pass, worse 1.00 of 200 to roll back/)
   })
 
-  it('marks no measurement Failed below minRequests, but still reports the numbers', () => {
-    const result = verdictOf(version(40, 20), version(1000, 5))
-    expect(result.verdict).toBe('Inconclusive')
-    expect(result.measurements.filter((m) => m.verdict === 'Failed')).toEqual([])
-    expect(result.measurements.find((m) => m.check === 'successRate')?.value).toBe(50)
+  it('fails on evidence that the canary is worse than the tolerance, with the ratio, its interval and the evidence', () => {
+    const failing = judgeBlocks(blocksOf(120, {requests: 20, errors: 2}, {requests: 80, errors: 1}), judgePolicyOf(aPolicy())).evidence
+    const result = lookAt(version(200, 20), version(800, 1), {successRatePercent: undefined}, failing)
+    expect(result.verdict).toBe('Failed')
+    const m = result.measurements.find((x) => x.check === 'errorRateVsStable')!
+    expect(m.verdict).toBe('Failed')
+    expect(m.ratio).toBeCloseTo(8, 5)
+    expect(m.ratioInterval?.lower).toBeGreaterThan(1.5)
+    expect(m.evidence?.rollback).toBeGreaterThanOrEqual(m.evidence!.rollbackNeeded)
+    expect(m.evidence?.rollbackNeeded).toBe(200)
+    expect(m.note).toMatch(/canary 10.00 %, stable 1.25 %, ratio 8.00× \[\d+\.\d+×, \d+\.\d+×\], tolerated 1.50×; worse than the tolerance/)
   })
 
-  it('does not fail a canary sitting exactly at the success threshold (the naive check would, half the time)', () => {
-    // 99.5 % threshold, canary at 0.5 % errors with a little more than expected by chance: the
-    // naive per-interval check says 99.4 % < 99.5 %, the confidence bound says "could be 99.7 %".
-    const result = verdictOf(version(1000, 6), version(4000, 20), {successRatePercent: 99.5})
+  it('says there were no canary requests since the last look instead of quoting a bound computed from none', () => {
+    const result = lookAt(version(0, 0), version(1000, 5), {latencyP99Ms: 500})
+    for (const check of ['successRate', 'latencyP99'] as const) expect(result.measurements.find((m) => m.check === check)?.note).toBe('no canary requests since the last look')
+  })
+
+  it('does not fail a canary sitting exactly at the success guard (the naive check would, half the time)', () => {
+    const result = lookAt(version(1000, 6), version(4000, 20), {successRatePercent: 99.5})
     const measured = result.measurements.find((m) => m.check === 'successRate')!
     expect(measured.value).toBeLessThan(99.5)
     expect(measured.bound).toBeGreaterThan(99.5)
-    expect(result.verdict).toBe('Successful')
+    expect(measured.verdict).toBe('Successful')
   })
 
-  it('fails a p99 limit only when significantly more than 1 % of requests are slower', () => {
+  it('fails a p99 guard only when significantly more than 1 % of requests are slower, at the exact bucket bound', () => {
     const policy = {latencyP99Ms: 500, successRatePercent: undefined}
-    expect(verdictOf(version(1000, 0, 12), version(1000), policy).verdict).toBe('Successful')
-    const slow = verdictOf(version(1000, 0, 60), version(1000), policy)
-    expect(slow.verdict).toBe('Failed')
-    expect(slow.measurements.find((m) => m.check === 'latencyP99')?.note).toMatch(/slower than 500 ms/)
+    expect(lookAt(version(1000, 0, 12), version(1000), policy).measurements.find((m) => m.check === 'latencyP99')?.verdict).toBe('Successful')
+    const slow = lookAt(version(1000, 0, 60), version(1000), policy).measurements.find((m) => m.check === 'latencyP99')!
+    expect(slow).toMatchObject({verdict: 'Failed', boundMs: 500})
+    expect(slow.note).toMatch(/slower than 500 ms, more than 1 %/)
+  })
+
+  it('judges a p99 guard that is not a bucket bound at the bound below it, and says so', () => {
+    // Buckets 0.1, 0.5, 1 s: a 700 ms guard is judged at 500 ms (never at 1 s, which would hide slow requests).
+    const slow = lookAt(version(1000, 0, 60), version(1000), {latencyP99Ms: 700, successRatePercent: undefined}).measurements.find((m) => m.check === 'latencyP99')!
+    expect(slow.boundMs).toBe(500)
+    expect(slow.note).toMatch(/slower than 500 ms \(the histogram's largest bucket bound under 700 ms\)/)
+  })
+
+  it('holds (does not fail) a p99 guard that stable breaks too', () => {
+    const both = lookAt(version(1000, 0, 60), version(4000, 0, 240), {latencyP99Ms: 500, successRatePercent: undefined})
+    expect(both.measurements.find((m) => m.check === 'latencyP99')).toMatchObject({verdict: 'Inconclusive', stableBreaks: true})
+    expect(both.verdict).toBe('Inconclusive')
   })
 
   it('is Failed when the canary has no ready replica, whatever the numbers', () => {
-    const result = judge({metrics: windowOf(version(200, 0), version(800, 0)), canaryReady: false, policy: aPolicy(), look: 1, atMs: 1, windowStartMs: 0, canaryWeight: 20})
+    const result = judge({metrics: windowOf(version(200, 0), version(800, 0)), evidence: provenHealthy(), canaryReady: false, policy: aPolicy(), look: 1, atMs: 1, windowStartMs: 0, canaryWeight: 20})
     expect(result.verdict).toBe('Failed')
   })
 
-  it('spends less alpha at later looks', () => {
-    const first = verdictOf(version(200, 1), version(800, 4)).measurements.find((m) => m.check === 'errorRateVsStable')!
-    const tenth = judge({metrics: windowOf(version(200, 1), version(800, 4)), canaryReady: true, policy: aPolicy(), look: 10, atMs: 1, windowStartMs: 0, canaryWeight: 20}).measurements.find((m) => m.check === 'errorRateVsStable')!
-    expect(tenth.alpha).toBeCloseTo(first.alpha! / 100, 12)
+  it('reports latency against stable as not judged when the source has no histogram', () => {
+    const noHistogram = judgeBlocks(blocksOf(10, {requests: 20, errors: 0}, {requests: 80, errors: 0}).map((b) => ({...b, canary: {...b.canary, latency: []}, stable: {...b.stable, latency: []}})), judgePolicyOf(aPolicy()))
+    expect(noHistogram.judgment.latency.measured).toBe(false)
+    const m = evaluate({kind: 'latencyVsStable'}, {metrics: windowOf(version(20), version(80)), sinceLook: noHistogram.evidence.sinceLook, stableBefore: {requests: 0, errors: 0}, errorRate: noHistogram.judgment.errorRate, latency: noHistogram.judgment.latency, canaryReady: true, alpha: 0.01})
+    expect(m).toMatchObject({verdict: 'Inconclusive', value: null})
   })
 })
 
-describe('the comparison with stable', () => {
-  it('has no p-value without stable traffic', () => {
-    expect(worseThanStablePValue(version(100, 1), version(0))).toBeNull()
+describe('stable degraded (common mode without guards)', () => {
+  const judged = judgeEvidence(NO_EVIDENCE, judgePolicyOf(aPolicy()))
+  const baseline = (recent: {requests: number; errors: number}, before: {requests: number; errors: number}) =>
+    evaluate({kind: 'stableBaseline'}, {metrics: windowOf(version(20), version(80)), sinceLook: {canary: countsOf(version(20)), stable: countsOf(version(recent.requests, recent.errors))}, stableBefore: before, errorRate: judged.errorRate, latency: judged.latency, canaryReady: true, alpha: 0.01})
+
+  it('holds when stable errs far more since the last look than before, with the numbers', () => {
+    const m = baseline({requests: 2400, errors: 240}, {requests: 24_000, errors: 120})
+    expect(m).toMatchObject({verdict: 'Inconclusive', stableBreaks: true})
+    expect(m.note).toMatch(/stable errors 10.00 % since the last look against 0.50 % at earlier looks .*: stable degraded, holding the weight/)
   })
 
-  it('is 1 when nobody erred and small when the canary holds most errors with a small share of requests', () => {
-    expect(worseThanStablePValue(version(100), version(400))).toBe(1)
-    expect(worseThanStablePValue(version(200, 10), version(800, 4))).toBeLessThan(0.001)
+  it.each([
+    ['a clump of 20 errors in one look', {requests: 2400, errors: 32}, {requests: 24_000, errors: 120}],
+    ['too little stable history', {requests: 2400, errors: 240}, {requests: 500, errors: 2}],
+    ['no stable requests since the last look', {requests: 0, errors: 0}, {requests: 24_000, errors: 120}],
+  ])('does not hold for %s', (_name, recent, before) => {
+    expect(baseline(recent, before).verdict).toBe('Successful')
+  })
+})
+
+describe('guard bucket bounds', () => {
+  it.each([
+    [[0.1, 0.25, 0.5], 0.25, 0.25],
+    [[0.1, 0.25, 0.5], 0.2, 0.1],
+    [[0.1, 0.25, 0.5], 0.6, 0.5],
+    [[0.1, 0.25, 0.5], 0.05, null],
+    [[0.001, 0.0025], 0.0025, 0.0025],
+  ])('bounds %j, limit %f s → %s', (bounds, limit, expected) => {
+    expect(guardBound(bounds, limit)).toBe(expected)
   })
 })
 
 describe('evaluate, the one threshold comparison', () => {
   it('needs minRequests canary requests', () => {
-    const m = evaluate({kind: 'requests', minRequests: 100}, {metrics: windowOf(version(99), version(500)), canaryReady: true, alpha: 0.01})
+    const judged = judgeEvidence(NO_EVIDENCE, judgePolicyOf(aPolicy()))
+    const m = evaluate({kind: 'requests', minRequests: 100}, {metrics: windowOf(version(99), version(500)), sinceLook: NO_EVIDENCE.sinceLook, stableBefore: {requests: 0, errors: 0}, errorRate: judged.errorRate, latency: judged.latency, canaryReady: true, alpha: 0.01})
     expect(m).toMatchObject({verdict: 'Inconclusive', value: 99, threshold: 100})
   })
 })
@@ -88,47 +136,5 @@ describe('p99 from histogram buckets', () => {
 
   it('is null without requests', () => {
     expect(p99Ms(version(0))).toBeNull()
-  })
-})
-
-describe('the recent window', () => {
-  // A canary that served 20 healthy minutes (12,000 requests at 0.5 %) and then 30 s at 5 %: over
-  // the whole step its error rate is still ~0.6 %, over the last 30 s it is 5 %.
-  const history = windowOf(version(12_600, 60 + 30), version(50_400, 252), 0, 1_230_000)
-  const lastThirty = windowOf(version(600, 30), version(2400, 12), 1_200_000, 1_230_000)
-  const look = (recentMetrics?: typeof lastThirty, policy: Partial<AnalysisPolicy> = {}) =>
-    judge({metrics: history, ...(recentMetrics === undefined ? {} : {recentMetrics}), canaryReady: true, policy: aPolicy(policy), look: 123, atMs: 1_230_000, windowStartMs: 0, canaryWeight: 20})
-
-  it('catches a canary that turned bad late, which the whole-step window dilutes', () => {
-    expect(look().verdict).toBe('Successful')
-    const result = look(lastThirty)
-    expect(result.verdict).toBe('Failed')
-    const recent = result.measurements.filter((m) => m.window !== undefined)
-    expect(recent.map((m) => m.check).sort()).toEqual(['errorRateVsStable', 'successRate'])
-    expect(recent.every((m) => m.window?.sinceMs === 1_200_000 && m.note.startsWith('last 30 s: '))).toBe(true)
-    expect(recent.find((m) => m.check === 'errorRateVsStable')?.verdict).toBe('Failed')
-    expect(result.measurements.filter((m) => m.window === undefined && m.check === 'errorRateVsStable')[0]?.verdict).toBe('Successful')
-  })
-
-  it('costs no extra false-positive budget: the look\'s alpha is split over twice the checks', () => {
-    const alone = look().measurements.find((m) => m.check === 'errorRateVsStable')!.alpha!
-    const withRecent = look(lastThirty).measurements.filter((m) => m.alpha !== undefined)
-    expect(withRecent).toHaveLength(4)
-    for (const m of withRecent) expect(m.alpha).toBeCloseTo(alone / 2, 15)
-  })
-
-  it('is not judged with fewer than minRequests canary requests in it', () => {
-    const thin = windowOf(version(40, 40), version(160, 0), 1_200_000, 1_230_000)
-    const result = look(thin)
-    expect(result.measurements.some((m) => m.window !== undefined)).toBe(false)
-    expect(result.verdict).toBe('Successful')
-    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')!.alpha).toBe(look().measurements.find((m) => m.check === 'errorRateVsStable')!.alpha)
-  })
-
-  it('judges latency on it too when a p99 limit is set', () => {
-    const slowLately = windowOf(version(600, 0, 60), version(2400, 0), 1_200_000, 1_230_000)
-    const result = look(slowLately, {latencyP99Ms: 500})
-    expect(result.measurements.find((m) => m.window !== undefined && m.check === 'latencyP99')?.verdict).toBe('Failed')
-    expect(result.verdict).toBe('Failed')
   })
 })
