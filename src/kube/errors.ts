@@ -69,6 +69,21 @@ function networkCode(error: unknown): string | undefined {
   return undefined
 }
 
+/**
+ * The verb and resource RBAC refused, from the API server's Forbidden message (`… User "u" cannot
+ * create resource "traefikservices" in API group "traefik.io" …`, apiserver's forbiddenMessage).
+ * They can differ from the request's: a server-side apply (PATCH) of an absent object is also
+ * authorized as `create`, and that is the check that fails when only `create` is missing.
+ */
+function refusedAccess(message: string): {verb: string; resource: string} | undefined {
+  const match = /cannot (\w+) resource "([^"]+)" in API group "([^"]*)"/.exec(message)
+  if (match === null) return undefined
+  const [, verb, resource, group] = match as unknown as [string, string, string, string]
+  // RBAC names subresources as `pods/proxy`; canary names resources `deployments.apps`.
+  const [base, subresource] = resource.split('/') as [string, string | undefined]
+  return {verb, resource: `${group === '' ? base : `${base}.${group}`}${subresource === undefined ? '' : `/${subresource}`}`}
+}
+
 /** Maps one failed API call to a CanaryError naming the object, the verb and the cause. */
 export function mapKubeError(error: unknown, operation: KubeOperation, server?: string): CanaryError {
   if (error instanceof ConfigError || error instanceof ConflictError || error instanceof NotFoundError || error instanceof UnreachableError || error instanceof InternalError) return error
@@ -93,11 +108,13 @@ export function mapKubeError(error: unknown, operation: KubeOperation, server?: 
       return new ForbiddenError(`${subject}: ${operation.verb} failed: the API server did not accept the credentials (Unauthorized)`, operation.verb, operation.resource, {
         cause: error, subject, suggestions: ['Refresh the credentials of your kubeconfig user (token expired?).'],
       })
-    case 403:
-      return new ForbiddenError(message, operation.verb, operation.resource, {
+    case 403: {
+      const {verb, resource} = refusedAccess(serverMessage) ?? operation
+      return new ForbiddenError(message, verb, resource, {
         cause: error, subject,
-        suggestions: [`Grant "${operation.verb}" on "${operation.resource}" to the identity canary runs as: \`canary render --rbac\` prints a minimal ServiceAccount, Role and RoleBinding.`],
+        suggestions: [`Grant "${verb}" on "${resource}" to the identity canary runs as: \`canary render --rbac\` prints a minimal ServiceAccount, Role and RoleBinding.`],
       })
+    }
     case 404:
       return new NotFoundError(message, {cause: error, subject, suggestions: ['Check the namespace (-n) and the context (--context).']})
     case 409:

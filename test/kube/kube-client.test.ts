@@ -106,6 +106,16 @@ describe('error mapping', () => {
     expect((error as ForbiddenError).suggestions[0]).toContain('canary render --rbac')
   })
 
+  it('names the verb RBAC refused, not the request\'s: an apply that creates needs "create" too', async () => {
+    fake.denyRules.push({verb: 'create', resource: 'ingresses'})
+    const ingress = {apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: {name: 'x', namespace: 'shop'}, spec: {defaultBackend: {service: {name: 'web', port: {number: 80}}}}}
+    const error = await rejection(client.apply(ingress, {force: true}, signal))
+    expect(error).toBeInstanceOf(ForbiddenError)
+    expect(error.message).toContain('Ingress shop/x: patch failed: ')
+    expect((error as ForbiddenError).toJSON()).toMatchObject({code: 'E_FORBIDDEN', verb: 'create', resource: 'ingresses.networking.k8s.io'})
+    expect((error as ForbiddenError).suggestions[0]).toContain('Grant "create" on "ingresses.networking.k8s.io"')
+  })
+
   it('maps 422 to ConfigError carrying the server causes', async () => {
     const error = await rejection(client.create({apiVersion: 'apps/v1', kind: 'Deployment', metadata: {name: 'web', namespace: 'shop'}, spec: {template: {}}}, signal))
     expect(error).toBeInstanceOf(ConfigError)
