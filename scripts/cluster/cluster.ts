@@ -58,6 +58,8 @@ interface RunState {
   netns: string[]
   veths: string[]
   processes: Record<string, number>
+  /** How each process was started, so a fault test can start a stopped one again (restartApiServer). */
+  commands?: Record<string, {command: string; args: readonly string[]}>
 }
 
 export function runDir(): string {
@@ -103,6 +105,7 @@ function startProcess(state: RunState, name: string, command: string, args: read
   child.unref()
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`)
   state.processes[name] = child.pid
+  state.commands = {...state.commands, [name]: {command, args}}
   saveState(state)
   return child.pid
 }
@@ -474,6 +477,34 @@ export function clusterInfo(): ClusterInfo {
   const file = join(runDir(), 'cluster.json')
   if (!existsSync(file)) throw new Error(`no cluster is up (${file} is missing): run \`npm run cluster:up\``)
   return JSON.parse(readFileSync(file, 'utf8')) as ClusterInfo
+}
+
+/**
+ * Stops kube-apiserver (SIGTERM, then SIGKILL after 10 s) and leaves etcd and everything else
+ * running: the fault tests' "API server down" while the stored objects survive.
+ */
+export async function stopApiServer(): Promise<void> {
+  const state = JSON.parse(readFileSync(statePath(), 'utf8')) as RunState
+  const pid = state.processes['kube-apiserver']
+  if (pid === undefined || !isAlive(pid)) return
+  process.kill(-pid, 'SIGTERM')
+  const deadline = Date.now() + 10_000
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  if (isAlive(pid)) process.kill(-pid, 'SIGKILL')
+  while (isAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 50))
+}
+
+/** Starts kube-apiserver again with its original command line (same port, same etcd) and waits until /readyz answers. */
+export async function restartApiServer(): Promise<void> {
+  const state = JSON.parse(readFileSync(statePath(), 'utf8')) as RunState
+  const previous = state.processes['kube-apiserver']
+  if (previous !== undefined && isAlive(previous)) return
+  const started = state.commands?.['kube-apiserver']
+  if (started === undefined) throw new Error(`kube-apiserver's command line is not recorded in ${statePath()}: restart the cluster (npm run cluster:down && npm run cluster:up)`)
+  startProcess(state, 'kube-apiserver', started.command, started.args)
+  const info = clusterInfo()
+  const agent = new Agent({connect: {ca: readFileSync(info.caFile)}})
+  await waitFor('kube-apiserver (restarted)', 90_000, async () => (await fetch(`${info.apiServer}/readyz`, {dispatcher: agent, headers: {authorization: `Bearer ${info.adminToken}`}})).ok, state, 'kube-apiserver')
 }
 
 async function main(command: string | undefined): Promise<void> {
