@@ -1,6 +1,8 @@
 /**
- * The one contract every Kubernetes TrafficRouter passes, against the fake API server driven by
- * the real client: round-trips, idempotence (no second write), finalize, ownership, RBAC.
+ * The one contract every Kubernetes TrafficRouter passes: round-trips, idempotence (no second
+ * write), finalize, ownership, RBAC. It runs against an API server given as a `ContractApiServer`:
+ * the fake (test/kube/routers.test.ts, the fast suite) and the real kube-apiserver
+ * (test/cluster/routers-contract.test.ts, the cluster suite), so the fake is checked against reality.
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
@@ -16,11 +18,12 @@ import {startFakeApiServer, type FakeApiServer, type KubeObject} from '../helper
 export interface RouterContractSetup {
   /** Label in test names. */
   readonly name: string
+  /** The release, in namespace `shop` (the real server moves it to a fresh namespace). */
   readonly release: (totalWeight?: number) => Release
   readonly create: (client: KubeClient, release: Release) => TrafficRouter
   /** The object whose weights the router reads: a user's object of that name makes the router refuse. */
   readonly weightsObject: {readonly apiVersion: string; readonly kind: string; readonly name: string}
-  /** A valid user-owned object of the same kind (no canary labels). */
+  /** A valid user-owned object of the same kind (no canary labels), in namespace `shop`. */
   readonly userObject: (name: string) => KubeObject
   /** Resource as RBAC names it, e.g. `ingresses`. */
   readonly resource: string
@@ -28,29 +31,70 @@ export interface RouterContractSetup {
   readonly cluster?: (fake: FakeApiServer) => void
 }
 
+/** One API server for one contract test, seen by the router as the CLI identity. */
+export interface ContractApiServer {
+  /** Where the release lives (`shop` on the fake, a fresh namespace on the real server). */
+  readonly namespace: string
+  /** The CLI identity's kubeconfig. */
+  readonly kubeconfigPath: string
+  /** The stored object (as an administrator reads it), or undefined. */
+  get(apiVersion: string, kind: string, name: string): Promise<KubeObject | undefined>
+  /** Creates an object as another tool would (no canary labels); returns the stored copy. */
+  seed(object: KubeObject): Promise<KubeObject>
+  /** How many writes (create, update, patch, delete) the CLI identity has made so far. */
+  writeCount(): Promise<number>
+  /** Takes `verb` on `resource` away from the CLI identity. */
+  deny(verb: string, resource: string): Promise<void>
+  close(): Promise<void>
+}
+
+/** Starts the API server for one test of `setup`'s router, with whatever the release needs beforehand. */
+export type ContractApiServerFactory = (setup: RouterContractSetup, release: Release) => Promise<ContractApiServer>
+
+/** The fake API server (test/helpers/fake-apiserver), allowing everything unless denied. */
+export const fakeContractServer: ContractApiServerFactory = async (setup) => {
+  const fake = await startFakeApiServer({namespace: 'shop'})
+  setup.cluster?.(fake)
+  return {
+    namespace: 'shop',
+    kubeconfigPath: fake.kubeconfigPath,
+    get: async (apiVersion, kind, name) => fake.get(apiVersion, kind, 'shop', name),
+    seed: async (object) => fake.seed(object),
+    writeCount: async () => fake.writes().length,
+    deny: async (verb, resource) => void fake.denyRules.push({verb, resource}),
+    close: () => fake.close(),
+  }
+}
+
 const signal = new AbortController().signal
 
+/** `object` moved to `namespace`. */
+function inNamespace(object: KubeObject, namespace: string): KubeObject {
+  return {...object, metadata: {...object.metadata, namespace}}
+}
+
 /** Registers the contract tests for one router. */
-export function trafficRouterContract(setup: RouterContractSetup): void {
-  describe(`TrafficRouter contract: ${setup.name}`, () => {
-    let fake: FakeApiServer
+export function trafficRouterContract(setup: RouterContractSetup, startServer: ContractApiServerFactory = fakeContractServer, label = 'fake API server'): void {
+  describe(`TrafficRouter contract: ${setup.name} (${label})`, () => {
+    let server: ContractApiServer
     let client: KubeClient
     let release: Release
     let router: TrafficRouter
+    const releaseIn = (totalWeight?: number): Release => ({...setup.release(totalWeight), namespace: server.namespace})
 
     beforeEach(async () => {
-      fake = await startFakeApiServer({namespace: 'shop'})
-      setup.cluster?.(fake)
-      client = await connectKube({kubeconfig: fake.kubeconfigPath})
-      release = setup.release()
+      server = await startServer(setup, setup.release())
+      client = await connectKube({kubeconfig: server.kubeconfigPath})
+      release = releaseIn()
       router = setup.create(client, release)
     })
 
     afterEach(async () => {
-      await fake.close()
+      await server.close()
     })
 
-    const live = () => fake.get(setup.weightsObject.apiVersion, setup.weightsObject.kind, 'shop', setup.weightsObject.name)
+    const live = () => server.get(setup.weightsObject.apiVersion, setup.weightsObject.kind, setup.weightsObject.name)
+    const seedUserObject = (name: string) => server.seed(inNamespace(setup.userObject(name), server.namespace))
 
     it('declares its kind and capabilities', () => {
       expect(router.kind).toMatch(/^[a-z0-9-]+$/)
@@ -59,7 +103,7 @@ export function trafficRouterContract(setup: RouterContractSetup): void {
 
     it('reconcile creates the routing objects, labelled as canary\'s, with the canary at 0', async () => {
       await router.reconcile(signal)
-      expect(live()?.metadata?.labels).toMatchObject({'app.kubernetes.io/managed-by': 'canary', 'canary.dev/release': 'web'})
+      expect((await live())?.metadata?.labels).toMatchObject({'app.kubernetes.io/managed-by': 'canary', 'canary.dev/release': 'web'})
       expect((await router.getWeights(signal)).canary).toBe(0)
     })
 
@@ -73,7 +117,7 @@ export function trafficRouterContract(setup: RouterContractSetup): void {
     }
 
     it('round-trips a fine-grained split (1/1000)', async () => {
-      release = setup.release(1000)
+      release = releaseIn(1000)
       router = setup.create(client, release)
       await router.reconcile(signal)
       await router.setWeights(weights(1, 1000), signal)
@@ -82,40 +126,42 @@ export function trafficRouterContract(setup: RouterContractSetup): void {
 
     it('reconcile twice, and the same weights twice, write nothing the second time', async () => {
       await router.reconcile(signal)
-      const afterFirst = fake.writes().length
+      const afterFirst = await server.writeCount()
+      expect(afterFirst).toBeGreaterThan(0)
       await router.reconcile(signal)
-      expect(fake.writes().slice(afterFirst)).toEqual([])
+      expect(await server.writeCount()).toBe(afterFirst)
       await router.setWeights(weights(20, 100), signal)
-      const afterSet = fake.writes().length
+      const afterSet = await server.writeCount()
+      expect(afterSet).toBeGreaterThan(afterFirst)
       await router.setWeights(weights(20, 100), signal)
       await router.reconcile(signal)
-      expect(fake.writes().slice(afterSet)).toEqual([])
+      expect(await server.writeCount()).toBe(afterSet)
     })
 
     it('reconcile after a restart keeps the weights the world reports', async () => {
       await router.reconcile(signal)
       await router.setWeights(weights(30, 100), signal)
-      const restarted = setup.create(await connectKube({kubeconfig: fake.kubeconfigPath}), release)
+      const restarted = setup.create(await connectKube({kubeconfig: server.kubeconfigPath}), release)
       await restarted.reconcile(signal)
       expect(canaryPercent(await restarted.getWeights(signal))).toBeCloseTo(30, 6)
     })
 
     for (const outcome of ['promoted', 'aborted'] as const) {
       it(`finalize(${outcome}) sends everything to stable and leaves user objects as found`, async () => {
-        const user = fake.seed(setup.userObject('users-own'))
+        const user = await seedUserObject('users-own')
         await router.reconcile(signal)
         await router.setWeights(weights(50, 100), signal)
         await router.finalize(outcome, signal)
         expect((await router.getWeights(signal)).canary).toBe(0)
-        expect(fake.get(setup.weightsObject.apiVersion, setup.weightsObject.kind, 'shop', 'users-own')).toEqual(user)
-        const writes = fake.writes().length
+        expect(await server.get(setup.weightsObject.apiVersion, setup.weightsObject.kind, 'users-own')).toEqual(user)
+        const writes = await server.writeCount()
         await router.finalize(outcome, signal)
-        expect(fake.writes().length).toBe(writes)
+        expect(await server.writeCount()).toBe(writes)
       })
     }
 
     it('refuses an object of the same name it does not own (exit 5, naming it) and leaves it unchanged', async () => {
-      const user = fake.seed(setup.userObject(setup.weightsObject.name))
+      const user = await seedUserObject(setup.weightsObject.name)
       let error: unknown
       try {
         await router.reconcile(signal)
@@ -125,12 +171,12 @@ export function trafficRouterContract(setup: RouterContractSetup): void {
       }
       expect(error).toBeInstanceOf(ConflictError)
       expect((error as ConflictError).exitCode).toBe(5)
-      expect((error as ConflictError).message).toContain(`${setup.weightsObject.kind} shop/${setup.weightsObject.name}`)
-      expect(live()).toEqual(user)
+      expect((error as ConflictError).message).toContain(`${setup.weightsObject.kind} ${server.namespace}/${setup.weightsObject.name}`)
+      expect(await live()).toEqual(user)
     })
 
     it('an RBAC denial names the verb and the resource', async () => {
-      fake.denyRules.push({verb: 'patch', resource: setup.resource})
+      await server.deny('patch', setup.resource)
       let error: unknown
       try {
         await router.reconcile(signal)
