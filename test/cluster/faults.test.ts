@@ -1,0 +1,136 @@
+/**
+ * Item 6 of issue #10: the API server stopped mid-rollout (etcd keeps running, so nothing stored
+ * is lost). Commands exit 6 (E_UNREACHABLE) at once instead of hanging, and write nothing; a
+ * `canary run` in progress stops with exit 6 too. Real Traefik keeps serving the last split it
+ * read. Once the API server is back, `status` and `run` resume from the stored state, and the
+ * weights are read back from the router object: a weight changed behind canary's back shows in
+ * `status` and is set again (decision `weightCorrected`, docs/kubernetes.md) before the rollout goes on.
+ *
+ * Durations are printed, not asserted: the only bound is far above any timeout canary has.
+ */
+import {afterAll, afterEach, describe, expect, it} from 'vitest'
+
+import {restartApiServer, stopApiServer} from '../../scripts/cluster/cluster.js'
+import type {CliResult} from '../helpers/lifecycle.js'
+import {aClusterRelease, cluster, kubectl, kubectlGet, pods, sample, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
+
+/** Far above any wait canary has: a command that hangs on a dead API server fails this. */
+const UNREACHABLE_BOUND_MS = 60_000
+
+let release: ClusterRelease | undefined
+
+afterEach(async () => {
+  // A failed test must not leave the next file without an API server.
+  await restartApiServer()
+  await release?.dispose()
+  release = undefined
+})
+
+afterAll(async () => {
+  await restartApiServer()
+})
+
+async function timed(r: ClusterRelease, args: readonly string[]): Promise<{result: CliResult; ms: number}> {
+  const started = performance.now()
+  const result = await r.canary([...args, '--json'])
+  return {result, ms: performance.now() - started}
+}
+
+function stateOf(r: ClusterRelease): {phase: string; stepIndex: number; decisions: {event: string; message: string}[]} {
+  return JSON.parse(kubectlGet(r.namespace, 'configmaps', 'web-canary-state')?.data['state.json'] as string) as ReturnType<typeof stateOf>
+}
+
+function canaryWeightInRouter(r: ClusterRelease): number {
+  const services = kubectlGet(r.namespace, 'traefikservices.traefik.io', 'web')?.spec.weighted.services as {name: string; weight: number}[]
+  return services.find((s) => s.name === 'web-canary')?.weight ?? 0
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
+describe('the API server stopped mid-rollout (router traefik, etcd kept)', () => {
+  it('every command exits 6 quickly and writes nothing; Traefik keeps the split; after the restart status reads the router back and run corrects a weight changed meanwhile, then promotes', async () => {
+    release = aClusterRelease('traefik')
+    const r = release
+    await serve(r, 'web', pods[0]!, 'v1')
+    await serve(r, 'web-canary', pods[1]!, 'v2')
+    const start = await r.canary(['start', '--image', 'v2', '--json'])
+    expect(start.code, start.stdout + start.stderr).toBe(0)
+    const stored = kubectlGet(r.namespace, 'configmaps', 'web-canary-state')?.metadata.resourceVersion as string
+
+    await stopApiServer()
+    try {
+      for (const args of [['status'], ['step', '--force'], ['promote', '--force'], ['abort'], ['run', '--image', 'v2'], ['start', '--image', 'v3']]) {
+        const {result, ms} = await timed(r, args)
+        console.log(`API server down: canary ${args.join(' ')} → exit ${result.code} in ${Math.round(ms)} ms`)
+        expect(result.code, result.stdout + result.stderr).toBe(6)
+        const error = (result.json as {error: {code: string; message: string}}).error
+        expect(error.code).toBe('E_UNREACHABLE')
+        expect(error.message).toContain(`the Kubernetes API server at ${cluster.apiServer} is unreachable`)
+        expect(ms).toBeLessThan(UNREACHABLE_BOUND_MS)
+      }
+      // The data plane does not need the API server: Traefik serves the split it last read.
+      const {versions} = await sample(cluster.traefikUrl, {host: r.host}, 200)
+      expect(versions).toEqual({v1: 180, v2: 20})
+    } finally {
+      await restartApiServer()
+    }
+    // Nothing was written while the server was down: the stored state is the one start saved.
+    expect(kubectlGet(r.namespace, 'configmaps', 'web-canary-state')?.metadata.resourceVersion).toBe(stored)
+
+    // Behind canary's back: someone sets the canary to 33 % with kubectl.
+    kubectl(['-n', r.namespace, 'patch', 'traefikservices.traefik.io', 'web', '--type=json', '-p', JSON.stringify([{op: 'replace', path: '/spec/weighted/services/0/weight', value: 67}, {op: 'replace', path: '/spec/weighted/services/1/weight', value: 33}])])
+    const status = await r.canary(['status', '--json'])
+    expect(status.code, status.stdout + status.stderr).toBe(0)
+    expect(status.json).toMatchObject({phase: 'Progressing', canaryWeight: 33, plannedWeight: 10, step: {index: 1}})
+
+    // run resumes the stored rollout: the weight is set back to the plan's first, then the plan goes on.
+    const traffic = steadyTraffic(cluster.traefikUrl, {host: r.host})
+    const run = await r.canary(['run', '--image', 'v2', '--timeout', '3m', '--json'])
+    await traffic.stop()
+    expect(run.code, run.stdout + run.stderr).toBe(0)
+    expect(run.json).toMatchObject({exitCode: 0, status: {phase: 'Promoted'}})
+    const kinds = stateOf(r).decisions.map((d) => d.event)
+    expect(kinds).toContain('weightCorrected')
+    expect(kinds.indexOf('weightCorrected')).toBeLessThan(kinds.lastIndexOf('stepAdvanced'))
+  })
+
+  it('a canary run in progress exits 6 when the API server goes away; a second run resumes the same rollout after the restart', async () => {
+    release = aClusterRelease('traefik')
+    const r = release
+    await serve(r, 'web', pods[0]!, 'v1')
+    await serve(r, 'web-canary', pods[1]!, 'v2')
+    const traffic = steadyTraffic(cluster.traefikUrl, {host: r.host})
+    try {
+      const firstRun = r.canary(['run', '--image', 'v2', '--timeout', '3m', '--json'])
+      await until('the rollout reaches its first step', () => kubectlGet(r.namespace, 'configmaps', 'web-canary-state') !== undefined && canaryWeightInRouter(r) === 10)
+      const startedAt = stateOf(r)
+      await stopApiServer()
+      const stoppedAt = performance.now()
+      const interrupted = await firstRun
+      console.log(`canary run exited ${interrupted.code} ${Math.round(performance.now() - stoppedAt)} ms after kube-apiserver stopped`)
+      expect(interrupted.code, interrupted.stdout + interrupted.stderr).toBe(6)
+      expect((interrupted.json as {error: {code: string}}).error.code).toBe('E_UNREACHABLE')
+      await restartApiServer()
+
+      const resumedFrom = stateOf(r)
+      expect(resumedFrom.phase).toBe('Progressing')
+      expect(resumedFrom.stepIndex).toBeGreaterThanOrEqual(startedAt.stepIndex)
+      const status = await r.canary(['status', '--json'])
+      expect(status.json).toMatchObject({phase: 'Progressing', canaryWeight: canaryWeightInRouter(r)})
+      const second = await r.canary(['run', '--image', 'v2', '--timeout', '3m', '--json'])
+      expect(second.code, second.stdout + second.stderr).toBe(0)
+      expect(second.json).toMatchObject({exitCode: 0, status: {phase: 'Promoted'}})
+      // The same rollout went on: its start is the first run's, not a new one.
+      expect((second.json as {status: {startedAt: string}}).status.startedAt).toBe((status.json as {startedAt: string}).startedAt)
+      expect(kubectlGet(r.namespace, 'deployments.apps', 'web')?.spec.template.spec.containers[0].image).toBe('ghcr.io/acme/web:v2')
+    } finally {
+      await traffic.stop()
+    }
+  })
+})
