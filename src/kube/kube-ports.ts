@@ -105,6 +105,7 @@ export async function createKubernetesPorts(input: KubernetesPortsInput): Promis
     prepare: async (_stableImage, signal) => {
       // Refuse a rollout that could never be judged before writing anything; status/abort/down still work.
       if (metricsProblem !== undefined) throw metricsProblem
+      await target.checkCanaryOwnership(signal)
       await target.ensureStable(signal)
       await router.reconcile(signal)
     },

@@ -131,6 +131,22 @@ describe('failure scenarios', () => {
     expect(fake.get('apps/v1', 'Deployment', 'shop', 'web-canary')).toEqual(users)
   })
 
+  for (const kind of ['Deployment', 'Service'] as const) {
+    it(`a canary ${kind} that is not ours is refused before any rollout is saved: once it is removed, start works`, async () => {
+      const foreign = kind === 'Deployment'
+        ? {apiVersion: 'apps/v1', kind, metadata: {name: 'web-canary', namespace: 'shop'}, spec: {selector: {matchLabels: {app: 'theirs'}}, template: {metadata: {labels: {app: 'theirs'}}, spec: {containers: [{name: 'x', image: 'theirs:1'}]}}}}
+        : {apiVersion: 'v1', kind, metadata: {name: 'web-canary', namespace: 'shop'}, spec: {selector: {app: 'theirs'}, ports: [{port: 80}]}}
+      fake.seed(foreign)
+      const s = await session(testRelease({router: 'traefik'}))
+      const error = await startRollout(s, {canaryImage: V2, signal}).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(ConflictError)
+      expect((error as ConflictError).message).toContain(`${kind} shop/web-canary: refusing to update it`)
+      expect(await s.ports.store.load(signal)).toBeUndefined()
+      await (await connectKube({kubeconfig: fake.kubeconfigPath})).delete({apiVersion: foreign.apiVersion, kind, namespace: 'shop', name: 'web-canary'}, signal)
+      expect((await startRollout(s, {canaryImage: V2, signal})).phase).toBe('Progressing')
+    })
+  }
+
   it('an RBAC denial stops the command with an error naming the verb and the resource', async () => {
     fake.denyRules.push({verb: 'patch', resource: 'ingresses'})
     const s = await session(testRelease({router: 'nginx'}))

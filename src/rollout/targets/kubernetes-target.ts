@@ -85,6 +85,17 @@ export class KubernetesTarget implements Target {
     }
   }
 
+  /**
+   * Refuses (exit 5) when the canary Deployment or Service exists and is not canary's: `start`
+   * checks this before it saves a rollout, so the refusal leaves no rollout behind to abort.
+   */
+  async checkCanaryOwnership(signal: AbortSignal): Promise<void> {
+    for (const kind of ['Deployment', 'Service'] as const) {
+      const live = await this.client.read(this.ref(kind, 'canary'), signal)
+      if (live !== undefined && !isManagedByCanary(live, this.release.name)) throw notOwnedError(live, 'update')
+    }
+  }
+
   async deployCanary(image: string, signal: AbortSignal): Promise<void> {
     await this.ensureStable(signal)
     await applyOwned(this.client, buildDeployment(this.release, 'canary', image) as unknown as KubeObject, this.release.name, signal)
