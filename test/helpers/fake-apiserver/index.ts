@@ -518,17 +518,28 @@ export class FakeApiServer {
         fail(status.invalid(type, name, [{reason: 'FieldValueInvalid', field: `metadata.labels`, message: `Invalid value: "${String(value)}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (label ${key})`}]))
       }
     }
+    const causes: status.StatusCause[] = []
     try {
       const {managedFields: _m, ...metadata} = object.metadata ?? {}
       type.validate({...object, metadata})
     } catch (error) {
       const problems = (error as {errors?: Array<{instancePath?: string; message?: string; params?: {missingProperty?: string}}>}).errors ?? [{message: String(error)}]
-      fail(status.invalid(type, name, problems.map((p) => {
+      causes.push(...problems.map((p) => {
         const path = (p.instancePath ?? '').replace(/^\//, '').split('/').filter((s) => s !== '').join('.')
         const field = p.params?.missingProperty === undefined ? path : `${path === '' ? '' : `${path}.`}${p.params.missingProperty}`
         return {reason: p.params?.missingProperty === undefined ? 'FieldValueInvalid' : 'FieldValueRequired', field, message: p.params?.missingProperty === undefined ? `Invalid value: ${p.message ?? 'invalid'}` : 'Required value'}
-      })))
+      }))
     }
+    if (type.kind === 'Deployment') {
+      // The real server also checks the selector against the template's labels (apps validation), in the same answer.
+      const spec = object.spec as {selector?: {matchLabels?: Record<string, string>}; template?: {metadata?: {labels?: Record<string, string>}}} | undefined
+      const labels = spec?.template?.metadata?.labels ?? {}
+      const matchLabels = spec?.selector?.matchLabels
+      if (matchLabels === undefined || Object.entries(matchLabels).some(([k, v]) => labels[k] !== v)) {
+        causes.push({reason: 'FieldValueInvalid', field: 'spec.template.metadata.labels', message: `Invalid value: ${JSON.stringify(labels)}: \`selector\` does not match template \`labels\``})
+      }
+    }
+    if (causes.length > 0) fail(status.invalid(type, name, causes))
   }
 
   private create(type: ResourceType, namespace: string | undefined, object: KubeObject, manager: string, operation: 'Apply' | 'Update' = 'Update'): KubeObject {
@@ -625,7 +636,8 @@ export class FakeApiServer {
       try {
         patched = jsonPatch(live, operations as JsonPatchOperation[]) as KubeObject
       } catch (error) {
-        if (error instanceof JsonPatchError) fail(error.testFailed ? status.staleConflict(type, name) : status.invalid(type, name, [{message: error.message}]))
+        // A failed `test` is 422 with a message naming nothing, as the real server answers (not 409).
+        if (error instanceof JsonPatchError) fail(error.testFailed ? status.jsonPatchTestFailed() : status.invalid(type, name, [{message: error.message}]))
         throw error
       }
     } else {

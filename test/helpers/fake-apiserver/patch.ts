@@ -84,7 +84,7 @@ export interface JsonPatchOperation {
   from?: string
 }
 
-/** Thrown when a JSON patch cannot be applied; the server answers 422 (or 409 for a failed `test`). */
+/** Thrown when a JSON patch cannot be applied; the server answers 422. */
 export class JsonPatchError extends Error {
   constructor(message: string, readonly testFailed = false) {
     super(message)
@@ -144,7 +144,8 @@ export function jsonPatch(document: Json, operations: readonly JsonPatchOperatio
         parent.splice(index, 0, value)
       }
     } else if (isObject(parent)) {
-      if ((op.op === 'remove' || op.op === 'replace') && !(last in parent)) throw new JsonPatchError(`doc is missing path: ${op.path}`)
+      // Only remove needs the key: the real server's json-patch (evanphx v4) lets replace set a missing object key.
+      if (op.op === 'remove' && !(last in parent)) throw new JsonPatchError(`Unable to remove nonexistent key: ${last}: missing value`)
       if (op.op === 'remove') delete parent[last]
       else parent[last] = value
     } else {

@@ -47,6 +47,11 @@ export function invalid(type: ResourceType, name: string, causes: readonly Statu
   return failure(422, 'Invalid', `${groupKind} "${name}" is invalid: ${list}`, {name, group: type.group, kind: type.kind, causes})
 }
 
+/** What the real server answers when a JSON patch `test` operation fails (evanphx/json-patch's error is not passed on). */
+export function jsonPatchTestFailed(): StatusFailure {
+  return failure(422, 'Invalid', 'the server rejected our request due to an error in our request', {})
+}
+
 export function forbidden(type: ResourceType | {group: string; resource: string}, verb: string, user: string, namespace: string | undefined, name: string | undefined, subresource?: string): StatusFailure {
   const qualified = type.group === '' ? type.resource : `${type.resource}.${type.group}`
   const resource = subresource === undefined ? type.resource : `${type.resource}/${subresource}`
