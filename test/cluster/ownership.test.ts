@@ -35,14 +35,17 @@ function applyAsOtherManager(yaml: string): void {
   kubectl(['apply', '--server-side', `--field-manager=${OTHER_MANAGER}`, '-f', '-'], yaml)
 }
 
+/** An object as kubectl prints it (the fixture's type). */
+type LiveObject = ReturnType<typeof kubectlGet>
+
 /** `kubectl get -o json` with the field managers the API server recorded (kubectl hides them by default). */
-function getWithManagers(namespace: string, resource: string, name: string): Record<string, any> | undefined {
+function getWithManagers(namespace: string, resource: string, name: string): LiveObject {
   const text = kubectl(['-n', namespace, 'get', resource, name, '-o', 'json', '--show-managed-fields', '--ignore-not-found'])
-  return text.trim() === '' ? undefined : (JSON.parse(text) as Record<string, any>)
+  return text.trim() === '' ? undefined : (JSON.parse(text) as NonNullable<LiveObject>)
 }
 
 /** The field managers of an object read with getWithManagers. */
-function managers(object: Record<string, any> | undefined): string[] {
+function managers(object: LiveObject): string[] {
   const entries = object?.metadata.managedFields as {manager: string}[] | undefined
   if (entries === undefined) throw new Error('no managedFields: read the object with getWithManagers')
   return entries.map((m) => m.manager).sort()
