@@ -15,9 +15,11 @@
  * version's stats, so slow clients cannot fail a canary.
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import {connect, type Socket} from 'node:net'
+import type {Http2ServerRequest} from 'node:http2'
+import {connect, isIP, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import type {Duplex} from 'node:stream'
+import {connect as connectTls} from 'node:tls'
 
 import type {Dispatcher} from 'undici'
 
@@ -85,6 +87,8 @@ export interface DataPlaneContext {
   accessLog: AccessLog | undefined
   trustedProxyHops: number
   localPort: string
+  /** `https` on a TLS listener (X-Forwarded-Proto), else `http`. */
+  readonly proto: 'http' | 'https'
   /** Open Upgrade tunnels (client side), closed when the proxy stops. */
   readonly tunnels: Set<Duplex>
   readonly buffers: BufferBudget
@@ -275,7 +279,8 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, setCookie)
     const length = headers['content-length']
     if (typeof length === 'string') this.expectedBytes = Number(length)
-    if (statusText === '') this.res.writeHead(statusCode, headers)
+    // HTTP/2 has no reason phrase (Node warns when given one).
+    if (statusText === '' || this.req.httpVersionMajor === 2) this.res.writeHead(statusCode, headers)
     else this.res.writeHead(statusCode, statusText, headers)
     return true
   }
@@ -403,7 +408,7 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
       timeMs: nowMs,
       client: this.client,
       method: this.req.method ?? '',
-      host: this.req.headers.host ?? '',
+      host: authorityOf(this.req) ?? '',
       path: this.req.url ?? '',
       status,
       durationMs,
@@ -430,7 +435,12 @@ function clientBroke(req: IncomingMessage): boolean {
 /** One 'close' listener per client connection (not per request): an HTTP/1.1 client aborts by closing it. */
 function onClientSocketClose(this: SocketWithExchange): void {
   const exchange = this[kExchange]
-  if (exchange === undefined || exchange.done) return
+  if (exchange !== undefined) onClientGone(exchange)
+}
+
+/** The client went away (connection closed, or its HTTP/2 stream reset) before the exchange finished. */
+function onClientGone(exchange: Exchange): void {
+  if (exchange.done) return
   exchange.clientGone = true
   exchange.unwatch()
   if (exchange.ticket !== undefined) {
@@ -477,10 +487,18 @@ function recordLocal(plane: DataPlaneContext, req: IncomingMessage, startMs: num
   const nowMs = Date.now()
   const durationMs = performance.now() - startMs
   plane.stats.seriesFor(route, service, '').record(status, durationMs / 1000, nowMs)
-  plane.accessLog?.log({timeMs: nowMs, client, method: req.method ?? '', host: req.headers.host ?? '', path: req.url ?? '', status, durationMs, route, service, version: '', upstream: '', bytes: 0, retries: 0})
+  plane.accessLog?.log({timeMs: nowMs, client, method: req.method ?? '', host: authorityOf(req) ?? '', path: req.url ?? '', status, durationMs, route, service, version: '', upstream: '', bytes: 0, retries: 0})
+}
+
+/** The request's authority: Host, or HTTP/2's `:authority` (RFC 9113 §8.3.1) when it has no Host. */
+function authorityOf(req: IncomingMessage): string | undefined {
+  const headers = req.headers
+  return headers.host ?? (headers[':authority'] as string | undefined)
 }
 
 function hasBody(req: IncomingMessage): boolean {
+  // An HTTP/2 request without a body ends its stream with the headers; one with a body need not declare its length.
+  if (req.httpVersionMajor === 2) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders
   const length = req.headers['content-length']
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
 }
@@ -564,11 +582,16 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.server = placement.server
   exchange.stickyValue = placement.sticky
   exchange.path = forwardPath(route, target)
-  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
-  const socket = req.socket as SocketWithExchange
-  if (!(kExchange in socket)) socket.on('close', onClientSocketClose)
-  socket[kExchange] = exchange
+  if (req.httpVersionMajor === 2) {
+    // Many HTTP/2 requests share one connection; a client aborts one by resetting its stream.
+    ;(req as unknown as Http2ServerRequest).stream.once('close', () => onClientGone(exchange))
+  } else {
+    const socket = req.socket as SocketWithExchange
+    if (!(kExchange in socket)) socket.on('close', onClientSocketClose)
+    socket[kExchange] = exchange
+  }
 
   const mirror = service.mirror
   const sampled = mirror !== undefined && mirror.sample()
@@ -681,11 +704,17 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   const {route, service, version, server} = placement
   const url = new URL(server.origin)
   const path = server.basePath + forwardPath(route, target)
-  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
   for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`
-  const upstream: Socket = connect({host: url.hostname, port: Number(url.port || 80)})
+  // An https:// upstream gets a TLS tunnel, verified like its pool's connections (issue #9 item 5).
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  const secure = url.protocol === 'https:'
+  const servername = server.tls?.servername ?? (isIP(host) === 0 ? host : undefined)
+  const upstream: Socket = secure
+    ? connectTls({host, port: Number(url.port || 443), rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], ...(server.tls?.ca === undefined ? {} : {ca: server.tls.ca}), ...(servername === undefined ? {} : {servername})})
+    : connect({host, port: Number(url.port || 80)})
   const timeouts = plane.runtime.config.timeouts
   const series = plane.stats.seriesFor(route.name, service.name, version.name)
   let recorded = false
@@ -710,7 +739,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   })
   plane.tunnels.add(socket)
   socket.once('close', () => plane.tunnels.delete(socket))
-  upstream.once('connect', () => {
+  upstream.once(secure ? 'secureConnect' : 'connect', () => {
     upstream.setTimeout(timeouts.responseHeadersMs, () => fail(504))
     upstream.once('data', (chunk: Buffer) => {
       upstream.setTimeout(0)
