@@ -319,7 +319,7 @@ function resolveTls(tls: NonNullable<Raw['tls']>, listen: string, file: string, 
     }
     return absolute
   })
-  if (tls.redirect !== undefined && tls.redirect.listen === listen) report(['tls', 'redirect', 'listen'], `the redirect listener cannot share the TLS listener's address ${listen}`, 'Give the plain-HTTP redirect its own port, e.g. 127.0.0.1:8080.')
+  if (tls.redirect !== undefined && tls.redirect.listen === listen && !listen.endsWith(':0')) report(['tls', 'redirect', 'listen'], `the redirect listener cannot share the TLS listener's address ${listen}`, 'Give the plain-HTTP redirect its own port, e.g. 127.0.0.1:8080.')
   return {...tls, certificates}
 }
 
