@@ -16,7 +16,7 @@ import {ConfigError} from '../../src/errors.js'
 import {loadProxyConfig, parseProxyConfig} from '../../src/proxy/config.js'
 import {httpsLocation} from '../../src/proxy/tls-listener.js'
 import {CertificateStore, loadCertificate, nameMatches} from '../../src/proxy/tls.js'
-import {start, startUpstream, type Upstream} from './helpers.js'
+import {eventually, start, startUpstream, type Upstream} from './helpers.js'
 import {makePki, type Leaf, type Pki} from './pki.js'
 
 let pki: Pki
@@ -271,11 +271,7 @@ describe('TLS listener', () => {
     const upstreamClosed = new Promise<void>((resolve) => (hang = resolve))
     const stream = session.request({':method': 'GET', ':path': '/hang', ':authority': `a.test:${port}`})
     stream.on('error', () => undefined)
-    await once(stream, 'ready')
-    await new Promise<void>((resolve) => {
-      const poll = () => (slow.requests.length > 0 ? resolve() : setTimeout(poll, 10))
-      poll()
-    })
+    await eventually(() => slow.requests.length === 1)
     stream.close(0x8) // RST_STREAM CANCEL
     await upstreamClosed
     expect(await h2Request(session, {':method': 'GET', ':path': '/next', ':authority': `a.test:${port}`})).toMatchObject({status: 200, text: 'fast'})
@@ -466,15 +462,17 @@ services:
     await once(socket, secure ? 'secureConnect' : 'connect')
     socket.write('GET /ws HTTP/1.1\r\nhost: a.test\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n')
     let head = ''
+    let headDone = false
     let echoed = 0
     return new Promise((resolve, reject) => {
       socket.on('error', reject)
       socket.on('end', () => resolve({head, echoed}))
       socket.on('data', (chunk: Buffer) => {
-        if (!head.includes('\r\n\r\n')) {
+        if (!headDone) {
           head += chunk.toString('latin1')
           const end = head.indexOf('\r\n\r\n')
           if (end === -1) return
+          headDone = true
           echoed += Buffer.byteLength(head.slice(end + 4), 'latin1')
           head = head.slice(0, end)
           if (!head.startsWith('HTTP/1.1 101')) return resolve({head, echoed})
