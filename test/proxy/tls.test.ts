@@ -512,3 +512,55 @@ services:
     expect(received.length).toBe(before)
   })
 })
+
+describe('clustered proxy (built CLI, `npm run build` first)', () => {
+  it('--workers 2 serves HTTP/2 over TLS and rotates the certificate in every worker without dropping an open session', async () => {
+    const [v1, v2] = [await upstream('v1'), await upstream('v2')]
+    const first = pki.leaf('crot1', ['a.test'])
+    const rotated = pki.leaf('crot2', ['a.test'])
+    writeFileSync(join(pki.dir, 'cluster.pem'), first.cert)
+    writeFileSync(join(pki.dir, 'cluster.key'), first.key)
+    const file = await writeConfig('cluster', tlsConfig(v1, v2, '  redirect: { listen: 127.0.0.1:0 }\n', '[{ certFile: cluster.pem, keyFile: cluster.key }]'))
+    const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/run.js'), 'proxy', '--config', file, '--workers', '2'], {stdio: ['ignore', 'pipe', 'pipe']})
+    let stderr = ''
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM')
+        await once(child, 'exit')
+      }
+    })
+    const listening = await new Promise<{listen: string; admin: string; url: string; redirect: string}>((resolve, reject) => {
+      let stdout = ''
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString()
+        const line = stdout.split('\n').find((l) => l.includes('"listening"'))
+        if (line !== undefined) resolve(JSON.parse(line) as never)
+      })
+      child.once('exit', (code) => reject(new Error(`canary proxy exited ${code}: ${stderr}`)))
+    })
+    const port = Number(listening.listen.split(':').at(-1))
+    expect(listening.url).toBe(`https://127.0.0.1:${port}`)
+    const redirected = await curl(['-sS', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', 'host: a.test', `http://${listening.redirect}/r`])
+    expect(redirected.stdout).toBe(`308 https://a.test:${port}/r`)
+
+    const session = await h2Session(port)
+    expect(await h2Request(session, {':method': 'GET', ':path': '/before', ':authority': `a.test:${port}`})).toMatchObject({status: 200, text: 'v1'})
+    // Several connections, so both workers answer some of them.
+    for (let i = 0; i < 6; i++) expect(await curl(['--cacert', pki.caFile, '--resolve', `a.test:${port}:127.0.0.1`, '--http2', `https://a.test:${port}/c${i}`])).toMatchObject({code: 0, stdout: 'v1'})
+
+    writeFileSync(join(pki.dir, 'cluster.key.tmp'), rotated.key)
+    writeFileSync(join(pki.dir, 'cluster.pem.tmp'), rotated.cert)
+    renameSync(join(pki.dir, 'cluster.key.tmp'), join(pki.dir, 'cluster.key'))
+    renameSync(join(pki.dir, 'cluster.pem.tmp'), join(pki.dir, 'cluster.pem'))
+    const admin = `http://${listening.admin}`
+    await eventually(async () => {
+      const state = (await (await fetch(`${admin}/api/state`)).json()) as {tls: {certificates: {fingerprint256: string}[]}}
+      return state.tls.certificates[0]?.fingerprint256 === fingerprint(rotated)
+    }, 10_000)
+    // Every new handshake, whichever worker takes it, gets the rotated certificate.
+    for (let i = 0; i < 8; i++) expect((await servedCertificate(port, 'a.test')).fingerprint256).toBe(fingerprint(rotated))
+    expect(await h2Request(session, {':method': 'GET', ':path': '/after', ':authority': `a.test:${port}`})).toMatchObject({status: 200, text: 'v1'})
+    expect(stderr).not.toMatch(/"level":"error"/)
+  })
+})
