@@ -8,7 +8,7 @@ import {connect as connectHttp2, type ClientHttp2Session} from 'node:http2'
 import {createServer as createHttpsServer, type Server as HttpsServer} from 'node:https'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
-import {connect as connectTls, type PeerCertificate} from 'node:tls'
+import {connect as connectTls, type PeerCertificate, type TLSSocket} from 'node:tls'
 
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
@@ -350,7 +350,7 @@ describe('TLS listener', () => {
   })
 
   it('warns about an expired certificate at start and still serves it', async () => {
-    const expired = pki.leaf('expired', ['a.test'], -1)
+    pki.leaf('expired', ['a.test'], -1)
     const [v1, v2] = [await upstream('v1'), await upstream('v2')]
     const file = await writeConfig('expired', tlsConfig(v1, v2, '', '[{ certFile: expired.pem, keyFile: expired.key }]'))
     const proxy = await start(await loadProxyConfig(file))
@@ -408,7 +408,7 @@ describe('HTTPS upstreams', () => {
     upstreamCert = pki.leaf('upstream', ['up.test'])
     server = createHttpsServer({cert: upstreamCert.cert, key: upstreamCert.key}, (req, res) => {
       received.push(`${req.url} ${req.headers.host}`)
-      res.end(`secure ${req.socket.servername ?? ''}`)
+      res.end(`secure ${(req.socket as TLSSocket).servername || ''}`)
     })
     // A WebSocket-like echo after 101: every byte comes back, with TCP backpressure both ways.
     server.on('upgrade', (req, socket) => {
