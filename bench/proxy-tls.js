@@ -72,8 +72,9 @@ function runH2load(url, seconds) {
     child.once('exit', () => {
       const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0)
       const m = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)
-      const status = /status codes: (\d+) 2xx/.exec(out)
-      resolveRun({rps, requests: Number(m?.[3] ?? 0), failed: Number(m?.[4] ?? 0) + Number(m?.[5] ?? 0), ok2xx: Number(status?.[1] ?? 0), raw: out})
+      const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out)
+      const non2xx = Number(status?.[2] ?? 0) + Number(status?.[3] ?? 0) + Number(status?.[4] ?? 0)
+      resolveRun({rps, requests: Number(m?.[3] ?? 0), failed: Number(m?.[4] ?? 0) + Number(m?.[5] ?? 0) + non2xx, raw: out})
     })
   })
 }
@@ -133,7 +134,7 @@ async function main() {
       for (const t of targets) {
         const cpuBefore = cpuSeconds(t.pid)
         const result = await run(t, protocol, SECONDS)
-        const failed = protocol === 'h2' ? result.failed + (result.requests - result.ok2xx) : result.non2xx + result.socketErrors
+        const failed = protocol === 'h2' ? result.failed : result.non2xx + result.socketErrors
         const cpuUsPerRequest = ((cpuSeconds(t.pid) - cpuBefore) * 1e6) / Math.max(1, result.requests)
         t.runs[protocol].push({rps: result.rps, failed, cpuUsPerRequest, p99: result.p99})
         console.log(`round ${round} ${protocol.padEnd(8)} ${t.name.padEnd(24)} ${result.rps.toFixed(0).padStart(7)} req/s  ${protocol === 'h2' ? '' : `p99 ${result.p99.toFixed(2)} ms  `}failed ${failed}  CPU ${cpuUsPerRequest.toFixed(0)} µs/req`)

@@ -10,7 +10,7 @@ import {createSecureServer, type Http2SecureServer, type Http2ServerRequest, typ
 import {createServer as createHttpsServer, type Server as HttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
-import type {SecureContext, SecureVersion} from 'node:tls'
+import type {SecureContext, SecureVersion, TLSSocket} from 'node:tls'
 
 import {UsageError} from '../errors.js'
 import {splitHostPort} from './address.js'
@@ -37,6 +37,10 @@ export class TlsListener {
   readonly server: Http2SecureServer | HttpsServer
   private store: CertificateStore
   private readonly sessions = new Set<TrackedSession>()
+  /** Every TCP connection, handshaking ones included (Http2SecureServer has no closeAllConnections). */
+  private readonly connections = new Set<Socket>()
+  /** HTTP/1.1 connections that have not sent a request yet: Node's closeIdleConnections() skips them. */
+  private readonly fresh = new Set<Socket>()
 
   constructor(config: ProxyConfig & {tls: TlsSettings & {http2: boolean}}, handlers: ListenerHandlers) {
     const tls = config.tls
@@ -54,7 +58,10 @@ export class TlsListener {
     }
     // Node's compatibility API hands HTTP/2 requests over as objects shaped like HTTP/1.1's; the
     // data plane handles the differences (`httpVersionMajor === 2`).
-    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => handlers.request(req as IncomingMessage, res as ServerResponse)
+    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+      if (req.httpVersionMajor !== 2) this.fresh.delete(req.socket as Socket)
+      handlers.request(req as IncomingMessage, res as ServerResponse)
+    }
     if (tls.http2) {
       const server = createSecureServer({...secure, allowHTTP1: true, settings: {maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: config.limits.maxHeaderBytes}}, onRequest)
       // HTTP/1.1 over this server uses these http.Server settings (slowloris, idle keep-alive, head size).
@@ -82,9 +89,30 @@ export class TlsListener {
       )
     }
     const server = this.server as HttpsServer
-    server.on('upgrade', handlers.upgrade)
-    server.on('connect', handlers.connect)
-    server.on('clientError', handlers.clientError)
+    server.on('connection', (socket: Socket) => {
+      this.connections.add(socket)
+      socket.once('close', () => this.connections.delete(socket))
+    })
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') return
+      this.fresh.add(socket)
+      socket.once('close', () => this.fresh.delete(socket))
+    })
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.fresh.delete(socket as Socket)
+      handlers.upgrade(req, socket, head)
+    })
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      this.fresh.delete(socket as Socket)
+      handlers.connect(req, socket)
+    })
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+      // A failed or stalled handshake (ERR_TLS_HANDSHAKE_TIMEOUT, ERR_SSL_*) has no HTTP to answer
+      // in: an HTTP 400 written there would wait for a handshake that never comes.
+      if (isTlsError(error)) socket.destroy()
+      else handlers.clientError(error, socket)
+    })
+    server.on('tlsClientError', (_error: Error, socket: Socket) => socket.destroy())
   }
 
   /** The certificates new handshakes get. */
@@ -120,13 +148,19 @@ export class TlsListener {
   /** Closes idle HTTP/1.1 connections, and asks every HTTP/2 session to finish its streams and close (GOAWAY). */
   closeIdleConnections(): void {
     ;(this.server as HttpsServer).closeIdleConnections()
+    for (const socket of this.fresh) socket.destroy()
     for (const session of this.sessions) if (!session.closed) session.close()
   }
 
   closeAllConnections(): void {
-    ;(this.server as HttpsServer).closeAllConnections()
     for (const session of this.sessions) session.destroy()
+    for (const socket of this.connections) socket.destroy()
   }
+}
+
+function isTlsError(error: NodeJS.ErrnoException): boolean {
+  const code = error.code ?? ''
+  return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')
 }
 
 /** True for a Host we will put in a Location: a DNS name, IPv4 or bracketed IPv6, optional port. */

@@ -277,6 +277,55 @@ describe('TLS listener', () => {
     expect(await h2Request(session, {':method': 'GET', ':path': '/next', ':authority': `a.test:${port}`})).toMatchObject({status: 200, text: 'fast'})
   })
 
+  it('applies the client limits on the TLS listener: 400 for a smuggling attempt, 431 for a huge head, 408 for a slow head, and a stalled handshake is dropped', async () => {
+    const [v1, v2] = [await upstream('v1'), await upstream('v2')]
+    const {port} = await startTls(v1, v2, 'timeouts: { clientHeadersMs: 300 }\nlimits: { maxHeaderBytes: 2048 }\n')
+    const exchange = async (text: string): Promise<string> => {
+      const socket = connectTls({host: '127.0.0.1', port, servername: 'a.test', ca: pki.ca, ALPNProtocols: ['http/1.1']})
+      cleanups.push(() => void socket.destroy())
+      await once(socket, 'secureConnect')
+      socket.write(text)
+      let answer = ''
+      socket.on('data', (c: Buffer) => (answer += c.toString('latin1')))
+      await once(socket, 'close')
+      return answer
+    }
+    expect(await exchange('POST / HTTP/1.1\r\nhost: a.test\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /)
+    expect(await exchange(`GET / HTTP/1.1\r\nhost: a.test\r\nx-big: ${'a'.repeat(4096)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /)
+    expect(await exchange('GET / HTTP/1.1\r\nhost: a.test\r\n')).toMatch(/^HTTP\/1\.1 408 /)
+    // A client that connects and never sends a ClientHello is cut off after clientHeadersMs.
+    const silent = (await import('node:net')).connect({host: '127.0.0.1', port})
+    cleanups.push(() => void silent.destroy())
+    silent.on('error', () => undefined)
+    await once(silent, 'close')
+    expect(v1.requests).toEqual([])
+  })
+
+  it('drains on close: an in-flight HTTP/2 request finishes, then its session and an idle HTTP/1.1 connection are closed', async () => {
+    let release: (() => void) | undefined
+    const held = await startUpstream('held', (_req, res) => {
+      release = () => res.end('finished')
+    })
+    cleanups.push(() => held.close())
+    const [v2] = [await upstream('v2')]
+    const file = await writeConfig('drain', tlsConfig(held, v2))
+    const proxy = await start(await loadProxyConfig(file))
+    const port = proxy.address.port
+    const session = await h2Session(port)
+    const idle = connectTls({host: '127.0.0.1', port, servername: 'a.test', ca: pki.ca, ALPNProtocols: ['http/1.1']})
+    cleanups.push(() => void idle.destroy())
+    await once(idle, 'secureConnect')
+    const idleClosed = once(idle, 'close')
+    const inFlight = h2Request(session, {':method': 'GET', ':path': '/slow', ':authority': `a.test:${port}`})
+    await eventually(() => release !== undefined)
+    const closed = proxy.close()
+    await idleClosed
+    release!()
+    expect(await inFlight).toMatchObject({status: 200, text: 'finished'})
+    await closed
+    expect(session.closed || session.destroyed).toBe(true)
+  })
+
   it('rotates a certificate on file change without dropping open HTTP/1.1 and HTTP/2 connections; a broken pair keeps the old one', async () => {
     const [v1, v2] = [await upstream('v1'), await upstream('v2')]
     // Its own files, so the rotation does not disturb the other tests.
