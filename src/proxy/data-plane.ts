@@ -474,9 +474,14 @@ function answerLocally(plane: DataPlaneContext, req: IncomingMessage, res: Serve
 function refuseLocally(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse, startMs: number, client: string, refusal: RequestRefusal, route: string, service: string): void {
   if (!res.headersSent && !res.destroyed) {
     const body = `${refusal.status === 501 ? 'not implemented' : 'bad request'}: ${refusal.reason}\n`
-    res.shouldKeepAlive = false
-    res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close'})
-    ;(req.socket as RefusableSocket)[kRefused] = true
+    if (req.httpVersionMajor === 2) {
+      // HTTP/2 refuses one stream; the connection and its other streams go on (and it has no Connection header).
+      res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body)})
+    } else {
+      res.shouldKeepAlive = false
+      res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close'})
+      ;(req.socket as RefusableSocket)[kRefused] = true
+    }
     res.end(body)
   }
   plane.stats.countClientError(refusal.status === 501 ? 'not_implemented' : 'bad_request')
@@ -494,6 +499,28 @@ function recordLocal(plane: DataPlaneContext, req: IncomingMessage, startMs: num
 function authorityOf(req: IncomingMessage): string | undefined {
   const headers = req.headers
   return headers.host ?? (headers[':authority'] as string | undefined)
+}
+
+/**
+ * An HTTP/2 request's header list as checkRequest reads HTTP/1.1's: pseudo-headers dropped and
+ * `:authority` as Host (RFC 9113 §8.3.1). A Host that repeats it is the same header; one that
+ * names another authority stays, so the check refuses two Hosts (400) rather than route on one
+ * while the upstream trusts the other.
+ */
+function http2HeadersAsHttp1(raw: readonly string[]): string[] {
+  const out: string[] = []
+  let authority: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name === ':authority') authority = raw[i + 1]
+    else if (name.charCodeAt(0) !== 58) out.push(name, raw[i + 1] ?? '')
+  }
+  if (authority !== undefined) {
+    let host: string | undefined
+    for (let i = 0; i < out.length; i += 2) if (out[i]!.toLowerCase() === 'host') host = out[i + 1]
+    if (host === undefined || host.toLowerCase() !== authority.toLowerCase()) out.push('host', authority)
+  }
+  return out
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -561,7 +588,7 @@ function clientOf(plane: DataPlaneContext, req: IncomingMessage): string {
 export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
   const startMs = performance.now()
   const client = clientOf(plane, req)
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.httpVersionMajor === 2 ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
   if (!check.ok) {
     refuseLocally(plane, req, res, startMs, client, check, '', '')
     req.resume()
@@ -686,7 +713,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   // After 'upgrade' Node no longer watches the socket: an unhandled 'error' (EPIPE, reset) would crash the process.
   socket.on('error', () => socket.destroy())
   const client = clientOf(plane, req)
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.httpVersionMajor === 2 ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
   if (!check.ok) {
     refuseSocket(plane, socket, startMs, check)
     return
@@ -781,7 +808,7 @@ function refuseSocket(plane: DataPlaneContext, socket: Duplex, startMs: number, 
 export function handleConnect(plane: DataPlaneContext, req: IncomingMessage, socket: Duplex): void {
   const startMs = performance.now()
   socket.on('error', () => socket.destroy())
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.httpVersionMajor === 2 ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
   refuseSocket(plane, socket, startMs, check.ok ? {status: 501, reason: 'CONNECT is not supported by a reverse proxy'} : check)
 }
 

@@ -256,6 +256,15 @@ describe('TLS listener', () => {
     ])
   })
 
+  it('refuses an HTTP/2 request whose Host disagrees with :authority, and keeps the session serving', async () => {
+    const [v1, v2] = [await upstream('v1'), await upstream('v2')]
+    const {port} = await startTls(v1, v2)
+    const session = await h2Session(port)
+    expect(await h2Request(session, {':method': 'GET', ':path': '/conflict', ':authority': `a.test:${port}`, host: 'internal.test'})).toMatchObject({status: 400, text: 'bad request: more than one Host header\n'})
+    expect(await h2Request(session, {':method': 'GET', ':path': '/same', ':authority': `a.test:${port}`, host: `A.TEST:${port}`})).toMatchObject({status: 200, text: 'v1'})
+    expect(v1.requests.map((r) => [r.url, r.headers.host])).toEqual([['/same', `A.TEST:${port}`]])
+  })
+
   it('aborts the upstream request when an HTTP/2 client resets its stream, and keeps the session serving', async () => {
     let hang: (() => void) | undefined
     const slow = await startUpstream('slow', (req, res) => {
