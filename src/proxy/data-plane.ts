@@ -766,6 +766,10 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   })
   plane.tunnels.add(socket)
   socket.once('close', () => plane.tunnels.delete(socket))
+  // Connecting (and the TLS handshake) gets timeouts.connectMs, like the pools' connections.
+  upstream.setTimeout(plane.runtime.config.timeouts.connectMs, () => {
+    if (!recorded) upstream.destroy(Object.assign(new Error(`upstream ${server.origin}: connect timed out`), {code: 'UND_ERR_CONNECT_TIMEOUT'}))
+  })
   upstream.once(secure ? 'secureConnect' : 'connect', () => {
     upstream.setTimeout(timeouts.responseHeadersMs, () => fail(504))
     upstream.once('data', (chunk: Buffer) => {
@@ -776,6 +780,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
     })
     upstream.write(`${headText}\r\n`)
     if (head.length > 0) upstream.write(head)
+    // pipe() carries backpressure both ways: a slow reader pauses the other side.
     upstream.pipe(socket)
     socket.pipe(upstream)
   })

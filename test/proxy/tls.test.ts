@@ -563,6 +563,26 @@ services:
     expect(await upgradeEcho(secure.address.port, true, bytes)).toMatchObject({head: expect.stringMatching(/^HTTP\/1\.1 101/), echoed: bytes})
   })
 
+  it('answers 502 to an upgrade whose https:// upstream never finishes its handshake, after timeouts.connectMs', async () => {
+    const {createServer: createTcpServer} = await import('node:net')
+    const silent = createTcpServer((socket) => socket.on('error', () => undefined))
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    cleanups.push(() => void silent.close())
+    const file = await writeConfig(`stall-${Math.random().toString(36).slice(2)}`, `listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+timeouts: { connectMs: 200 }
+routes: [{ name: r, service: app }]
+services:
+  app:
+    upstreamTls: { caFile: ca.pem, serverName: up.test }
+    versions: [{ name: v1, servers: [https://127.0.0.1:${(silent.address() as AddressInfo).port}] }]
+`)
+    const proxy = await start(await loadProxyConfig(file))
+    cleanups.push(() => proxy.close())
+    expect(await upgradeEcho(proxy.address.port, false, 1)).toMatchObject({head: expect.stringMatching(/^HTTP\/1\.1 502/)})
+  })
+
   it('answers 502 to an upgrade whose https:// upstream fails verification', async () => {
     const proxy = await proxyWith('upstreamTls: { serverName: up.test }')
     const before = received.length
