@@ -69,7 +69,14 @@ function runH2load(url, seconds) {
     const child = spawn('h2load', ['-c16', '-m10', '-t2', `-D${seconds}`, url], {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     child.stdout.on('data', (chunk) => (out += chunk))
-    child.once('exit', () => {
+    // h2load can wait forever for a connection that never finishes; such a run counts as failed.
+    const guard = setTimeout(() => {
+      console.log(`h2load ${url}: still running ${seconds + 30} s after start; stopped (run counted as failed)`)
+      child.kill('SIGKILL')
+    }, (seconds + 30) * 1000)
+    child.once('exit', (_code, signal) => {
+      clearTimeout(guard)
+      if (signal === 'SIGKILL') return resolveRun({rps: 0, requests: 0, failed: 1, raw: out})
       const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0)
       const m = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)
       const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out)
