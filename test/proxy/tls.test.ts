@@ -222,6 +222,8 @@ describe('TLS listener', () => {
 
   it('forwards HTTP/2 request bodies and response headers, counts stats and writes the access log as for HTTP/1.1', async () => {
     const echo = await startUpstream('echo', (req, res, body) => {
+      // 4 MiB, chunked: more than HTTP/2's flow-control windows, so it passes only with backpressure working.
+      if (req.url === '/big') return void res.end(Buffer.alloc(4 * 1024 * 1024, 0x62))
       res.setHeader('x-echo-length', String(body.length))
       res.setHeader('set-cookie', ['a=1', 'b=2'])
       res.end(`${req.method} ${body}`)
@@ -236,15 +238,18 @@ describe('TLS listener', () => {
     expect(posted).toMatchObject({status: 200, text: `POST ${body}`, headers: {'x-echo-length': '100000', 'set-cookie': ['a=1', 'b=2']}})
     const got = await h2Request(session, {':method': 'GET', ':path': '/get', ':authority': `a.test:${port}`})
     expect(got).toMatchObject({status: 200, text: 'GET '})
+    const big = await h2Request(session, {':method': 'GET', ':path': '/big', ':authority': `a.test:${port}`})
+    expect([big.status, big.text.length, /^b+$/.test(big.text)]).toEqual([200, 4 * 1024 * 1024, true])
     expect(echo.requests.map((r) => [r.method, r.url, r.headers.host, r.body.length])).toEqual([
       ['POST', '/upload', `a.test:${port}`, 100_000],
       ['GET', '/get', `a.test:${port}`, 0],
+      ['GET', '/big', `a.test:${port}`, 0],
     ])
     const missing = await h2Request(session, {':method': 'GET', ':path': '/x', ':authority': `a.test:${port}`, 'x-canary': 'always'})
     expect(missing.status).toBe(200)
 
     const stats = (await (await fetch(`${proxy.adminUrl}/api/services/app/stats?since=0`)).json()) as {versions: Record<string, {requests: number}>}
-    expect(stats.versions.v1?.requests).toBe(2)
+    expect(stats.versions.v1?.requests).toBe(3)
     expect(stats.versions.v2?.requests).toBe(1)
     session.close()
     await proxy.close()
@@ -252,6 +257,7 @@ describe('TLS listener', () => {
     expect(lines.map((l) => [l.method, l.host, l.path, l.status, l.version])).toEqual([
       ['POST', `a.test:${port}`, '/upload', 200, 'v1'],
       ['GET', `a.test:${port}`, '/get', 200, 'v1'],
+      ['GET', `a.test:${port}`, '/big', 200, 'v1'],
       ['GET', `a.test:${port}`, '/x', 200, 'v2'],
     ])
   })
