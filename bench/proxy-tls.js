@@ -3,11 +3,11 @@
 // terminating TLS, same machine, same run, same upstreams (one nginx with two server blocks, v1/v2,
 // split 80/20 by both proxies as in bench/proxy.js).
 // HTTP/1.1: `wrk -t2 -c64` over https (keep-alive, so handshakes are not what is measured).
-// HTTP/2: `h2load -c16 -m10` (16 connections, 10 concurrent streams each), if h2load is installed
+// HTTP/2: `h2load -c16 -m10 -n<4000 × SECONDS>` (16 connections, 10 concurrent streams each), if h2load is installed
 // (Debian: nghttp2-client); canary forwards HTTP/2 to the HTTP/1.1 upstreams like nginx does.
 // Targets: nginx (worker_processes auto), canary (1 worker), canary --workers 2; interleaved
 // ROUNDS times after a warm-up; medians and the per-round ratio to nginx.
-// Env: ROUNDS (3), SECONDS (10), CONNECTIONS (64), WARMUP_SECONDS (3). `--smoke`: one 1 s round,
+// Env: ROUNDS (3), SECONDS (10), CONNECTIONS (64), WARMUP_SECONDS (8), H2_REQUESTS_PER_SECOND (4000). `--smoke`: one 1 s round,
 // no warm-up, checks only that every target answers (for CI).
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
@@ -20,7 +20,9 @@ const SMOKE = process.argv.includes('--smoke')
 const ROUNDS = SMOKE ? 1 : Number(process.env.ROUNDS ?? 3)
 const SECONDS = SMOKE ? 1 : Number(process.env.SECONDS ?? 10)
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 64)
-const WARMUP_SECONDS = SMOKE ? 0 : Number(process.env.WARMUP_SECONDS ?? 3)
+const WARMUP_SECONDS = SMOKE ? 0 : Number(process.env.WARMUP_SECONDS ?? 8)
+/** HTTP/2 runs are sized in requests (see runH2load): this many per second of SECONDS. */
+const H2_REQUESTS_PER_SECOND = Number(process.env.H2_REQUESTS_PER_SECOND ?? 4000)
 
 checkTools()
 if (spawnSync('sh', ['-c', 'command -v openssl']).status !== 0) {
@@ -63,17 +65,23 @@ http {
 `
 }
 
-/** Runs h2load for `seconds`; parses req/s, successes and failures. */
+/**
+ * Runs h2load for a fixed number of requests (H2_REQUESTS_PER_SECOND × seconds); parses req/s,
+ * successes and failures. Not `-D` (duration): on this machine h2load 1.52 twice kept one
+ * client sending requests for minutes after the duration ended, while the proxy answered them.
+ */
 function runH2load(url, seconds) {
   return new Promise((resolveRun) => {
-    const child = spawn('h2load', ['-c16', '-m10', '-t2', `-D${seconds}`, url], {stdio: ['ignore', 'pipe', 'pipe']})
+    const requests = Math.max(1000, Math.round(seconds * H2_REQUESTS_PER_SECOND))
+    const child = spawn('h2load', ['-c16', '-m10', '-t2', `-n${requests}`, url], {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     child.stdout.on('data', (chunk) => (out += chunk))
-    // h2load can wait forever for a connection that never finishes; such a run counts as failed.
+    // A run that does not finish in a generous time counts as failed rather than hanging the benchmark.
+    const limitSeconds = Math.max(60, seconds * 10)
     const guard = setTimeout(() => {
-      console.log(`h2load ${url}: still running ${seconds + 30} s after start; stopped (run counted as failed)`)
+      console.log(`h2load ${url}: still running after ${limitSeconds} s; stopped (run counted as failed)`)
       child.kill('SIGKILL')
-    }, (seconds + 30) * 1000)
+    }, limitSeconds * 1000)
     child.once('exit', (_code, signal) => {
       clearTimeout(guard)
       if (signal === 'SIGKILL') return resolveRun({rps: 0, requests: 0, failed: 1, raw: out})
@@ -134,7 +142,7 @@ async function main() {
   const run = (t, protocol, seconds) => (protocol === 'h2' ? runH2load(t.url, seconds) : runWrk(t.url, {connections: CONNECTIONS, seconds}))
   for (const t of targets) t.runs = {'http/1.1': [], h2: []}
 
-  console.log(`TLS proxy benchmark: HTTP/1.1 wrk -t2 -c${CONNECTIONS}${HAVE_H2LOAD ? ', HTTP/2 h2load -t2 -c16 -m10' : ''}, ${SECONDS}s, ${ROUNDS} interleaved round(s); load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(`TLS proxy benchmark: HTTP/1.1 wrk -t2 -c${CONNECTIONS}${HAVE_H2LOAD ? ', HTTP/2 h2load -t2 -c16 -m10 -n${Math.max(1000, SECONDS * H2_REQUESTS_PER_SECOND)}' : ''}, ${SECONDS}s, ${ROUNDS} interleaved round(s); load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   if (WARMUP_SECONDS > 0) for (const t of targets) for (const p of protocols) await run(t, p, WARMUP_SECONDS)
   for (let round = 1; round <= ROUNDS; round++) {
     for (const protocol of protocols) {
