@@ -142,7 +142,7 @@ async function main() {
   const run = (t, protocol, seconds) => (protocol === 'h2' ? runH2load(t.url, seconds) : runWrk(t.url, {connections: CONNECTIONS, seconds}))
   for (const t of targets) t.runs = {'http/1.1': [], h2: []}
 
-  console.log(`TLS proxy benchmark: HTTP/1.1 wrk -t2 -c${CONNECTIONS}${HAVE_H2LOAD ? ', HTTP/2 h2load -t2 -c16 -m10 -n${Math.max(1000, SECONDS * H2_REQUESTS_PER_SECOND)}' : ''}, ${SECONDS}s, ${ROUNDS} interleaved round(s); load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(`TLS proxy benchmark: HTTP/1.1 wrk -t2 -c${CONNECTIONS}${HAVE_H2LOAD ? `, HTTP/2 h2load -t2 -c16 -m10 -n${Math.max(1000, SECONDS * H2_REQUESTS_PER_SECOND)}` : ''}, ${SECONDS}s, ${ROUNDS} interleaved round(s); load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   if (WARMUP_SECONDS > 0) for (const t of targets) for (const p of protocols) await run(t, p, WARMUP_SECONDS)
   for (let round = 1; round <= ROUNDS; round++) {
     for (const protocol of protocols) {

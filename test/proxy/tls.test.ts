@@ -598,6 +598,16 @@ services:
 })
 
 describe('clustered proxy (built CLI, `npm run build` first)', () => {
+  it('--check exits 3 naming the file, line and field of a key that does not match its certificate', async () => {
+    const file = await writeConfig('check-cli', `listen: 127.0.0.1:0\ntls:\n  certificates:\n    - { certFile: a.pem, keyFile: b.key }\nroutes: [{ name: r, service: s }]\nservices:\n  s:\n    versions: [{ name: v1, servers: [http://127.0.0.1:9] }]\n`)
+    const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/run.js'), 'proxy', '--config', file, '--check'], {stdio: ['ignore', 'pipe', 'pipe']})
+    let stderr = ''
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    const [code] = (await once(child, 'exit')) as [number]
+    expect(code).toBe(3)
+    expect(stderr).toContain(`${file}:4:35 tls.certificates.0.keyFile: ${b.keyFile}: this key does not belong to the certificate in ${a.certFile}`)
+  })
+
   it('--workers 2 serves HTTP/2 over TLS and rotates the certificate in every worker without dropping an open session', async () => {
     const [v1, v2] = [await upstream('v1'), await upstream('v2')]
     const first = pki.leaf('crot1', ['a.test'])
