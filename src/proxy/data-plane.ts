@@ -15,7 +15,7 @@
  * version's stats, so slow clients cannot fail a canary.
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import type {Http2ServerRequest} from 'node:http2'
+import type {Http2ServerRequest, Http2ServerResponse} from 'node:http2'
 import {connect, isIP, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import type {Duplex} from 'node:stream'
@@ -316,10 +316,15 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     return false
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | Buffer[] | null): void {
     this.releaseGate()
     if (this.done) return
-    if (!this.ended) this.res.end()
+    if (!this.ended) {
+      // HTTP/2 clients get the upstream's trailers (gRPC-style status); HTTP/1.1 ones would need
+      // `TE: trailers` and a declared `Trailer` header, so they do not.
+      if (trailers !== null && trailers.length > 0 && this.req.httpVersionMajor === 2) (this.res as unknown as Http2ServerResponse).addTrailers(downstreamResponseHeaders(trailers, undefined, undefined))
+      this.res.end()
+    }
     this.server!.markSucceeded()
     this.finish(this.status)
     if (this.res.writableLength > 0 && !this.res.destroyed) {

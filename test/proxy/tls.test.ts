@@ -262,6 +262,23 @@ describe('TLS listener', () => {
     ])
   })
 
+  it("passes the upstream's response trailers on to HTTP/2 clients, without hop-by-hop fields", async () => {
+    const trailing = await startUpstream('trailing', (_req, res) => {
+      res.writeHead(200, {trailer: 'grpc-status, grpc-message, connection'})
+      res.write('part')
+      res.addTrailers({'grpc-status': '0', 'grpc-message': 'ok', connection: 'close'})
+      res.end()
+    })
+    cleanups.push(() => trailing.close())
+    const {port} = await startTls(trailing, await upstream('v2'))
+    const session = await h2Session(port)
+    const stream = session.request({':method': 'GET', ':path': '/t', ':authority': `a.test:${port}`})
+    const [trailers] = (await once(stream, 'trailers')) as [Record<string, unknown>]
+    stream.resume()
+    expect(trailers).toMatchObject({'grpc-status': '0', 'grpc-message': 'ok'})
+    expect(trailers).not.toHaveProperty('connection')
+  })
+
   it('refuses an HTTP/2 request whose Host disagrees with :authority, and keeps the session serving', async () => {
     const [v1, v2] = [await upstream('v1'), await upstream('v2')]
     const {port} = await startTls(v1, v2)
