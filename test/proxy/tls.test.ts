@@ -220,6 +220,17 @@ describe('TLS listener', () => {
     expect(proxy.state().tls?.certificates.map((c) => c.names)).toEqual([['a.test'], ['*.b.test', 'b.test']])
   })
 
+  it('speaks only HTTP/1.1 with `http2: false`, and refuses TLS 1.2 clients with `minVersion: TLSv1.3`', async () => {
+    const [v1, v2] = [await upstream('v1'), await upstream('v2')]
+    const {port} = await startTls(v1, v2, '  http2: false\n  minVersion: TLSv1.3\n')
+    const common = ['--cacert', pki.caFile, '--resolve', `a.test:${port}:127.0.0.1`, '-w', ' %{http_version}']
+    expect(await curl([...common, '--http2', `https://a.test:${port}/`])).toMatchObject({code: 0, stdout: 'v1 1.1'})
+    const old = await curl([...common, '--tlsv1.2', '--tls-max', '1.2', `https://a.test:${port}/`])
+    expect(old.code).not.toBe(0)
+    expect(old.stderr).toMatch(/alert|version/i)
+    expect(v1.requests).toHaveLength(1)
+  })
+
   it('forwards HTTP/2 request bodies and response headers, counts stats and writes the access log as for HTTP/1.1', async () => {
     const echo = await startUpstream('echo', (req, res, body) => {
       // 4 MiB, chunked: more than HTTP/2's flow-control windows, so it passes only with backpressure working.
