@@ -61,6 +61,7 @@ export class ProxyInstance {
         upgrade: (req, socket, head) => handleUpgrade(this.plane, req, socket, head),
         connect: (req, socket) => handleConnect(this.plane, req, socket),
         clientError: (error, socket) => this.onClientError(error, socket),
+        refused: (reason) => this.stats.countClientError(reason),
       })
       this.server = this.tls.server
       return

@@ -27,6 +27,19 @@ export interface ListenerHandlers {
   /** HTTP/1.1 CONNECT (HTTP/2's is answered by Node). */
   connect(req: IncomingMessage, socket: Duplex): void
   clientError(error: NodeJS.ErrnoException, socket: Socket): void
+  /** A request the listener refused itself, counted like the HTTP/1.1 parser's refusals. */
+  refused(reason: 'header_too_large'): void
+}
+
+/**
+ * Size of an HTTP/2 request's header list as RFC 7541 §4.1 counts it (name + value + 32 per
+ * field). The limit advertised in SETTINGS binds a client only once it has acknowledged them, so
+ * the first requests of a connection are checked here.
+ */
+function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) size += rawHeaders[i]!.length + (rawHeaders[i + 1]?.length ?? 0) + 32
+  return size
 }
 
 /** Open HTTP/2 streams per session, to tell an idle session from one waiting for an upstream. */
@@ -58,8 +71,16 @@ export class TlsListener {
     }
     // Node's compatibility API hands HTTP/2 requests over as objects shaped like HTTP/1.1's; the
     // data plane handles the differences (`httpVersionMajor === 2`).
+    const maxHeaderBytes = config.limits.maxHeaderBytes
     const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
-      if (req.httpVersionMajor !== 2) this.fresh.delete(req.socket as Socket)
+      if (req.httpVersionMajor !== 2) {
+        this.fresh.delete(req.socket as Socket)
+      } else if (headerListSize(req.rawHeaders) > maxHeaderBytes) {
+        handlers.refused('header_too_large')
+        req.resume()
+        ;(res as Http2ServerResponse).writeHead(431, {'content-length': '0'}).end()
+        return
+      }
       handlers.request(req as IncomingMessage, res as ServerResponse)
     }
     if (tls.http2) {

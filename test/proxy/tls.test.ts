@@ -320,7 +320,7 @@ describe('TLS listener', () => {
     expect(await h2Request(session, {':method': 'GET', ':path': '/next', ':authority': `a.test:${port}`})).toMatchObject({status: 200, text: 'fast'})
   })
 
-  it('applies the client limits on the TLS listener: 400 for a smuggling attempt, 431 for a huge head, 408 for a slow head, and a stalled handshake is dropped', async () => {
+  it('applies the client limits on the TLS listener: 400 for a smuggling attempt, 431 for a huge head (HTTP/1.1 and HTTP/2), 408 for a slow head, and a stalled handshake is dropped', async () => {
     const [v1, v2] = [await upstream('v1'), await upstream('v2')]
     const {port} = await startTls(v1, v2, 'timeouts: { clientHeadersMs: 300 }\nlimits: { maxHeaderBytes: 2048 }\n')
     const exchange = async (text: string): Promise<string> => {
@@ -341,6 +341,15 @@ describe('TLS listener', () => {
     cleanups.push(() => void silent.destroy())
     silent.on('error', () => undefined)
     await once(silent, 'close')
+    // HTTP/2: a header list over maxHeaderBytes gets 431 too, also on a connection's first request
+    // (before the client has acknowledged the limit in SETTINGS), and the session goes on serving.
+    // The request is issued before the connection is up, so it leaves with the client preface.
+    const session = connectHttp2(`https://127.0.0.1:${port}`, {ca: pki.ca, servername: 'a.test'})
+    cleanups.push(() => void session.destroy())
+    expect(await h2Request(session, {':method': 'GET', ':path': '/big', ':authority': 'a.test', 'x-big': 'a'.repeat(3000)})).toMatchObject({status: 431})
+    expect(await h2Request(session, {':method': 'GET', ':path': '/small', ':authority': 'a.test'})).toMatchObject({status: 200})
+    expect(v1.requests.map((r) => r.url)).toEqual(['/small'])
+    v1.requests.length = 0
     expect(v1.requests).toEqual([])
   })
 
