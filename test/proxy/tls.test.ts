@@ -2,7 +2,7 @@
 // --resolve), Node's http2 and tls clients, and certificates made by openssl in the test.
 import {spawn} from 'node:child_process'
 import {once} from 'node:events'
-import {readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 import {connect as connectHttp2, type ClientHttp2Session} from 'node:http2'
 import {createServer as createHttpsServer, type Server as HttpsServer} from 'node:https'
@@ -132,6 +132,23 @@ describe('tls config', () => {
     }
     throw new Error('expected a ConfigError')
   }
+
+  it('accepts the TLS example in docs/proxy.md, with certificates for its names', () => {
+    const docs = readFileSync(new URL('../../docs/proxy.md', import.meta.url), 'utf8')
+    const section = docs.slice(docs.indexOf('## TLS and HTTP/2'))
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]
+    expect(example).toContain('tls:')
+    const dir = join(pki.dir, 'docs-example')
+    mkdirSync(join(dir, 'tls'), {recursive: true})
+    for (const [id, name] of [['shop', 'shop.example.com'], ['wild', '*.api.example.com']] as const) {
+      const leaf = pki.leaf(`docs-${id}`, [name])
+      writeFileSync(join(dir, `tls/${id}.pem`), leaf.cert)
+      writeFileSync(join(dir, `tls/${id}.key`), leaf.key)
+    }
+    const yaml = `${example!}routes: [{ name: r, service: s }]\nservices:\n  s:\n    versions: [{ name: v1, servers: [http://127.0.0.1:9] }]\n`
+    const config = parseProxyConfig(yaml, join(dir, 'proxy.yaml'))
+    expect(config.tls).toMatchObject({certificates: [{certFile: join(dir, 'tls/shop.pem')}, {certFile: join(dir, 'tls/wild.pem')}], minVersion: 'TLSv1.2', http2: true, redirect: {listen: '0.0.0.0:8080', httpsPort: 443}})
+  })
 
   it('resolves certificate paths against the config file and accepts a valid pair', () => {
     const config = parseProxyConfig(base('tls:\n  certificates: [{ certFile: a.pem, keyFile: a.key }]\n'), join(pki.dir, 'check.yaml'))
