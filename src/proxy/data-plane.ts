@@ -280,7 +280,7 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     const length = headers['content-length']
     if (typeof length === 'string') this.expectedBytes = Number(length)
     // HTTP/2 has no reason phrase (Node warns when given one).
-    if (statusText === '' || this.req.httpVersionMajor === 2) this.res.writeHead(statusCode, headers)
+    if (statusText === '' || isHttp2(this.req)) this.res.writeHead(statusCode, headers)
     else this.res.writeHead(statusCode, statusText, headers)
     return true
   }
@@ -322,7 +322,7 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     if (!this.ended) {
       // HTTP/2 clients get the upstream's trailers (gRPC-style status); HTTP/1.1 ones would need
       // `TE: trailers` and a declared `Trailer` header, so they do not.
-      if (trailers !== null && trailers.length > 0 && this.req.httpVersionMajor === 2) (this.res as unknown as Http2ServerResponse).addTrailers(downstreamResponseHeaders(trailers, undefined, undefined))
+      if (trailers !== null && trailers.length > 0 && isHttp2(this.req)) (this.res as unknown as Http2ServerResponse).addTrailers(downstreamResponseHeaders(trailers, undefined, undefined))
       this.res.end()
     }
     this.server!.markSucceeded()
@@ -479,7 +479,7 @@ function answerLocally(plane: DataPlaneContext, req: IncomingMessage, res: Serve
 function refuseLocally(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse, startMs: number, client: string, refusal: RequestRefusal, route: string, service: string): void {
   if (!res.headersSent && !res.destroyed) {
     const body = `${refusal.status === 501 ? 'not implemented' : 'bad request'}: ${refusal.reason}\n`
-    if (req.httpVersionMajor === 2) {
+    if (isHttp2(req)) {
       // HTTP/2 refuses one stream; the connection and its other streams go on (and it has no Connection header).
       res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body)})
     } else {
@@ -507,6 +507,14 @@ function authorityOf(req: IncomingMessage): string | undefined {
 }
 
 /**
+ * True for a request that came over HTTP/2 (Node's compatibility API; it has a stream). Not
+ * `httpVersionMajor === 2`: the HTTP/1.1 parser accepts a request line ending in `HTTP/2.0`.
+ */
+export function isHttp2(req: IncomingMessage | Http2ServerRequest): boolean {
+  return (req as {stream?: unknown}).stream !== undefined
+}
+
+/**
  * An HTTP/2 request's header list as checkRequest reads HTTP/1.1's: pseudo-headers dropped and
  * `:authority` as Host (RFC 9113 §8.3.1). A Host that repeats it is the same header; one that
  * names another authority stays, so the check refuses two Hosts (400) rather than route on one
@@ -530,7 +538,7 @@ function http2HeadersAsHttp1(raw: readonly string[]): string[] {
 
 function hasBody(req: IncomingMessage): boolean {
   // An HTTP/2 request without a body ends its stream with the headers; one with a body need not declare its length.
-  if (req.httpVersionMajor === 2) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders
+  if (isHttp2(req)) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders
   const length = req.headers['content-length']
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
 }
@@ -593,7 +601,7 @@ function clientOf(plane: DataPlaneContext, req: IncomingMessage): string {
 export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
   const startMs = performance.now()
   const client = clientOf(plane, req)
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.httpVersionMajor === 2 ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: isHttp2(req) ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
   if (!check.ok) {
     refuseLocally(plane, req, res, startMs, client, check, '', '')
     req.resume()
@@ -616,7 +624,7 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.path = forwardPath(route, target)
   const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
-  if (req.httpVersionMajor === 2) {
+  if (isHttp2(req)) {
     // Many HTTP/2 requests share one connection; a client aborts one by resetting its stream.
     ;(req as unknown as Http2ServerRequest).stream.once('close', () => onClientGone(exchange))
   } else {
@@ -718,7 +726,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   // After 'upgrade' Node no longer watches the socket: an unhandled 'error' (EPIPE, reset) would crash the process.
   socket.on('error', () => socket.destroy())
   const client = clientOf(plane, req)
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.httpVersionMajor === 2 ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
   if (!check.ok) {
     refuseSocket(plane, socket, startMs, check)
     return
@@ -818,7 +826,7 @@ function refuseSocket(plane: DataPlaneContext, socket: Duplex, startMs: number, 
 export function handleConnect(plane: DataPlaneContext, req: IncomingMessage, socket: Duplex): void {
   const startMs = performance.now()
   socket.on('error', () => socket.destroy())
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.httpVersionMajor === 2 ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
   refuseSocket(plane, socket, startMs, check.ok ? {status: 501, reason: 'CONNECT is not supported by a reverse proxy'} : check)
 }
 

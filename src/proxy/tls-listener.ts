@@ -15,6 +15,7 @@ import type {SecureContext, SecureVersion, TLSSocket} from 'node:tls'
 import {UsageError} from '../errors.js'
 import {splitHostPort} from './address.js'
 import type {ProxyConfig} from './config.js'
+import {isHttp2} from './data-plane.js'
 import {loadCertificateStore, type CertificateStore, type TlsSettings} from './tls.js'
 
 /** Concurrent streams per HTTP/2 connection: nginx's http2_max_concurrent_streams default. */
@@ -70,10 +71,10 @@ export class TlsListener {
       handshakeTimeout: t.clientHeadersMs,
     }
     // Node's compatibility API hands HTTP/2 requests over as objects shaped like HTTP/1.1's; the
-    // data plane handles the differences (`httpVersionMajor === 2`).
+    // data plane handles the differences (isHttp2()).
     const maxHeaderBytes = config.limits.maxHeaderBytes
     const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
-      if (req.httpVersionMajor !== 2) {
+      if (!isHttp2(req)) {
         this.fresh.delete(req.socket as Socket)
       } else if (headerListSize(req.rawHeaders) > maxHeaderBytes) {
         handlers.refused('header_too_large')
