@@ -316,6 +316,29 @@ describe('TLS listener', () => {
     expect(v1.requests.map((r) => [r.url, r.headers.host])).toEqual([['/same', `a.test:${port}`]])
   })
 
+  it('checks HTTP/2 request targets like HTTP/1.1 ones: no allow-list bypass through dot segments or encoded dots', async () => {
+    const [v1, v2] = [await upstream('v1'), await upstream('v2')]
+    const file = await writeConfig('h2-allow', `listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+tls:
+  certificates: [{ certFile: a.pem, keyFile: a.key }]
+routes:
+  - { name: internal, pathPrefix: /internal, allow: [10.0.0.0/8], service: app }
+  - { name: rest, pathPrefix: /, service: app }
+services:
+  app:
+    versions: [{ name: v1, servers: [${v1.url}] }, { name: v2, weight: 0, servers: [${v2.url}] }]
+`)
+    const proxy = await start(await loadProxyConfig(file))
+    cleanups.push(() => proxy.close())
+    const session = await h2Session(proxy.address.port)
+    for (const path of ['/internal/secret', '/x/../internal/secret', '/x/%2e%2e/internal/secret', '/x/%2E%2E/internal/secret', '/%69nternal/secret']) {
+      expect([path, (await h2Request(session, {':method': 'GET', ':path': path, ':authority': 'a.test'})).status]).toEqual([path, 403])
+    }
+    expect((await h2Request(session, {':method': 'GET', ':path': '/public/../ok', ':authority': 'a.test'})).status).toBe(200)
+    expect(v1.requests.map((r) => r.url)).toEqual(['/ok'])
+  })
+
   it('aborts the upstream request when an HTTP/2 client resets its stream, and keeps the session serving', async () => {
     let hang: (() => void) | undefined
     const slow = await startUpstream('slow', (req, res) => {
