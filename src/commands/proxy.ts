@@ -17,7 +17,8 @@ export default class Proxy extends BaseCommand<ProxyCommandResult> {
   static override summary = 'Run the bundled reverse proxy: weighted canary routing, overrides, metrics and an admin API.'
 
   static override description = `Runs in the foreground until SIGTERM/SIGINT (drains in-flight requests first). A small primary process owns the admin API and the config; --workers data-plane processes (default 1) share the listening port, and one that dies is replaced. Once ready it prints one JSON line on stdout (pid is the primary's):
-  {"msg":"listening","listen":"127.0.0.1:8080","admin":"127.0.0.1:9901","pid":1234,"workers":1}
+  {"msg":"listening","listen":"127.0.0.1:8080","admin":"127.0.0.1:9901","pid":1234,"workers":1,"url":"http://127.0.0.1:8080"}
+(with \`tls:\` the url is https:// and "redirect" names the plain listener that redirects to it, if configured)
 Operational events (reloads, errors) are JSON lines on stderr. SIGHUP or a change to the config file reloads it; an invalid file is refused and the old config keeps serving. The file format and the admin API are in docs/proxy.md.`
 
   static override examples = [
@@ -46,7 +47,8 @@ Operational events (reloads, errors) are JSON lines on stderr. SIGHUP or a chang
     const proxy = await startProxyCluster(config, {...options, workers: flags.workers})
     const listen = `${proxy.address.host}:${proxy.address.port}`
     const admin = `${proxy.adminAddress.host}:${proxy.adminAddress.port}`
-    process.stdout.write(`${JSON.stringify({msg: 'listening', listen, admin, pid: process.pid, workers: flags.workers})}\n`)
+    const redirect = proxy.redirectAddress === undefined ? {} : {redirect: `${proxy.redirectAddress.host}:${proxy.redirectAddress.port}`}
+    process.stdout.write(`${JSON.stringify({msg: 'listening', listen, admin, pid: process.pid, workers: flags.workers, url: proxy.url, ...redirect})}\n`)
     const follow = new AbortController()
     if (flags['follow-config-map'] !== undefined) {
       const {followConfigMapIntoProxy} = await import('../kube/proxy-config-sync.js')

@@ -17,8 +17,10 @@ import {loadProxyConfig, splitHostPort, type ProxyConfig} from './config.js'
 import {ProxyMetrics} from './metrics.js'
 import type {BoundAddress} from './proxy-instance.js'
 import {weightUpdateProblem, withWeights} from './runtime.js'
-import {assertAdminSafe, assertReloadKeepsAdminSafe, formatHost, handleProxySignals, httpUrl, listenAdmin, logToStderr, statsWindow, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
+import {assertAdminSafe, assertReloadKeepsAdminSafe, FileSetWatcher, formatHost, handleProxySignals, httpUrl, listenAdmin, logCertificateWarnings, logToStderr, statsWindow, tlsState, watchFile, type RunningProxy, type StartProxyOptions} from './server.js'
 import {mergeServices, type ProxyState} from './state.js'
+import {loadCertificateStore, type CertificateStore} from './tls.js'
+import {startRedirect, tlsFiles, type RedirectListener} from './tls-listener.js'
 import {DEFAULT_RETENTION_SECONDS, sumCounters, sumWindows, windowStats} from './traffic-stats.js'
 
 /** Options of startProxyCluster: startProxy's plus the worker count. */
@@ -79,6 +81,9 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   let config = initial
   let generation = 1
   const reloads = {success: 0, failure: 0}
+  // The primary reads the certificates too: a broken pair is refused here before any worker sees
+  // the reload, and the state API reports what the workers serve.
+  let certificates: CertificateStore | undefined = config.tls === undefined ? undefined : loadCertificateStore(config.tls, config.file)
   let stopping = false
   let nextCallId = 1
   const pending = new Map<number, PendingCall>()
@@ -173,12 +178,17 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
       const candidate = next ?? (await loadProxyConfig(configFile, options.env))
       assertAdminSafe(candidate)
       assertReloadKeepsAdminSafe(adminAddress, candidate)
+      if ((candidate.tls === undefined) !== (config.tls === undefined)) throw new ConfigError(`proxy config ${candidate.file}: reload refused: adding or removing \`tls\` needs a restart`, [], {subject: candidate.file, suggestions: ['Restart the proxy to switch the listener between HTTP and HTTPS.']})
+      const candidateCertificates = candidate.tls === undefined ? undefined : loadCertificateStore(candidate.tls, candidate.file)
       await callAll({method: 'apply', config: candidate, generation: generation + 1})
       access.update(candidate.admin)
       config = candidate
+      certificates = candidateCertificates
       generation++
       reloads.success++
       log({level: 'info', msg: 'config reloaded', generation, file: configFile, workers: workers.size})
+      logCertificateWarnings(certificates, log)
+      tlsWatcher?.set(tlsFiles(config))
       return generation
     } catch (error) {
       reloads.failure++
@@ -209,6 +219,7 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     reloads: {...reloads},
     routes: config.routes.map((r) => ({name: r.name, service: r.service, ...(r.host === undefined ? {} : {host: r.host}), ...(r.path === undefined ? {} : {path: r.path}), ...(r.pathPrefix === undefined ? {} : {pathPrefix: r.pathPrefix}), ...(r.priority === undefined ? {} : {priority: r.priority})})),
     services: mergeServices(await callAll({method: 'services'})),
+    ...tlsState(certificates, redirect),
   })
 
   const control: ControlPlane = {
@@ -231,15 +242,22 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   const access = new AdminAccess(config.admin)
   const admin = createAdminServer(control, metrics, access, config.timeouts)
   let adminAddress: BoundAddress
+  // The https redirect is tiny (a 308 per request): the primary serves it, not every worker.
+  let redirect: RedirectListener | undefined
   try {
     adminAddress = await listenAdmin(admin, config.admin.listen)
+    redirect = await startRedirect(config, address.port)
   } catch (error) {
     stopping = true
+    admin.close()
     for (const worker of workers) worker.kill()
     throw error
   }
+  logCertificateWarnings(certificates, log)
 
   const watcher = options.watchConfig === true ? watchFile(configFile, () => void reload().catch(() => undefined)) : undefined
+  const tlsWatcher = options.watchConfig === true ? new FileSetWatcher(() => void reload().catch(() => undefined)) : undefined
+  tlsWatcher?.set(tlsFiles(config))
   let resolveClosed: () => void = () => undefined
   const closed = new Promise<void>((r) => (resolveClosed = r))
   let closing: Promise<void> | undefined
@@ -248,7 +266,9 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
     closing ??= (async () => {
       stopping = true
       watcher?.close()
+      tlsWatcher?.close()
       removeSignalHandlers()
+      await redirect?.close()
       admin.closeAllConnections()
       const adminClosed = new Promise<void>((r) => admin.close(() => r()))
       const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
@@ -272,7 +292,8 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   return {
     address,
     adminAddress,
-    url: httpUrl(address),
+    ...(redirect === undefined ? {} : {redirectAddress: redirect.address}),
+    url: httpUrl(address, config.tls !== undefined),
     adminUrl: httpUrl(adminAddress),
     get generation() {
       return generation

@@ -4,6 +4,7 @@
  * field path and a suggestion; `${VAR}` in string values is read from the environment.
  */
 import {isIP} from 'node:net'
+import {dirname, resolve as resolvePath} from 'node:path'
 
 import {z} from 'zod'
 
@@ -14,6 +15,7 @@ import {ConfigError, type ConfigProblem} from '../errors.js'
 import {HOST_PORT, isLoopbackHost} from './address.js'
 import {MAX_WEIGHT} from './edf-balancer.js'
 import {normalisePath} from './request-target.js'
+import {CertificateProblem, loadCertificate, readCaFile} from './tls.js'
 
 export {isLoopbackHost, splitHostPort} from './address.js'
 
@@ -52,6 +54,20 @@ const Route = z.strictObject({
   service: name,
 })
 
+/** Verifying HTTPS upstreams: Node's CA store unless `caFile` is given; SNI is the URL's host unless `serverName`. */
+const UpstreamTls = z.strictObject({
+  caFile: z.string().min(1).optional(),
+  serverName: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'expected a DNS name').optional(),
+})
+
+/** TLS termination on `listen` (docs/proxy.md "TLS"); the first certificate is the default. */
+const Tls = z.strictObject({
+  certificates: z.array(z.strictObject({certFile: z.string().min(1), keyFile: z.string().min(1)})).min(1),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  http2: z.boolean().default(true),
+  redirect: z.strictObject({listen: hostPort, httpsPort: z.int().min(1).max(65_535).optional()}).optional(),
+})
+
 const Version = z.strictObject({
   name,
   weight: z.number().nonnegative().max(MAX_WEIGHT).optional(),
@@ -63,6 +79,7 @@ const Service = z.strictObject({
   canary: name.optional(),
   header: HeaderMatch.optional(),
   cookie: z.strictObject({name: z.string().min(1)}).optional(),
+  upstreamTls: UpstreamTls.optional(),
   sticky: z
     .strictObject({
       cookie: z.string().min(1),
@@ -102,6 +119,7 @@ const RawConfig = z.strictObject({
     })
     .default({listen: '127.0.0.1:9901', metricsAuth: true}),
   accessLog: z.strictObject({path: z.string().min(1), maxBufferBytes: z.int().min(64 * 1024).max(1024 * MIB).default(4 * MIB)}).optional(),
+  tls: Tls.optional(),
   trustedProxyHops: z.int().nonnegative().default(0),
   timeouts: z
     .strictObject({
@@ -247,8 +265,10 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
     } else if (omitted.length === 0 && given <= 0) {
       report([...base, 'versions'], 'all weights are 0', 'Give at least one version a positive weight.')
     }
+    const upstreamTls = service.upstreamTls === undefined ? undefined : resolveUpstreamTls(service.upstreamTls, service.versions, file, [...base, 'upstreamTls'], report)
     services[serviceName] = {
       ...service,
+      ...(upstreamTls === undefined ? {} : {upstreamTls}),
       versions: service.versions.map((v) => ({...v, weight: v.weight ?? Math.max(0, REMAINDER_TOTAL - given)})),
     }
   }
@@ -278,7 +298,41 @@ function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
   if (!isLoopbackHost(adminHost) && (raw.admin.token === undefined || raw.admin.token === '')) {
     report(['admin', 'token'], `admin listens on ${raw.admin.listen}, which is not loopback, and has no token`, 'Set admin.token (e.g. token: ${CANARY_ADMIN_TOKEN}) or listen on 127.0.0.1.')
   }
-  return {...raw, services, file}
+  const tls = raw.tls === undefined ? undefined : resolveTls(raw.tls, raw.listen, file, report)
+  return {...raw, ...(tls === undefined ? {} : {tls}), services, file}
+}
+
+/** Paths relative to the config file's directory, as nginx resolves them against its prefix. */
+function relativeToConfig(file: string, path: string): string {
+  return resolvePath(dirname(resolvePath(file)), path)
+}
+
+/** Absolute certificate paths; every pair is read and checked now, so a bad one is a located problem. */
+function resolveTls(tls: NonNullable<Raw['tls']>, listen: string, file: string, report: Report): NonNullable<Raw['tls']> {
+  const certificates = tls.certificates.map((pair, i) => {
+    const absolute = {certFile: relativeToConfig(file, pair.certFile), keyFile: relativeToConfig(file, pair.keyFile)}
+    try {
+      loadCertificate(absolute)
+    } catch (error) {
+      if (!(error instanceof CertificateProblem)) throw error
+      report(['tls', 'certificates', String(i), error.field], error.message, error.suggestion)
+    }
+    return absolute
+  })
+  if (tls.redirect !== undefined && tls.redirect.listen === listen && !listen.endsWith(':0')) report(['tls', 'redirect', 'listen'], `the redirect listener cannot share the TLS listener's address ${listen}`, 'Give the plain-HTTP redirect its own port, e.g. 127.0.0.1:8080.')
+  return {...tls, certificates}
+}
+
+function resolveUpstreamTls(upstreamTls: NonNullable<Raw['services'][string]['upstreamTls']>, versions: Raw['services'][string]['versions'], file: string, path: string[], report: Report): NonNullable<Raw['services'][string]['upstreamTls']> {
+  if (!versions.some((v) => v.servers.some((s) => s.startsWith('https:')))) report(path, 'upstreamTls is set but no server of this service is an https:// URL', 'Write the servers as https://host:port, or remove upstreamTls.')
+  if (upstreamTls.caFile === undefined) return upstreamTls
+  const caFile = relativeToConfig(file, upstreamTls.caFile)
+  try {
+    readCaFile(caFile)
+  } catch (error) {
+    report([...path, 'caFile'], (error as Error).message, 'Point caFile at a PEM bundle of the CA certificates that issued the upstream servers\' certificates.')
+  }
+  return {...upstreamTls, caFile}
 }
 
 /** Route → service and canary/mirror → version references, on unvalidated data (shapes may be wrong). */

@@ -15,9 +15,11 @@
  * version's stats, so slow clients cannot fail a canary.
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import {connect, type Socket} from 'node:net'
+import type {Http2ServerRequest, Http2ServerResponse} from 'node:http2'
+import {connect, isIP, type Socket} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import type {Duplex} from 'node:stream'
+import {connect as connectTls} from 'node:tls'
 
 import type {Dispatcher} from 'undici'
 
@@ -85,6 +87,8 @@ export interface DataPlaneContext {
   accessLog: AccessLog | undefined
   trustedProxyHops: number
   localPort: string
+  /** `https` on a TLS listener (X-Forwarded-Proto), else `http`. */
+  readonly proto: 'http' | 'https'
   /** Open Upgrade tunnels (client side), closed when the proxy stops. */
   readonly tunnels: Set<Duplex>
   readonly buffers: BufferBudget
@@ -275,7 +279,8 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, setCookie)
     const length = headers['content-length']
     if (typeof length === 'string') this.expectedBytes = Number(length)
-    if (statusText === '') this.res.writeHead(statusCode, headers)
+    // HTTP/2 has no reason phrase (Node warns when given one).
+    if (statusText === '' || isHttp2(this.req)) this.res.writeHead(statusCode, headers)
     else this.res.writeHead(statusCode, statusText, headers)
     return true
   }
@@ -311,10 +316,15 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
     return false
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | Buffer[] | null): void {
     this.releaseGate()
     if (this.done) return
-    if (!this.ended) this.res.end()
+    if (!this.ended) {
+      // HTTP/2 clients get the upstream's trailers (gRPC-style status); HTTP/1.1 ones would need
+      // `TE: trailers` and a declared `Trailer` header, so they do not.
+      if (trailers !== null && trailers.length > 0 && isHttp2(this.req)) (this.res as unknown as Http2ServerResponse).addTrailers(downstreamResponseHeaders(trailers, undefined, undefined))
+      this.res.end()
+    }
     this.server!.markSucceeded()
     this.finish(this.status)
     if (this.res.writableLength > 0 && !this.res.destroyed) {
@@ -403,7 +413,7 @@ class Exchange implements Dispatcher.DispatchHandler, GateWaiter {
       timeMs: nowMs,
       client: this.client,
       method: this.req.method ?? '',
-      host: this.req.headers.host ?? '',
+      host: authorityOf(this.req) ?? '',
       path: this.req.url ?? '',
       status,
       durationMs,
@@ -430,7 +440,12 @@ function clientBroke(req: IncomingMessage): boolean {
 /** One 'close' listener per client connection (not per request): an HTTP/1.1 client aborts by closing it. */
 function onClientSocketClose(this: SocketWithExchange): void {
   const exchange = this[kExchange]
-  if (exchange === undefined || exchange.done) return
+  if (exchange !== undefined) onClientGone(exchange)
+}
+
+/** The client went away (connection closed, or its HTTP/2 stream reset) before the exchange finished. */
+function onClientGone(exchange: Exchange): void {
+  if (exchange.done) return
   exchange.clientGone = true
   exchange.unwatch()
   if (exchange.ticket !== undefined) {
@@ -464,9 +479,14 @@ function answerLocally(plane: DataPlaneContext, req: IncomingMessage, res: Serve
 function refuseLocally(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse, startMs: number, client: string, refusal: RequestRefusal, route: string, service: string): void {
   if (!res.headersSent && !res.destroyed) {
     const body = `${refusal.status === 501 ? 'not implemented' : 'bad request'}: ${refusal.reason}\n`
-    res.shouldKeepAlive = false
-    res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close'})
-    ;(req.socket as RefusableSocket)[kRefused] = true
+    if (isHttp2(req)) {
+      // HTTP/2 refuses one stream; the connection and its other streams go on (and it has no Connection header).
+      res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body)})
+    } else {
+      res.shouldKeepAlive = false
+      res.writeHead(refusal.status, {'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close'})
+      ;(req.socket as RefusableSocket)[kRefused] = true
+    }
     res.end(body)
   }
   plane.stats.countClientError(refusal.status === 501 ? 'not_implemented' : 'bad_request')
@@ -477,10 +497,48 @@ function recordLocal(plane: DataPlaneContext, req: IncomingMessage, startMs: num
   const nowMs = Date.now()
   const durationMs = performance.now() - startMs
   plane.stats.seriesFor(route, service, '').record(status, durationMs / 1000, nowMs)
-  plane.accessLog?.log({timeMs: nowMs, client, method: req.method ?? '', host: req.headers.host ?? '', path: req.url ?? '', status, durationMs, route, service, version: '', upstream: '', bytes: 0, retries: 0})
+  plane.accessLog?.log({timeMs: nowMs, client, method: req.method ?? '', host: authorityOf(req) ?? '', path: req.url ?? '', status, durationMs, route, service, version: '', upstream: '', bytes: 0, retries: 0})
+}
+
+/** The request's authority: Host, or HTTP/2's `:authority` (RFC 9113 §8.3.1) when it has no Host. */
+function authorityOf(req: IncomingMessage): string | undefined {
+  const headers = req.headers
+  return headers.host ?? (headers[':authority'] as string | undefined)
+}
+
+/**
+ * True for a request that came over HTTP/2 (Node's compatibility API; it has a stream). Not
+ * `httpVersionMajor === 2`: the HTTP/1.1 parser accepts a request line ending in `HTTP/2.0`.
+ */
+export function isHttp2(req: IncomingMessage | Http2ServerRequest): boolean {
+  return (req as {stream?: unknown}).stream !== undefined
+}
+
+/**
+ * An HTTP/2 request's header list as checkRequest reads HTTP/1.1's: pseudo-headers dropped and
+ * `:authority` as Host (RFC 9113 §8.3.1). A Host that repeats it is the same header; one that
+ * names another authority stays, so the check refuses two Hosts (400) rather than route on one
+ * while the upstream trusts the other.
+ */
+function http2HeadersAsHttp1(raw: readonly string[]): string[] {
+  const out: string[] = []
+  let authority: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name === ':authority') authority = raw[i + 1]
+    else if (name.charCodeAt(0) !== 58) out.push(name, raw[i + 1] ?? '')
+  }
+  if (authority !== undefined) {
+    let host: string | undefined
+    for (let i = 0; i < out.length; i += 2) if (out[i]!.toLowerCase() === 'host') host = out[i + 1]
+    if (host === undefined || host.toLowerCase() !== authority.toLowerCase()) out.push('host', authority)
+  }
+  return out
 }
 
 function hasBody(req: IncomingMessage): boolean {
+  // An HTTP/2 request without a body ends its stream with the headers; one with a body need not declare its length.
+  if (isHttp2(req)) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders
   const length = req.headers['content-length']
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
 }
@@ -543,7 +601,7 @@ function clientOf(plane: DataPlaneContext, req: IncomingMessage): string {
 export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
   const startMs = performance.now()
   const client = clientOf(plane, req)
-  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders})
+  const check = checkRequest({method: req.method ?? '', url: req.url ?? '', rawHeaders: isHttp2(req) ? http2HeadersAsHttp1(req.rawHeaders) : req.rawHeaders})
   if (!check.ok) {
     refuseLocally(plane, req, res, startMs, client, check, '', '')
     req.resume()
@@ -564,11 +622,16 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.server = placement.server
   exchange.stickyValue = placement.sticky
   exchange.path = forwardPath(route, target)
-  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
-  const socket = req.socket as SocketWithExchange
-  if (!(kExchange in socket)) socket.on('close', onClientSocketClose)
-  socket[kExchange] = exchange
+  if (isHttp2(req)) {
+    // Many HTTP/2 requests share one connection; a client aborts one by resetting its stream.
+    ;(req as unknown as Http2ServerRequest).stream.once('close', () => onClientGone(exchange))
+  } else {
+    const socket = req.socket as SocketWithExchange
+    if (!(kExchange in socket)) socket.on('close', onClientSocketClose)
+    socket[kExchange] = exchange
+  }
 
   const mirror = service.mirror
   const sampled = mirror !== undefined && mirror.sample()
@@ -681,11 +744,17 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   const {route, service, version, server} = placement
   const url = new URL(server.origin)
   const path = server.basePath + forwardPath(route, target)
-  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: 'http', localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
   const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
   for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`
-  const upstream: Socket = connect({host: url.hostname, port: Number(url.port || 80)})
+  // An https:// upstream gets a TLS tunnel, verified like its pool's connections (issue #9 item 5).
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  const secure = url.protocol === 'https:'
+  const servername = server.tls?.servername ?? (isIP(host) === 0 ? host : undefined)
+  const upstream: Socket = secure
+    ? connectTls({host, port: Number(url.port || 443), rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], ...(server.tls?.ca === undefined ? {} : {ca: server.tls.ca}), ...(servername === undefined ? {} : {servername})})
+    : connect({host, port: Number(url.port || 80)})
   const timeouts = plane.runtime.config.timeouts
   const series = plane.stats.seriesFor(route.name, service.name, version.name)
   let recorded = false
@@ -710,7 +779,11 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   })
   plane.tunnels.add(socket)
   socket.once('close', () => plane.tunnels.delete(socket))
-  upstream.once('connect', () => {
+  // Connecting (and the TLS handshake) gets timeouts.connectMs, like the pools' connections.
+  upstream.setTimeout(plane.runtime.config.timeouts.connectMs, () => {
+    if (!recorded) upstream.destroy(Object.assign(new Error(`upstream ${server.origin}: connect timed out`), {code: 'UND_ERR_CONNECT_TIMEOUT'}))
+  })
+  upstream.once(secure ? 'secureConnect' : 'connect', () => {
     upstream.setTimeout(timeouts.responseHeadersMs, () => fail(504))
     upstream.once('data', (chunk: Buffer) => {
       upstream.setTimeout(0)
@@ -720,6 +793,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
     })
     upstream.write(`${headText}\r\n`)
     if (head.length > 0) upstream.write(head)
+    // pipe() carries backpressure both ways: a slow reader pauses the other side.
     upstream.pipe(socket)
     socket.pipe(upstream)
   })

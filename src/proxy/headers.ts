@@ -51,6 +51,8 @@ export function upstreamRequestHeaders(incoming: NodeJS.Dict<string | string[]>,
   for (const name in incoming) {
     const value = incoming[name]
     if (value === undefined) continue
+    // HTTP/2 pseudo-headers (`:method`, `:path`, `:authority`...) are not headers in HTTP/1.1.
+    if (name.charCodeAt(0) === 58) continue
     if (HOP_BY_HOP.has(name)) {
       if (keepUpgrade && name === 'upgrade') out.push(name, value as string)
       continue
@@ -62,9 +64,12 @@ export function upstreamRequestHeaders(incoming: NodeJS.Dict<string | string[]>,
     else for (const v of value) out.push(name, v)
   }
   if (keepUpgrade) out.push('connection', 'upgrade')
+  // HTTP/2 carries the host in `:authority` (RFC 9113 §8.3.1); HTTP/1.1 upstreams need `Host`.
+  const authority = incoming.host === undefined ? joinValue(incoming[':authority']) : undefined
+  if (authority !== undefined && !(edits !== undefined && (edits.remove.has('host') || hasName(edits.set, 'host')))) out.push('host', authority)
   const priorFor = facts.trustIncoming ? joinValue(incoming['x-forwarded-for']) : undefined
   out.push('x-forwarded-for', priorFor === undefined ? facts.peer : `${priorFor}, ${facts.peer}`)
-  const host = (facts.trustIncoming ? joinValue(incoming['x-forwarded-host']) : undefined) ?? joinValue(incoming.host)
+  const host = (facts.trustIncoming ? joinValue(incoming['x-forwarded-host']) : undefined) ?? joinValue(incoming.host) ?? authority
   if (host !== undefined) out.push('x-forwarded-host', host)
   out.push('x-forwarded-proto', (facts.trustIncoming ? joinValue(incoming['x-forwarded-proto']) : undefined) ?? facts.proto)
   out.push('x-forwarded-port', (facts.trustIncoming ? joinValue(incoming['x-forwarded-port']) : undefined) ?? facts.localPort)

@@ -3,9 +3,9 @@
  * health, counters and the access log. Used directly by `startProxy` and by each cluster worker.
  */
 import {createServer, type Server} from 'node:http'
-import type {Socket} from 'node:net'
+import type {Server as NetServer, Socket} from 'node:net'
 
-import {listenError} from '../errors.js'
+import {ConfigError, listenError} from '../errors.js'
 import {AccessLog} from './access-log.js'
 import {splitHostPort} from './address.js'
 import type {ProxyConfig} from './config.js'
@@ -15,6 +15,8 @@ import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime, weightUpdatePr
 import {serviceState, servicesState, type ServiceState} from './state.js'
 import {TrafficStats, type CounterSnapshot} from './traffic-stats.js'
 import {AdminRequestError} from './admin.js'
+import {TlsListener} from './tls-listener.js'
+import {loadCertificateStore, type CertificateStore} from './tls.js'
 
 /** A bound address. */
 export interface BoundAddress {
@@ -27,7 +29,9 @@ export class ProxyInstance {
   private readonly pools: PoolRegistry
   private readonly health = new HealthRegistry()
   private readonly plane: DataPlaneContext
-  private readonly server: Server
+  /** The data-plane listener: plain HTTP/1.1, or TLS (HTTP/2 + HTTP/1.1) when the config has `tls`. */
+  private readonly server: Server | NetServer
+  private readonly tls: TlsListener | undefined
   private checker: HealthChecker
   /** The access-log settings in use, to reopen it only when they change. */
   private accessLogKey: string | undefined
@@ -44,12 +48,26 @@ export class ProxyInstance {
       accessLog: this.openAccessLog(config),
       trustedProxyHops: config.trustedProxyHops,
       localPort: String(splitHostPort(config.listen).port),
+      proto: config.tls === undefined ? 'http' : 'https',
       tunnels: new Set(),
       buffers: new BufferBudget(config.limits.bufferTotalBytes),
     }
     this.checker = new HealthChecker(runtime)
     const t = config.timeouts
-    this.server = createServer(
+    if (config.tls !== undefined) {
+      // The TLS-ness of the listener is fixed at start (a reload swaps certificates, not the protocol).
+      this.tls = new TlsListener({...config, tls: config.tls}, {
+        request: (req, res) => handleRequest(this.plane, req, res),
+        upgrade: (req, socket, head) => handleUpgrade(this.plane, req, socket, head),
+        connect: (req, socket) => handleConnect(this.plane, req, socket),
+        clientError: (error, socket) => this.onClientError(error, socket),
+        refused: (reason) => this.stats.countClientError(reason),
+      })
+      this.server = this.tls.server
+      return
+    }
+    this.tls = undefined
+    const server = createServer(
       {
         // Slowloris: the whole request head must arrive within clientHeadersMs; idle keep-alive
         // connections close after clientIdleMs. Oversized heads get 431 from Node's parser.
@@ -61,9 +79,15 @@ export class ProxyInstance {
       },
       (req, res) => handleRequest(this.plane, req, res),
     )
-    this.server.on('upgrade', (req, socket, head) => handleUpgrade(this.plane, req, socket, head))
-    this.server.on('connect', (req, socket) => handleConnect(this.plane, req, socket))
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
+    server.on('upgrade', (req, socket, head) => handleUpgrade(this.plane, req, socket, head))
+    server.on('connect', (req, socket) => handleConnect(this.plane, req, socket))
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
+    this.server = server
+  }
+
+  /** The certificates served now (undefined without TLS). */
+  get certificates(): CertificateStore | undefined {
+    return this.tls?.certificates
   }
 
   private openAccessLog(config: ProxyConfig): AccessLog | undefined {
@@ -94,7 +118,13 @@ export class ProxyInstance {
 
   /** Swaps in a new config generation atomically (throws ConfigError before touching anything). */
   apply(config: ProxyConfig, generation: number): void {
+    if ((config.tls === undefined) !== (this.tls === undefined)) {
+      throw new ConfigError(`proxy config ${config.file}: reload refused: adding or removing \`tls\` needs a restart`, [], {subject: config.file, suggestions: ['Restart the proxy to switch the listener between HTTP and HTTPS.']})
+    }
+    // Certificates are read and checked first: a broken pair refuses the reload before anything changed.
+    const certificates = config.tls === undefined ? undefined : loadCertificateStore(config.tls, config.file)
     const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats, this.plane.runtime)
+    if (certificates !== undefined) this.tls?.use(certificates, config.tls!.minVersion)
     this.checker.stop()
     this.plane.runtime = runtime
     this.plane.trustedProxyHops = config.trustedProxyHops
@@ -149,13 +179,14 @@ export class ProxyInstance {
     // Upgraded connections (WebSocket) are long-lived: they end at once rather than hold the drain.
     for (const tunnel of this.plane.tunnels) tunnel.destroy()
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    const listener = this.tls ?? (this.server as Server)
     // Keep-alive connections become idle when their last response ends; close them as they do.
-    const sweeper = setInterval(() => this.server.closeIdleConnections(), 50)
-    this.server.closeIdleConnections()
+    const sweeper = setInterval(() => listener.closeIdleConnections(), 50)
+    listener.closeIdleConnections()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.server.closeAllConnections()
+        listener.closeAllConnections()
         resolve()
       }, drainMs)
     })

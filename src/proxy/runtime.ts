@@ -12,6 +12,7 @@ import type {ChoosableService, HeaderOverride, StickyPrecedence} from './choose-
 import type {ProxyConfig, ProxyServiceConfig} from './config.js'
 import {EdfBalancer, MAX_WEIGHT} from './edf-balancer.js'
 import {RouteTable} from './route-table.js'
+import {readCaFile} from './tls.js'
 import type {TrafficStats} from './traffic-stats.js'
 import {UpstreamGate} from './upstream-gate.js'
 
@@ -30,6 +31,16 @@ export class ServerHealth {
   }
 }
 
+/**
+ * How the proxy connects to an https:// upstream: certificates are always verified, against `ca`
+ * when given (else Node's CA store), with `servername` as SNI and the name to verify (else the
+ * URL's host; never for an IP address, which SNI cannot carry).
+ */
+export interface UpstreamTlsOptions {
+  readonly ca?: string
+  readonly servername?: string
+}
+
 /** One upstream server of a version. */
 export class UpstreamServer {
   constructor(
@@ -42,6 +53,8 @@ export class UpstreamServer {
     readonly gate: UpstreamGate,
     readonly health: ServerHealth,
     private readonly cooldownMs: number,
+    /** TLS settings for an https:// server (WebSocket tunnels use them too); undefined for http://. */
+    readonly tls: UpstreamTlsOptions | undefined = undefined,
   ) {}
 
   get healthy(): boolean {
@@ -154,6 +167,8 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
     health: HealthRegistry,
     cooldownMs: number,
     stats: TrafficStats,
+    /** From upstreamTlsOptions(), read before the generation starts so a bad CA file changes nothing. */
+    readonly tls: UpstreamTlsOptions = {},
   ) {
     this.versions = config.versions.map(
       (v) =>
@@ -164,8 +179,9 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
           v.servers.map((url) => {
             const parsed = new URL(url)
             const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/$/, '')
-            const upstream = pools.acquire(parsed.origin)
-            return new UpstreamServer(url, parsed.origin, basePath, upstream.pool, upstream.gate, health.get(url), cooldownMs)
+            const serverTls = parsed.protocol === 'https:' ? tls : undefined
+            const upstream = pools.acquire(parsed.origin, serverTls)
+            return new UpstreamServer(url, parsed.origin, basePath, upstream.pool, upstream.gate, health.get(url), cooldownMs, serverTls)
           }),
           config.sticky,
         ),
@@ -213,6 +229,21 @@ export class ServiceRuntime implements ChoosableService<ServiceVersion> {
   }
 }
 
+/** The service's upstream TLS options, reading its CA file now (a reload re-reads it). Throws ConfigError. */
+export function upstreamTlsOptions(service: string, config: ProxyServiceConfig): UpstreamTlsOptions {
+  const settings = config.upstreamTls
+  if (settings === undefined) return {}
+  let ca: string | undefined
+  if (settings.caFile !== undefined) {
+    try {
+      ca = readCaFile(settings.caFile)
+    } catch (error) {
+      throw new ConfigError(`service ${service}: upstream CA file: ${(error as Error).message}`, [], {cause: error, suggestions: ['Fix services.<name>.upstreamTls.caFile; the previous config keeps serving.']})
+    }
+  }
+  return {...(ca === undefined ? {} : {ca}), ...(settings.serverName === undefined ? {} : {servername: settings.serverName})}
+}
+
 function buildBalancer(versions: readonly ServiceVersion[]): EdfBalancer<ServiceVersion> {
   const balancer = new EdfBalancer<ServiceVersion>()
   for (const version of versions) balancer.add(version, version.weight)
@@ -235,7 +266,7 @@ export interface OriginPool {
   readonly gate: UpstreamGate
 }
 
-/** One undici Pool per upstream origin (pipelining 1), shared across config generations. */
+/** One undici Pool per upstream origin and TLS settings (pipelining 1), shared across config generations. */
 export class PoolRegistry {
   private readonly pools = new Map<string, OriginPool>()
   private inUse = new Set<string>()
@@ -253,28 +284,39 @@ export class PoolRegistry {
     this.inUse = new Set()
   }
 
-  acquire(origin: string): OriginPool {
-    this.inUse.add(origin)
-    let entry = this.pools.get(origin)
+  acquire(origin: string, tls?: UpstreamTlsOptions): OriginPool {
+    // Two services may reach one https origin with different CAs or names: one pool each.
+    const key = tls === undefined ? origin : `${origin} ${JSON.stringify(tls)}`
+    this.inUse.add(key)
+    let entry = this.pools.get(key)
     if (entry === undefined) {
       const s = this.settings
       const pool = new Pool(origin, {
         connections: s.connections,
         pipelining: 1,
-        connect: {timeout: s.connectTimeoutMs},
+        // rejectUnauthorized is spelled out: verification must not depend on a process-wide default.
+        connect: tls === undefined ? {timeout: s.connectTimeoutMs} : {timeout: s.connectTimeoutMs, rejectUnauthorized: true, ...tls},
         headersTimeout: s.headersTimeoutMs,
         bodyTimeout: s.bodyTimeoutMs,
         keepAliveTimeout: 4000,
       })
       entry = {pool, gate: new UpstreamGate(s.connections, s.queue, s.queueTimeoutMs)}
-      this.pools.set(origin, entry)
+      this.pools.set(key, entry)
     }
     return entry
   }
 
   /** Admission state per origin, for metrics. */
   gates(): Record<string, {active: number; queued: number}> {
-    return Object.fromEntries([...this.pools].map(([origin, {gate}]) => [origin, {active: gate.active, queued: gate.queued}]))
+    // Keyed by origin only (a pool key may carry TLS settings, CA text included): pools of one origin are summed.
+    const byOrigin: Record<string, {active: number; queued: number}> = {}
+    for (const [key, {gate}] of this.pools) {
+      const origin = key.split(' ', 1)[0]!
+      const sum = (byOrigin[origin] ??= {active: 0, queued: 0})
+      sum.active += gate.active
+      sum.queued += gate.queued
+    }
+    return byOrigin
   }
 
   /** Closes pools no longer used by the current generation (after their in-flight requests). */
@@ -327,6 +369,7 @@ export class ProxyRuntime {
     previous?: ProxyRuntime,
   ) {
     this.routes = new RouteTable(config)
+    const tls = new Map(Object.entries(config.services).map(([name, service]) => [name, upstreamTlsOptions(name, service)]))
     const settings = poolSettings(config)
     const samePools = previous !== undefined && JSON.stringify(poolSettings(previous.config)) === JSON.stringify(settings) && previous.config.health.cooldownMs === config.health.cooldownMs
     pools.beginGeneration(settings)
@@ -335,11 +378,12 @@ export class ProxyRuntime {
         // An unchanged service (same servers, same live weights) keeps its runtime: the EDF
         // schedule, round-robin positions and mirror counters carry over the reload.
         const before = samePools ? previous.services.get(name) : undefined
-        if (before !== undefined && sameService(before, service)) {
-          for (const version of before.versions) for (const server of version.servers) pools.acquire(server.origin)
+        // A changed CA file (same path, new content) counts as a change: new pools verify with it.
+        if (before !== undefined && sameService(before, service) && JSON.stringify(before.tls) === JSON.stringify(tls.get(name))) {
+          for (const version of before.versions) for (const server of version.servers) pools.acquire(server.origin, server.tls)
           return [name, before]
         }
-        return [name, new ServiceRuntime(name, service, pools, health, config.health.cooldownMs, stats)]
+        return [name, new ServiceRuntime(name, service, pools, health, config.health.cooldownMs, stats, tls.get(name))]
       }),
     )
     pools.endGeneration()

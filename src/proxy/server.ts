@@ -16,6 +16,8 @@ import {isLoopbackHost, loadProxyConfig, splitHostPort, type ProxyConfig} from '
 import {ProxyMetrics, type MetricsView} from './metrics.js'
 import {ProxyInstance, type BoundAddress} from './proxy-instance.js'
 import {routesState, type ProxyState, type ServiceState} from './state.js'
+import {certificateState, certificateWarnings, type CertificateStore} from './tls.js'
+import {startRedirect, tlsFiles, type RedirectListener} from './tls-listener.js'
 import {windowStats} from './traffic-stats.js'
 
 /** Options of startProxy; everything is optional. */
@@ -28,7 +30,7 @@ export interface StartProxyOptions {
   readonly registry?: Registry
   /** Operational events (reloads, errors) as objects; default JSON lines on stderr. */
   readonly log?: (event: Record<string, unknown>) => void
-  /** Reload when the config file changes. Default false. */
+  /** Reload when the config file, or a certificate, key or CA file it names, changes. Default false. */
   readonly watchConfig?: boolean
   /** Reload on SIGHUP, drain and close on SIGTERM/SIGINT. Default false (the command turns it on). */
   readonly handleSignals?: boolean
@@ -42,8 +44,10 @@ export interface RunningProxy {
   readonly address: BoundAddress
   /** Admin API address actually bound. */
   readonly adminAddress: BoundAddress
-  /** `http://host:port` of the data plane. */
+  /** `http://host:port` of the data plane (`https://` with `tls:`). */
   readonly url: string
+  /** The plain-HTTP listener that redirects to https (`tls.redirect`), if any. */
+  readonly redirectAddress?: BoundAddress
   /** `http://host:port` of the admin API. */
   readonly adminUrl: string
   readonly generation: number
@@ -126,6 +130,8 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
       generation++
       reloads.success++
       log({level: 'info', msg: 'config reloaded', generation, file: configFile})
+      logCertificateWarnings(instance.certificates, log)
+      tlsWatcher?.set(tlsFiles(config))
       return generation
     } catch (error) {
       reloads.failure++
@@ -145,6 +151,7 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
     reloads: {...reloads},
     routes: routesState(instance.runtime),
     services: instance.services(),
+    ...tlsState(instance.certificates, redirect),
   })
 
   const control: ControlPlane = {
@@ -159,17 +166,25 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
 
   let address: BoundAddress
   let adminAddress: BoundAddress
+  let redirect: RedirectListener | undefined
   try {
     address = await instance.listen()
     adminAddress = await listenAdmin(admin, config.admin.listen)
+    redirect = await startRedirect(config, address.port)
   } catch (error) {
     await instance.close(0)
     admin.close()
     throw error
   }
+  logCertificateWarnings(instance.certificates, log)
 
   let watcher: FSWatcher | undefined
-  if (options.watchConfig === true) watcher = watchFile(configFile, () => void reload().catch(() => undefined))
+  let tlsWatcher: FileSetWatcher | undefined
+  if (options.watchConfig === true) {
+    watcher = watchFile(configFile, () => void reload().catch(() => undefined))
+    tlsWatcher = new FileSetWatcher(() => void reload().catch(() => undefined))
+    tlsWatcher.set(tlsFiles(config))
+  }
 
   let resolveClosed: () => void = () => undefined
   const closed = new Promise<void>((r) => (resolveClosed = r))
@@ -178,9 +193,11 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
   const close = (): Promise<void> => {
     closing ??= (async () => {
       watcher?.close()
+      tlsWatcher?.close()
       removeSignalHandlers()
       admin.closeAllConnections()
       const adminClosed = new Promise<void>((r) => admin.close(() => r()))
+      await redirect?.close()
       await instance.close()
       await adminClosed
       log({level: 'info', msg: 'stopped', generation})
@@ -193,7 +210,8 @@ export async function startProxy(initial: ProxyConfig, options: StartProxyOption
   return {
     address,
     adminAddress,
-    url: httpUrl(address),
+    ...(redirect === undefined ? {} : {redirectAddress: redirect.address}),
+    url: httpUrl(address, config.tls !== undefined),
     adminUrl: httpUrl(adminAddress),
     get generation() {
       return generation
@@ -253,7 +271,68 @@ export function formatHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
-/** `http://host:port` of a bound address (IPv6 hosts bracketed). */
-export function httpUrl(address: BoundAddress): string {
-  return `http://${formatHost(address.host)}:${address.port}`
+/** `http://host:port` (or `https://`) of a bound address (IPv6 hosts bracketed). */
+export function httpUrl(address: BoundAddress, secure = false): string {
+  return `${secure ? 'https' : 'http'}://${formatHost(address.host)}:${address.port}`
+}
+
+/**
+ * Watches a changing set of files (certificates, keys, CA bundles) and calls `onChange`, debounced
+ * so that a rotation writing the certificate and then the key reloads once. It watches the
+ * directories, so files replaced by `mv` or an editor are seen, and a Kubernetes Secret volume's
+ * `..data` symlink swap too (its files are links through `..data`).
+ */
+export class FileSetWatcher {
+  private watchers: FSWatcher[] = []
+  private timer: NodeJS.Timeout | undefined
+  private key = ''
+
+  constructor(private readonly onChange: () => void) {}
+
+  set(files: readonly string[]): void {
+    const key = [...files].sort().join('\n')
+    if (key === this.key) return
+    this.close()
+    this.key = key
+    const byDirectory = new Map<string, Set<string>>()
+    for (const file of files) {
+      const absolute = resolve(file)
+      const names = byDirectory.get(dirname(absolute)) ?? new Set<string>()
+      names.add(basename(absolute))
+      byDirectory.set(dirname(absolute), names)
+    }
+    for (const [directory, names] of byDirectory) {
+      try {
+        const watcher = watch(directory, (_event, name) => {
+          if (name !== null && !names.has(name) && !name.startsWith('..')) return
+          clearTimeout(this.timer)
+          this.timer = setTimeout(this.onChange, 100)
+        })
+        watcher.unref()
+        this.watchers.push(watcher)
+      } catch {
+        // A directory that vanished: the next reload reports the missing file.
+      }
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.timer)
+    for (const watcher of this.watchers) watcher.close()
+    this.watchers = []
+    this.key = ''
+  }
+}
+
+/** Logs what is wrong with the certificates being served (expired, not yet valid, no DNS name). */
+export function logCertificateWarnings(store: CertificateStore | undefined, log: NonNullable<StartProxyOptions['log']>): void {
+  for (const certificate of store?.certificates ?? []) {
+    for (const warning of certificateWarnings(certificate)) log({level: 'warn', msg: 'TLS certificate problem', certFile: certificate.certFile, warning})
+  }
+}
+
+/** The `tls` part of the state API. */
+export function tlsState(store: CertificateStore | undefined, redirect: RedirectListener | undefined): Pick<ProxyState, 'tls'> {
+  if (store === undefined) return {}
+  return {tls: {certificates: store.certificates.map((c) => certificateState(c)), ...(redirect === undefined ? {} : {redirect: `${formatHost(redirect.address.host)}:${redirect.address.port}`})}}
 }

@@ -3,6 +3,7 @@
  * a weight change. Plain JSON so cluster workers can send it to the primary, which merges it.
  */
 import type {ProxyRuntime, ServiceRuntime} from './runtime.js'
+import type {CertificateState} from './tls.js'
 
 /** One upstream server's health. */
 export interface ServerState {
@@ -50,6 +51,8 @@ export interface ProxyState {
   reloads: {success: number; failure: number}
   routes: RouteState[]
   services: Record<string, ServiceState>
+  /** The certificates new TLS handshakes get (only with `tls:`); the first is the default. */
+  tls?: {certificates: CertificateState[]; redirect?: string}
 }
 
 export function serviceState(service: ServiceRuntime): ServiceState {
