@@ -4,10 +4,10 @@
  * optimistic concurrency. The automatic controller (`canary run`) calls `run`; manual commands call
  * `tick` once with their intent. Time and cancellation are parameters (Clock, AbortSignal).
  */
-import {NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
+import {ConflictError, NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
 import {decide} from './core/decide.js'
 import type {WindowMetrics} from './core/metrics.js'
-import {desiredWeight} from './core/plan.js'
+import {desiredWeight, desiredWeights} from './core/plan.js'
 import {isTerminal, type Action, type Decision, type Intent, type Observation, type Plan, type RolloutState} from './core/types.js'
 import type {Clock, MetricSource, RolloutStore, Target, TrafficRouter} from './ports.js'
 import {assertNever} from './core/assert-never.js'
@@ -114,7 +114,7 @@ export class RolloutEngine {
       try {
         saved = await staged.commit(signal)
       } catch (error) {
-        await this.undo(decision, observation, signal)
+        await this.undo(decision, observation, error, signal)
         throw error
       }
       result = {...result, state: saved.value, version: saved.version}
@@ -150,12 +150,22 @@ export class RolloutEngine {
   }
 
   /**
-   * The commit failed after the actions ran (rare: staging already wrote the file): put the
-   * traffic back where the saved state has it, as read before acting. Best effort; the next tick
-   * corrects the weights from the saved state anyway.
+   * The commit failed after the actions ran (rare: staging already wrote the file or checked the
+   * version). Lost race: another command saved first and had finished acting, so route as its
+   * saved state says (putting back the weights read before acting would undo the winner's step).
+   * Otherwise put the traffic back where the saved state has it, as read before acting. Best
+   * effort; the next tick corrects the weights from the saved state anyway.
    */
-  private async undo(decision: Decision, observation: Observation, signal: AbortSignal): Promise<void> {
-    if (observation.weights === undefined || !decision.actions.some((a) => a.type === 'setWeights')) return
+  private async undo(decision: Decision, observation: Observation, error: unknown, signal: AbortSignal): Promise<void> {
+    if (!decision.actions.some((a) => a.type === 'setWeights')) return
+    if (error instanceof ConflictError) {
+      const saved = await this.deps.store.load(signal).catch(() => undefined)
+      if (saved !== undefined && (saved.value.phase === 'Progressing' || saved.value.phase === 'Paused')) {
+        await this.deps.router.setWeights(desiredWeights(saved.value, this.deps.plan), signal).catch(() => undefined)
+        return
+      }
+    }
+    if (observation.weights === undefined) return
     await this.deps.router.setWeights(observation.weights, signal).catch(() => undefined)
   }
 

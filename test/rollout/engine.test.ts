@@ -202,4 +202,27 @@ describe('the engine saves before it acts', () => {
     expect(w.router.current).toEqual(weights(20))
     expect(await w.store.load()).toEqual(before)
   })
+  it('routes as the winner saved when it loses a race after acting, not as it read before acting', async () => {
+    // Two `canary step` race: both read step 20 %, both set 30 %; the winner saves first, then
+    // this command's commit conflicts. Putting back the 20 % read before acting would leave the
+    // router one step behind the winner's saved state.
+    const w = world()
+    await w.begin()
+    await w.engine.tick(w.signal)
+    await w.engine.tick(w.signal)
+    expect(w.router.current).toEqual(weights(20))
+    const stage = w.store.stage.bind(w.store)
+    w.store.stage = async (value: RolloutState, expected: string | undefined) => {
+      const staged = await stage(value, expected)
+      return {...staged, commit: async () => {
+        const live = (await w.store.load())!
+        await w.store.save({...live.value, weightOverride: 40}, live.version)
+        await w.router.setWeights(weights(40))
+        throw new ConflictError('rollout state: changed by another operation')
+      }}
+    }
+    await expect(w.engine.tick(w.signal, {kind: 'step', weight: 30, force: true})).rejects.toBeInstanceOf(ConflictError)
+    expect((await w.store.load())!.value.weightOverride).toBe(40)
+    expect(w.router.current).toEqual(weights(40))
+  })
 })
