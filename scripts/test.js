@@ -6,9 +6,9 @@
 import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 
-/** promtool, nginx and wrk are used by real-component tests and the benchmarks' smoke runs; install them from Debian when we can. */
+/** promtool, nginx, wrk and h2load are used by real-component tests and the benchmarks' smoke runs; install them from Debian when we can. */
 function ensureSystemTools() {
-  const missing = [['promtool', 'prometheus'], ['nginx', 'nginx-light'], ['wrk', 'wrk']].filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
+  const missing = [['promtool', 'prometheus'], ['nginx', 'nginx-light'], ['wrk', 'wrk'], ['h2load', 'nghttp2-client']].filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
   if (missing.length === 0) return
   const packages = missing.map(([, pkg]) => pkg)
   if (process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0) {
