@@ -18,6 +18,7 @@
  */
 import {binomialLowerBound, binomialUpperBound} from '../src/rollout/core/statistics.js'
 import {decide, newRollout} from '../src/rollout/core/decide.js'
+import {mulberry32} from '../src/rollout/core/sequential.js'
 import type {LatencyBucket, VersionMetrics} from '../src/rollout/core/metrics.js'
 import type {AnalysisPolicy, Plan, RolloutState, Step} from '../src/rollout/core/types.js'
 import {weights, type Weights} from '../src/rollout/core/weights.js'
@@ -36,17 +37,7 @@ if (SMOKE) console.log('smoke run (--smoke): every code path once, briefly; the 
 
 // ---------------------------------------------------------------- random numbers
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 class Random {
   constructor(readonly uniform: () => number) {}

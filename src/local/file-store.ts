@@ -10,16 +10,15 @@
  * The file is validated whole on load (its format marker, then every field against the state's
  * schema); a file that fails is reported by field with exit 3 and never overwritten.
  */
-import {randomBytes} from 'node:crypto'
 import {mkdir, open, rename, rm} from 'node:fs/promises'
-import {basename, dirname} from 'node:path'
+import {dirname} from 'node:path'
 
 import * as z from 'zod/mini'
 
 import {ConfigError, ConflictError, InternalError, fileSystemError} from '../errors.js'
 import type {RolloutStore, StagedSave, Versioned} from '../rollout/ports.js'
 import {acquireLockFile} from './lock-file.js'
-import {parseRecord, readRecordText, type RecordKind} from './json-record.js'
+import {parseRecord, readRecordText, writeTempBeside, type RecordKind} from './json-record.js'
 
 /** The state file's format marker; a file with another one is refused, not migrated silently. */
 export const STATE_FORMAT = 'canary.rollout/v1'
@@ -62,7 +61,7 @@ export class FileRolloutStore<T> implements RolloutStore<T> {
     let temp: string | undefined
     try {
       await this.checkRevision(expectedVersion)
-      temp = await writeTemp(this.file, content.text)
+      temp = await writeTempBeside(this.file, content.text)
     } catch (error) {
       await release()
       throw error
@@ -146,25 +145,6 @@ export class FileRolloutStore<T> implements RolloutStore<T> {
   }
 }
 
-/** Writes `content` to a new temp file beside `file` and fsyncs it; removes it again on failure. */
-async function writeTemp(file: string, content: string, mode = 0o600): Promise<string> {
-  const temp = `${dirname(file)}/.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`
-  try {
-    const handle = await open(temp, 'wx', mode)
-    try {
-      await handle.writeFile(content)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    return temp
-  } catch (error) {
-    // A full disk leaves a partly written temp file: never leave it behind.
-    await rm(temp, {force: true}).catch(() => undefined)
-    throw fileSystemError(error, file, 'write')
-  }
-}
-
 /** Renames the temp file over `file`, then fsyncs the directory so the rename survives a crash. */
 async function commitTemp(temp: string, file: string): Promise<void> {
   try {
@@ -182,7 +162,7 @@ async function commitTemp(temp: string, file: string): Promise<void> {
 
 /** Writes `file` so that readers see the old content or the new one, never a torn mix, even after a crash. */
 export async function writeAtomically(file: string, content: string, mode = 0o600): Promise<void> {
-  const temp = await writeTemp(file, content, mode)
+  const temp = await writeTempBeside(file, content, {mode})
   try {
     await commitTemp(temp, file)
   } finally {

@@ -7,7 +7,9 @@
  * written by rename, so a link is someone else's doing); a FIFO is refused without blocking.
  */
 import {constants} from 'node:fs'
-import {open} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {open, rm} from 'node:fs/promises'
+import {basename, dirname} from 'node:path'
 
 import type * as z from 'zod/mini'
 
@@ -75,4 +77,25 @@ export function parseRecord<S extends z.ZodMiniType>(file: string, text: string,
 
 function refuse(file: string, kind: RecordKind, why: string): ConfigError {
   return new ConfigError(`${kind.what} ${file}: ${why}`, [], {subject: file, suggestions: kind.suggestions})
+}
+
+/**
+ * `content` in a private, fsynced temp file beside `file`, to be renamed or linked into place;
+ * returns its path. A full disk leaves a partly written temp file: it is never left behind.
+ */
+export async function writeTempBeside(file: string, content: string, options: {readonly tag?: string; readonly mode?: number; readonly verb?: string} = {}): Promise<string> {
+  const temp = `${dirname(file)}/.${basename(file)}.${options.tag ?? randomBytes(6).toString('hex')}.tmp`
+  try {
+    const handle = await open(temp, 'wx', options.mode ?? 0o600)
+    try {
+      await handle.writeFile(content)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    return temp
+  } catch (error) {
+    await rm(temp, {force: true}).catch(() => undefined)
+    throw fileSystemError(error, file, options.verb ?? 'write')
+  }
 }

@@ -19,13 +19,13 @@
  *   then refused with exit 3, naming the file and the field.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {link, lstat, mkdir, open, rename, rm} from 'node:fs/promises'
-import {basename, dirname} from 'node:path'
+import {link, lstat, mkdir, rename, rm} from 'node:fs/promises'
+import {dirname} from 'node:path'
 
 import * as z from 'zod/mini'
 
 import {ConfigError, ConflictError, errnoOf, fileSystemError} from '../errors.js'
-import {parseRecord, readRecordText, type RecordKind} from './json-record.js'
+import {parseRecord, readRecordText, writeTempBeside, type RecordKind} from './json-record.js'
 import {isRecordedProcessAlive, processIdentity} from './processes.js'
 
 const MIN_POLL_MS = 5
@@ -159,21 +159,8 @@ async function readHolder(file: string): Promise<Holder> {
 }
 
 /** The owner record in a private, fsynced temp file beside the lock. */
-async function writeRecord(file: string, owner: LockOwner): Promise<string> {
-  const temp = `${dirname(file)}/.${basename(file)}.${owner.id}.tmp`
-  try {
-    const handle = await open(temp, 'wx', 0o600)
-    try {
-      await handle.writeFile(JSON.stringify(owner))
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    return temp
-  } catch (error) {
-    await rm(temp, {force: true}).catch(() => undefined)
-    throw fileSystemError(error, file, 'write lock')
-  }
+function writeRecord(file: string, owner: LockOwner): Promise<string> {
+  return writeTempBeside(file, JSON.stringify(owner), {tag: owner.id, verb: 'write lock'})
 }
 
 /** link(2): creates `to` as another name of `from` unless `to` exists. */

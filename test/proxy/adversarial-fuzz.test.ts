@@ -17,23 +17,14 @@ import {connect, type AddressInfo, type Socket} from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {config, get, start} from './helpers.js'
+import {mulberry32} from '../../src/rollout/core/sequential.js'
 
 const SEED = Number(process.env.CANARY_FUZZ_SEED ?? 20261129)
 const CASES = Number(process.env.CANARY_FUZZ_CASES ?? 3000)
 const CONCURRENCY = 16
 const MARKER = 'GET /__end HTTP/1.1\r\nHost: shop.local\r\nConnection: close\r\n\r\n'
 
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 const SEED_CORPUS: string[] = [
   'GET / HTTP/1.1\r\nHost: shop.local\r\n\r\n',

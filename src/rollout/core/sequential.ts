@@ -117,7 +117,7 @@ export interface BlockCounts {
 export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Tolerance, history: {readonly events: number; readonly requests: number}, seed: number): BetState {
   if (block.canaryRequests <= 0 || block.stableRequests <= 0) return state
   const canaryShare = block.canaryRequests / (block.canaryRequests + block.stableRequests)
-  const virtual = poisson(block.stableRequests * (tolerance.points / 100), uniformFrom(seed))
+  const virtual = poisson(block.stableRequests * (tolerance.points / 100), mulberry32(seed))
   const stableRate = smoothedRate(history.events, history.requests)
   // Ratio part: "canary like stable" (share w) is the pass bet's alternative.
   const ratio = bet(block.canaryEvents, block.stableEvents, eventShare(tolerance.ratio, canaryShare), canaryShare, state.recentSum, state.recentSquares)
@@ -157,8 +157,11 @@ function bet(canaryEvents: number, otherEvents: number, tolerated: number, alter
   return {rollback: Math.log1p(rollbackStake * x), pass: Math.log1p(-passStake * x), sum: sum * DECAY + x, squares: squares * DECAY + x * x}
 }
 
-/** A uniform number in [0, 1) from `seed` (mulberry32's output function): the block's virtual events. */
-function uniformFrom(seed: number): () => number {
+/**
+ * mulberry32: uniform numbers in [0, 1) from a 32-bit `seed`, small and reproducible. The core uses
+ * it for a block's virtual events; the benchmark and the tests use it for seeded simulations.
+ */
+export function mulberry32(seed: number): () => number {
   let a = Math.floor(seed) >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

@@ -2,20 +2,10 @@ import {describe, expect, it} from 'vitest'
 
 import {judgePolicyOf} from '../../../src/rollout/core/analysis.js'
 import {NO_EVIDENCE, addBlock, countsOf, judgeBlocks, judgeEvidence, observeWindow, rollbackDue, slowBound, type Evidence} from '../../../src/rollout/core/evidence.js'
-import {NO_BETS, betOnBlock, eventShare, logPassEvidence, logRollbackEvidence, poisson, ratioOfShare, toleratedRate} from '../../../src/rollout/core/sequential.js'
+import {NO_BETS, betOnBlock, eventShare, mulberry32, logPassEvidence, logRollbackEvidence, poisson, ratioOfShare, toleratedRate} from '../../../src/rollout/core/sequential.js'
 import {aPolicy, blocksOf, version, windowOf} from '../builders.js'
 
-/** mulberry32, seeded: the simulations below reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 const policy = judgePolicyOf(aPolicy())
 const tolerance = {ratio: 1.5, points: 0.1}
