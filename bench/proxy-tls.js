@@ -21,6 +21,7 @@ const ROUNDS = SMOKE ? 1 : Number(process.env.ROUNDS ?? 3)
 const SECONDS = SMOKE ? 1 : Number(process.env.SECONDS ?? 10)
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 64)
 const WARMUP_SECONDS = SMOKE ? 0 : Number(process.env.WARMUP_SECONDS ?? 8)
+if (SMOKE) console.log('smoke run (--smoke): every code path once, briefly; the figures are not measurements')
 /** HTTP/2 runs are sized in requests (see runH2load): this many per second of SECONDS. */
 const H2_REQUESTS_PER_SECOND = Number(process.env.H2_REQUESTS_PER_SECOND ?? 4000)
 

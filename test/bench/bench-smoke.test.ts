@@ -22,6 +22,9 @@ const FIGURES: Record<string, readonly RegExp[]> = {
     new RegExp(`^split canary proxy --workers 2: v1 \\d+, v2 \\d+ → v2 share ${number}%$`, 'm'),
     /^(PASS|FAIL) {2}no failed requests through canary: \d+$/m,
   ],
+  'bench:proxy:tls': [
+    ...['http/1.1 \\| nginx TLS \\(2 workers\\)', 'http/1.1 \\| canary TLS \\(1 worker\\)', 'http/1.1 \\| canary TLS --workers 2', 'h2 \\| nginx TLS \\(2 workers\\)', 'h2 \\| canary TLS \\(1 worker\\)', 'h2 \\| canary TLS --workers 2'].map((row) => new RegExp(`^\\| ${row} \\| ${number} \\| ${number}% \\| ${number} \\| \\d+ \\|$`, 'm')),
+  ],
   'bench:proxy:reliability': [
     /^phase 1: \d+ requests under \d+ weight changes \(\d+ refused\) and \d+ reloads \(\d+ refused\): \d+ failed requests/m,
     /^phase 2: \d+ requests, one of v1's two upstreams killed after \d+ s: \d+ failed requests .*, \d+ retries; killed server healthy: (true|false) → (true|false)$/m,
