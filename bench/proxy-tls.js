@@ -14,7 +14,7 @@ import {writeFileSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join} from 'node:path'
 
-import {canaryConfig, checkTools, cpuSeconds, freePort, median, runWrk, startCanary, startNginx, stopChild, upstreamNginxConf, WORK} from './proxy/common.js'
+import {canaryConfig, checkTools, cpuSeconds, freePort, median, proxyNginxConf, runWrk, startCanary, startNginx, stopChild, upstreamNginxConf, WORK} from './proxy/common.js'
 
 const SMOKE = process.argv.includes('--smoke')
 const ROUNDS = SMOKE ? 1 : Number(process.env.ROUNDS ?? 3)
@@ -32,39 +32,6 @@ if (spawnSync('sh', ['-c', 'command -v openssl']).status !== 0) {
 }
 const HAVE_H2LOAD = spawnSync('sh', ['-c', 'command -v h2load']).status === 0
 if (!HAVE_H2LOAD) console.log('h2load not found (apt-get install -y nghttp2-client): HTTP/2 rows are skipped')
-
-/** nginx terminating TLS (HTTP/2 and HTTP/1.1 via ALPN) in front of the same upstreams, 80/20. */
-function tlsNginxConf(listenPort, port1, port2, certFile, keyFile) {
-  return `worker_processes auto;
-pid run/tls-nginx.pid;
-error_log logs/tls-nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path run/body; proxy_temp_path run/proxy; fastcgi_temp_path run/fcgi; uwsgi_temp_path run/uwsgi; scgi_temp_path run/scgi;
-  upstream canary {
-    server 127.0.0.1:${port1} weight=4;
-    server 127.0.0.1:${port2} weight=1;
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${listenPort} ssl http2 backlog=4096;
-    ssl_certificate ${certFile};
-    ssl_certificate_key ${keyFile};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    http2_max_requests 1000000;
-    location / {
-      proxy_pass http://canary;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-Proto https;
-    }
-  }
-}
-`
-}
 
 /**
  * Runs h2load for a fixed number of requests (H2_REQUESTS_PER_SECOND × seconds); parses req/s,
@@ -117,7 +84,7 @@ async function main() {
   const [up1, up2, nginxPort, canaryPort, canaryAdmin, clusterPort, clusterAdmin] = await Promise.all(Array.from({length: 7}, freePort))
   const upstream = startNginx('upstream-nginx', upstreamNginxConf(up1, up2))
   cleanups.push(() => upstream.stop())
-  const nginx = startNginx('tls-nginx', tlsNginxConf(nginxPort, up1, up2, certFile, keyFile))
+  const nginx = startNginx('tls-nginx', proxyNginxConf(nginxPort, up1, up2, {name: 'tls-nginx', tls: {certFile, keyFile}}))
   cleanups.push(() => nginx.stop())
 
   const upstreams = [

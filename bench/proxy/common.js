@@ -3,11 +3,15 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
-import {dirname, join, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-export const WORK = join(ROOT, 'bench/.work/proxy')
+/**
+ * Each benchmark script has its own work folder (configs, nginx pid files, logs), so two of them
+ * can run at once (the smoke test runs two at a time) without overwriting each other's nginx.
+ */
+export const WORK = join(ROOT, 'bench/.work', basename(process.argv[1] ?? 'proxy.js', '.js'))
 
 /** `--smoke`: a run of a few seconds through every code path (CI runs it: test/bench/bench-smoke.test.ts). */
 export const SMOKE = process.argv.includes('--smoke')
@@ -61,11 +65,21 @@ http {
 `
 }
 
-/** Reference nginx proxy with the same 80/20 split (research/perf-baseline.md, config (a)). */
-export function proxyNginxConf(listenPort, port1, port2) {
+/**
+ * Reference nginx proxy with the same 80/20 split (research/perf-baseline.md, config (a)); with
+ * `tls` it terminates TLS with HTTP/2 and HTTP/1.1 via ALPN (bench/proxy-tls.js).
+ */
+export function proxyNginxConf(listenPort, port1, port2, {name = 'proxy-nginx', tls} = {}) {
+  const listen = tls === undefined
+    ? `listen 127.0.0.1:${listenPort} backlog=4096;`
+    : `listen 127.0.0.1:${listenPort} ssl http2 backlog=4096;
+    ssl_certificate ${tls.certFile};
+    ssl_certificate_key ${tls.keyFile};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    http2_max_requests 1000000;`
   return `worker_processes auto;
-pid run/proxy-nginx.pid;
-error_log logs/proxy-nginx-error.log warn;
+pid run/${name}.pid;
+error_log logs/${name}-error.log warn;
 events { worker_connections 8192; }
 http {
   access_log off;
@@ -78,11 +92,11 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${listenPort} backlog=4096;
+    ${listen}
     location / {
       proxy_pass http://canary;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection "";${tls === undefined ? '' : '\n      proxy_set_header X-Forwarded-Proto https;'}
     }
   }
 }
