@@ -24,8 +24,8 @@ import type {AnalysisPolicy, Plan, RolloutState, Step} from '../src/rollout/core
 import {weights, type Weights} from '../src/rollout/core/weights.js'
 import {DURATION_BUCKETS_SECONDS} from '../src/proxy/traffic-stats.js'
 import {planFromRelease} from '../src/rollout/plan-from-release.js'
-import {parseRelease} from '../src/spec/load-release.js'
-import {starterSpec} from '../src/spec/starter.js'
+import {parseRelease} from '../src/release/load-release.js'
+import {starterSpec} from '../src/release/starter.js'
 
 const SMOKE = process.argv.includes('--smoke')
 const ROLLOUTS = SMOKE ? 20 : Number(process.env.BENCH_ROLLOUTS ?? 1000)

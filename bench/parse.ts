@@ -13,7 +13,7 @@ import {loadavg} from 'node:os'
 import {performance} from 'node:perf_hooks'
 
 import {parseProxyConfig} from '../src/proxy/config.js'
-import {parseRelease} from '../src/spec/load-release.js'
+import {parseRelease} from '../src/release/load-release.js'
 
 const args = process.argv.slice(2)
 const smoke = args.includes('--smoke')

@@ -4,10 +4,10 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {ConflictError, UsageError} from '../errors.js'
-import {dns1123LabelProblem} from '../spec/dns.js'
-import {ROUTER_KINDS, type RouterKind} from '../spec/release.js'
-import {MAX_RELEASE_NAME_LENGTH} from '../spec/schema.js'
-import {starterSpec} from '../spec/starter.js'
+import {dns1123LabelProblem} from '../release/dns.js'
+import {ROUTER_KINDS, type RouterKind} from '../release/release.js'
+import {MAX_RELEASE_NAME_LENGTH} from '../release/schema.js'
+import {starterSpec} from '../release/starter.js'
 
 /** `canary init --json` result. */
 export interface InitResult {

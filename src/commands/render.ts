@@ -5,8 +5,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import type {Weights} from '../rollout/core/weights.js'
-import {loadRelease} from '../spec/load-release.js'
-import {ROUTER_KINDS, type RouterKind} from '../spec/release.js'
+import {loadRelease} from '../release/load-release.js'
+import {ROUTER_KINDS, type RouterKind} from '../release/release.js'
 import {describeWeights, renderAllSteps, renderRelease, toYaml, type RenderRequest} from '../render/render-release.js'
 import type {KubeObject} from '../render/types.js'
 

@@ -6,7 +6,7 @@ import {UsageError} from '../errors.js'
 import {ProgressPrinter, formatStatus, styleFor} from '../rollout/progress.js'
 import {runRollout, type RunReport} from '../rollout/services.js'
 import {canaryImageFor, openSession} from '../rollout/session.js'
-import {parseDurationMs} from '../spec/duration.js'
+import {parseDurationMs} from '../release/duration.js'
 
 export default class Run extends BaseCommand<RunReport> {
   static override summary = 'Run a whole canary release: start, follow the plan with analysis every interval, promote or roll back.'

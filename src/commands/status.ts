@@ -6,7 +6,7 @@ import {UsageError, type ExitCode} from '../errors.js'
 import {formatStatus, styleFor} from '../rollout/progress.js'
 import {rolloutStatus, waitForEnd, type RolloutStatus} from '../rollout/services.js'
 import {openSession} from '../rollout/session.js'
-import {parseDurationMs} from '../spec/duration.js'
+import {parseDurationMs} from '../release/duration.js'
 
 export default class Status extends BaseCommand<RolloutStatus> {
   static override summary = 'Show a rollout: phase, step, weights read back from the proxy, traffic per version, analysis and decisions.'

@@ -6,7 +6,7 @@ import {UsageError} from '../errors.js'
 import {formatStatus, styleFor} from '../rollout/progress.js'
 import {stepRollout, type RolloutStatus} from '../rollout/services.js'
 import {openSession} from '../rollout/session.js'
-import {parseDurationMs} from '../spec/duration.js'
+import {parseDurationMs} from '../release/duration.js'
 
 export default class Step extends BaseCommand<RolloutStatus> {
   static override summary = 'Advance the rollout to its next step, or set a canary weight now.'

@@ -2,8 +2,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {ConfigError} from '../errors.js'
-import {loadRelease, routerProblemsFor} from '../spec/load-release.js'
-import {ROUTER_KINDS, type RouterKind, type TargetKind} from '../spec/release.js'
+import {loadRelease, routerProblemsFor} from '../release/load-release.js'
+import {ROUTER_KINDS, type RouterKind, type TargetKind} from '../release/release.js'
 import {describeStep} from '../render/describe-step.js'
 
 /** `canary validate --json` result. */

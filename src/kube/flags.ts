@@ -5,7 +5,7 @@
  */
 import {Flags} from '@oclif/core'
 
-import {TARGET_KINDS, type TargetKind} from '../spec/release.js'
+import {TARGET_KINDS, type TargetKind} from '../release/release.js'
 import type {KubeConnectionOptions} from './client.js'
 
 /** Flags to spread into a command's `flags`. */

@@ -21,7 +21,7 @@ import {rolloutStateSchema} from '../rollout/state-schema.js'
 import {KubernetesRolloutStore} from '../rollout/stores/kubernetes-store.js'
 import {KubernetesTarget} from '../rollout/targets/kubernetes-target.js'
 import type {DownReport, RolloutPorts, TargetInput} from '../rollout/targets/index.js'
-import type {Release, RouterKind} from '../spec/release.js'
+import type {Release, RouterKind} from '../release/release.js'
 import {connectKube, type KubeClient, type KubeConnectionOptions} from './client.js'
 
 /** Wall-clock time for the Kubernetes target's waits. */

@@ -21,7 +21,7 @@
  * least-privilege CI account should not have.
  */
 import {names} from '../render/names.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASE_LABEL, type KubeObject} from './objects.js'
 
 /** One PolicyRule. */

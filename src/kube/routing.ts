@@ -5,7 +5,7 @@
  */
 import type {RenderState} from '../render/types.js'
 import {weights as makeWeights, type Weights} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {applyOwned} from './apply.js'
 import type {KubeClient} from './client.js'
 import type {KubeObject} from './objects.js'

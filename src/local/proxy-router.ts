@@ -8,8 +8,8 @@ import {httpCall} from './http-json.js'
 import {stableWeight, weights, type Weights} from '../rollout/core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../rollout/ports.js'
 import type {ProxyAdminEndpoint} from './admin-token.js'
-import type {Release} from '../spec/release.js'
-import {capabilitiesOf} from '../spec/capabilities.js'
+import type {Release} from '../release/release.js'
+import {capabilitiesOf} from '../release/capabilities.js'
 
 interface VersionState {
   readonly name: string

@@ -4,7 +4,7 @@
  */
 import {ConfigError} from '../errors.js'
 import type {Readiness, Track} from '../rollout/ports.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {ReplicaSet} from './supervisor.js'
 
 /** A running (or adopted) version. */

@@ -1,6 +1,6 @@
 /** One-line descriptions of plan steps, for `validate`, `render --all-steps` and status output. */
-import {formatDurationMs} from '../spec/duration.js'
-import type {Step} from '../spec/release.js'
+import {formatDurationMs} from '../release/duration.js'
+import type {Step} from '../release/release.js'
 
 /** `setWeight 20`, `pause 2m`, `pause (until canary step / canary promote)`. */
 export function describeStep(step: Step): string {

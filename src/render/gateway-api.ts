@@ -6,7 +6,7 @@
  * RequestMirror filter with `percent` (Gateway API v1.3+).
  */
 import {stableWeight} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {overrideRules} from './match-rules.js'
 import {names, releaseLabels} from './names.js'
 import {requireIngress} from './nginx-ingress.js'

@@ -4,7 +4,7 @@
  * request header condition sends a request to which track. Routers list them in this order,
  * before the weighted default.
  */
-import type {MatchSpec} from '../spec/release.js'
+import type {MatchSpec} from '../release/release.js'
 import type {Track} from './workloads.js'
 
 /** One override rule: requests whose header `header` matches go to `track`. */

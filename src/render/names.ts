@@ -3,7 +3,7 @@
  * route; `stable`/`canary` are the two tracks. The spec limits the release name so each of these
  * stays a 63-character DNS-1123 label (schema.ts MAX_RELEASE_NAME_LENGTH).
  */
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 
 /** Names of the objects of one release. */
 export interface ReleaseNames {

@@ -5,7 +5,7 @@
  * Ingress per host/path, and checks header → cookie → weight in that order.
  */
 import {DEFAULT_TOTAL_WEIGHT, type Weights} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {names, releaseLabels} from './names.js'
 import {bundledTemplates} from './template-set.js'
 import {fillTemplate} from './template.js'

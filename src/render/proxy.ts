@@ -8,7 +8,7 @@ import {createHash} from 'node:crypto'
 import {stringify} from 'yaml'
 
 import {stableWeight, type Weights} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {names, releaseLabels, serviceUrl} from './names.js'
 import {bundledTemplates} from './template-set.js'
 import {fillTemplate} from './template.js'

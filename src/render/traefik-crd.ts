@@ -5,7 +5,7 @@
  * kubernetes/crd/http/traefikservice.md). Group `traefik.io` by default, `traefik.containo.us` on request.
  */
 import {stableWeight} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {overrideRules} from './match-rules.js'
 import {names, releaseLabels} from './names.js'
 import {requireIngress} from './nginx-ingress.js'

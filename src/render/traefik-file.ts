@@ -7,7 +7,7 @@
 import {stringify} from 'yaml'
 
 import {stableWeight} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {overrideRules} from './match-rules.js'
 import {names, releaseLabels, serviceUrl} from './names.js'
 import {requireIngress} from './nginx-ingress.js'

@@ -4,7 +4,7 @@
  * `Header`/`HeaderRegexp`; v2 (traefik.containo.us) `Headers`/`HeadersRegexp`
  * (traefik/traefik docs/content/migrate/v2-to-v3-details.md).
  */
-import type {TraefikApiGroup} from '../spec/release.js'
+import type {TraefikApiGroup} from '../release/release.js'
 import type {OverrideRule} from './match-rules.js'
 
 /** Priorities: header rules beat cookie rules beat the weighted route (ingress-nginx precedence). */

@@ -6,7 +6,7 @@
  * let stable take the rest: no rounding can make the sum miss 100 %.
  */
 import type {Weights} from '../rollout/core/weights.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import {names, releaseLabels} from './names.js'
 import {requireIngress} from './nginx-ingress.js'
 import {bundledTemplates} from './template-set.js'

@@ -5,7 +5,7 @@
  * template) produced a broken object, so it is reported naming the object and the field.
  * Models are imported on first use: the CRD packages are large and most renders need three kinds.
  */
-import {dns1123LabelProblem, dns1123SubdomainProblem} from '../spec/dns.js'
+import {dns1123LabelProblem, dns1123SubdomainProblem} from '../release/dns.js'
 import type {KubeObject} from './types.js'
 
 /** One broken field of one rendered object. */

@@ -2,8 +2,8 @@
  * Deployments and Services of the two tracks: `<name>` (stable) and `<name>-canary`, labelled
  * `app`, `track` and `version` so each Service selects one track.
  */
-import {parseImageRef} from '../spec/image-ref.js'
-import type {Release} from '../spec/release.js'
+import {parseImageRef} from '../release/image-ref.js'
+import type {Release} from '../release/release.js'
 import {names, releaseLabels} from './names.js'
 import {bundledTemplates} from './template-set.js'
 import {fillTemplate} from './template.js'

@@ -1,5 +1,5 @@
 /** The edge between the release spec (#2) and the pure core: a Release becomes a Plan. */
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 import type {Plan} from './core/types.js'
 
 /** The plan the engine follows for `release`. */

@@ -5,8 +5,8 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {NotFoundError, UsageError} from '../errors.js'
-import {resolveCanaryImage} from '../spec/image-ref.js'
-import type {Release} from '../spec/release.js'
+import {resolveCanaryImage} from '../release/image-ref.js'
+import type {Release} from '../release/release.js'
 import {planFromRelease} from './plan-from-release.js'
 import type {Clock} from './ports.js'
 import type {RolloutSession} from './services.js'

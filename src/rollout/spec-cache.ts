@@ -10,7 +10,7 @@ import {dirname, join, resolve} from 'node:path'
 
 import {readConfigBytes} from '../config-file/read-config-file.js'
 import {NotFoundError} from '../errors.js'
-import type {Release} from '../spec/release.js'
+import type {Release} from '../release/release.js'
 
 /** Bump when the Release type changes shape, so old cache entries are ignored. */
 const CACHE_FORMAT = 'canary.release-cache/v1'
@@ -35,7 +35,7 @@ export async function loadReleaseCached(file: string): Promise<Release> {
       // Miss: parse below.
     }
   }
-  const {loadRelease} = await import('../spec/load-release.js')
+  const {loadRelease} = await import('../release/load-release.js')
   const {release} = await loadRelease(file)
   if (cacheFile !== undefined) {
     const temp = `${cacheFile}.${process.pid}.tmp`

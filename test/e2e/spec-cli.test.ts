@@ -117,7 +117,7 @@ describe('canary render (built CLI)', () => {
 })
 
 describe('canary init (built CLI)', () => {
-  // Every router's starter spec is validated and rendered in-process (test/spec/starter.test.ts).
+  // Every router's starter spec is validated and rendered in-process (test/release/starter.test.ts).
   it('writes a starter spec that validates', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'canary-e2e-init-'))
     expect((await canary(['init', 'shop-api', '--router', 'gateway-api'], dir)).code).toBe(0)

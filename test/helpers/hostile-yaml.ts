@@ -1,6 +1,6 @@
 /**
  * Hostile and unusual inputs for the two YAML loaders (release spec, proxy config), as one table
- * that test/spec/hostile-input.test.ts and test/proxy/hostile-input.test.ts run against the
+ * that test/release/hostile-input.test.ts and test/proxy/hostile-input.test.ts run against the
  * loader, the built CLI and (for the proxy) the admin reload endpoint. Each case is built from a
  * valid document of the loader under test, so that only the hostile part can be refused.
  */

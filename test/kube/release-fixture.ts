@@ -1,6 +1,6 @@
 /** Releases for the Kubernetes tests, parsed by the real spec loader (src/spec). */
-import {parseRelease} from '../../src/spec/load-release.js'
-import type {Release} from '../../src/spec/release.js'
+import {parseRelease} from '../../src/release/load-release.js'
+import type {Release} from '../../src/release/release.js'
 import type {FakeApiServer} from '../helpers/fake-apiserver/index.js'
 
 /** Optional parts of a test release. */

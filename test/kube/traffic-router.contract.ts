@@ -11,7 +11,7 @@ import {connectKube, type KubeClient} from '../../src/kube/client.js'
 import {ForbiddenError} from '../../src/kube/errors.js'
 import {canaryPercent, weights, type Weights} from '../../src/rollout/core/weights.js'
 import type {TrafficRouter} from '../../src/rollout/ports.js'
-import type {Release} from '../../src/spec/release.js'
+import type {Release} from '../../src/release/release.js'
 import {startFakeApiServer, type FakeApiServer, type KubeObject} from '../helpers/fake-apiserver/index.js'
 
 /** How to build one router for the contract. */

@@ -13,7 +13,7 @@ import {assertNoCollision, buildReleaseObjects, renderRelease, toYaml} from '../
 import {bundledTemplates} from '../../src/render/template-set.js'
 import {formatPercent} from '../../src/render/traefik-v1.js'
 import {objectProblems} from '../../src/render/validate-objects.js'
-import {loadRelease, parseRelease} from '../../src/spec/load-release.js'
+import {loadRelease, parseRelease} from '../../src/release/load-release.js'
 import type {KubeObject} from '../../src/render/types.js'
 
 const EXAMPLE = join(import.meta.dirname, '../../examples/my-app.yaml')

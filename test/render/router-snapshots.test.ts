@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {renderAllSteps, renderRelease, toYaml} from '../../src/render/render-release.js'
-import {loadRelease} from '../../src/spec/load-release.js'
+import {loadRelease} from '../../src/release/load-release.js'
 
 const SPECS = join(import.meta.dirname, '../fixtures/render/specs')
 const SNAPSHOTS = join(import.meta.dirname, '../fixtures/render/snapshots')

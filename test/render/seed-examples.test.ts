@@ -8,7 +8,7 @@ import {buildNginxIngress} from '../../src/render/nginx-ingress.js'
 import {buildTraefikCrd} from '../../src/render/traefik-crd.js'
 import {buildTraefikFileConfig} from '../../src/render/traefik-file.js'
 import {buildTraefikV1Ingress} from '../../src/render/traefik-v1.js'
-import {parseRelease} from '../../src/spec/load-release.js'
+import {parseRelease} from '../../src/release/load-release.js'
 
 function release(name: string, spec: string, namespace = 'default') {
   return parseRelease(`apiVersion: canary.dev/v1alpha1\nkind: Release\nmetadata: {name: ${name}, namespace: ${namespace}}\nspec:\n${spec}`, 'seed.yaml').release

@@ -16,7 +16,7 @@
  */
 import {ConfigError, UnreachableError} from '../../errors.js'
 import {names} from '../../render/names.js'
-import type {Release} from '../../spec/release.js'
+import type {Release} from '../../release/release.js'
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../core/metrics.js'
 import type {MetricSource, Track} from '../ports.js'
 

@@ -10,10 +10,10 @@ import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {names} from '../../render/names.js'
 import {buildHttpRoute} from '../../render/gateway-api.js'
-import type {Release} from '../../spec/release.js'
+import type {Release} from '../../release/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../spec/capabilities.js'
+import {capabilitiesOf} from '../../release/capabilities.js'
 
 interface HttpRouteRule {
   matches?: Array<{headers?: unknown[]}>

@@ -26,10 +26,10 @@ import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/obj
 import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
 import {names} from '../../render/names.js'
 import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_FILE} from '../../render/proxy.js'
-import type {Release} from '../../spec/release.js'
+import type {Release} from '../../release/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../spec/capabilities.js'
+import {capabilitiesOf} from '../../release/capabilities.js'
 
 interface ProxyVersion {
   name?: string

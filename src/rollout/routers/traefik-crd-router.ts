@@ -12,10 +12,10 @@ import {notOwnedError} from '../../kube/apply.js'
 import {isManagedByCanary} from '../../kube/objects.js'
 import {names} from '../../render/names.js'
 import {buildTraefikCrd} from '../../render/traefik-crd.js'
-import type {Release} from '../../spec/release.js'
+import type {Release} from '../../release/release.js'
 import {weights as makeWeights, type Weights} from '../core/weights.js'
 import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../spec/capabilities.js'
+import {capabilitiesOf} from '../../release/capabilities.js'
 
 interface WeightedServices {
   services?: Array<{name?: string; weight?: number}>

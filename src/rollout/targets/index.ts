@@ -4,8 +4,8 @@
  * one release; heavy clients are imported lazily so the local path stays fast.
  */
 import {ConfigError} from '../../errors.js'
-import {didYouMean} from '../../spec/did-you-mean.js'
-import {TARGET_KINDS, type Release, type TargetKind} from '../../spec/release.js'
+import {didYouMean} from '../../release/did-you-mean.js'
+import {TARGET_KINDS, type Release, type TargetKind} from '../../release/release.js'
 import type {RolloutState} from '../core/types.js'
 import type {OperationLock} from '../engine.js'
 import type {MetricSource, RolloutStore, Target, TrafficRouter} from '../ports.js'

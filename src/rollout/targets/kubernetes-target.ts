@@ -13,7 +13,7 @@ import {applyOwned, deleteOwned, notOwnedError, withOwnership} from '../../kube/
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
 import {buildDeployment, buildService, trackName} from '../../render/workloads.js'
-import type {Release} from '../../spec/release.js'
+import type {Release} from '../../release/release.js'
 import {NotFoundError, TimeoutError} from '../../errors.js'
 import type {Clock, Readiness, Target, Track} from '../ports.js'
 

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {imageRefProblem, parseImageRef, resolveCanaryImage} from '../../src/spec/image-ref.js'
+import {imageRefProblem, parseImageRef, resolveCanaryImage} from '../../src/release/image-ref.js'
 
 const DIGEST = 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
 

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {ConfigError, NotFoundError, type ConfigProblem} from '../../src/errors.js'
-import {loadRelease, parseRelease} from '../../src/spec/load-release.js'
+import {loadRelease, parseRelease} from '../../src/release/load-release.js'
 
 const EXAMPLE = join(import.meta.dirname, '../../examples/my-app.yaml')
 const exampleText = readFileSync(EXAMPLE, 'utf8')

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {ConfigError} from '../../src/errors.js'
-import {parseRelease} from '../../src/spec/load-release.js'
+import {parseRelease} from '../../src/release/load-release.js'
 
 // `--json` prints ConfigError.problems as they are: pipelines parse them, so every problem —
 // schema, cross-field or router capability — has exactly the documented keys.

@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {ConfigError, NotFoundError, type ConfigProblem} from '../../src/errors.js'
-import {loadRelease, parseRelease} from '../../src/spec/load-release.js'
+import {loadRelease, parseRelease} from '../../src/release/load-release.js'
 import {HOSTILE_CASES, SPECIAL_FILES, writeCase, type ValidDocument} from '../helpers/hostile-yaml.js'
 import {canary} from '../helpers/lifecycle.js'
 

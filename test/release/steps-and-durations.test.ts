@@ -1,8 +1,8 @@
 import {describe, expect, it} from 'vitest'
 
-import {formatDurationMs, parseDurationMs} from '../../src/spec/duration.js'
-import type {Step} from '../../src/spec/release.js'
-import {weightAfterStep} from '../../src/spec/steps.js'
+import {formatDurationMs, parseDurationMs} from '../../src/release/duration.js'
+import type {Step} from '../../src/release/release.js'
+import {weightAfterStep} from '../../src/release/steps.js'
 
 describe('durations', () => {
   it.each([['400ms', 400], ['30s', 30_000], ['2m', 120_000], ['1h30m', 5_400_000], ['1.5s', 1500]])('parses %s', (text, ms) => {

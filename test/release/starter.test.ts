@@ -1,9 +1,9 @@
 import {describe, expect, it} from 'vitest'
 
 import {renderAllSteps} from '../../src/render/render-release.js'
-import {parseRelease} from '../../src/spec/load-release.js'
-import {ROUTER_KINDS} from '../../src/spec/release.js'
-import {starterSpec} from '../../src/spec/starter.js'
+import {parseRelease} from '../../src/release/load-release.js'
+import {ROUTER_KINDS} from '../../src/release/release.js'
+import {starterSpec} from '../../src/release/starter.js'
 
 describe('the starter spec canary init writes', () => {
   for (const router of ROUTER_KINDS) {
