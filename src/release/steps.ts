@@ -3,7 +3,7 @@
  * each step leaves in place. Pure; no YAML, no I/O.
  */
 import {parseDurationMs} from './duration.js'
-import {didYouMean} from './did-you-mean.js'
+import {didYouMean} from '../config-file/did-you-mean.js'
 import type {Step} from './release.js'
 
 /** A problem in one step, with the path below `spec.steps`. */

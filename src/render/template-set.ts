@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {ConfigError, NotFoundError} from '../errors.js'
-import {didYouMean} from '../release/did-you-mean.js'
+import {didYouMean} from '../config-file/did-you-mean.js'
 import {parseTemplate, type Template} from './template.js'
 
 /** Every template and the placeholders it may use. */

@@ -11,7 +11,7 @@
 import {parseDocument} from 'yaml'
 
 import {ConfigError, type ConfigProblem} from '../errors.js'
-import {didYouMean} from '../release/did-you-mean.js'
+import {didYouMean} from '../config-file/did-you-mean.js'
 
 /** A parsed template. */
 export interface Template {

@@ -4,7 +4,7 @@
  * one release; heavy clients are imported lazily so the local path stays fast.
  */
 import {ConfigError} from '../../errors.js'
-import {didYouMean} from '../../release/did-you-mean.js'
+import {didYouMean} from '../../config-file/did-you-mean.js'
 import {TARGET_KINDS, type Release, type TargetKind} from '../../release/release.js'
 import type {RolloutState} from '../core/types.js'
 import type {OperationLock} from '../engine.js'
