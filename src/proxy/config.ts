@@ -8,8 +8,10 @@ import {dirname, resolve as resolvePath} from 'node:path'
 
 import {z} from 'zod'
 
+import {asRecord, configFileError, schemaProblems, type IssueWording} from '../config-file/config-problems.js'
+import {didYouMean} from '../config-file/did-you-mean.js'
 import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.js'
-import {capProblems, parseConfigYaml, yaml11BooleanHint} from '../config-file/parse-config-yaml.js'
+import {parseConfigYaml, yaml11BooleanHint} from '../config-file/parse-config-yaml.js'
 import {readConfigFile} from '../config-file/read-config-file.js'
 import {ConfigError, type ConfigProblem} from '../errors.js'
 import {HOST_PORT, isLoopbackHost} from './address.js'
@@ -203,31 +205,12 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
   const problems: ConfigProblem[] = unset.map(({offset, variable}) => ({location: yaml.at(offset), path: '', message: `environment variable ${variable} is not set`, suggestion: `Export ${variable} or write the value in the file ($$ writes a literal $).`}))
 
   const data: unknown = yaml.value
-  const located = (path: readonly string[], wantKey: boolean) => yaml.locate(path, wantKey ? 'key' : 'value')
-  const report: Report = (path, message, suggestion) => problems.push({location: located(path, false), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})})
+  const report: Report = (path, message, suggestion) => problems.push({location: yaml.locate(path), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})})
   // References are checked even when the schema fails, so one run lists every problem.
   checkReferences(data, report)
   const parsed = RawConfig.safeParse(data, {reportInput: true})
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const path = issue.path.map(String)
-      if (issue.code === 'unrecognized_keys') {
-        const known = knownKeysAt(RawConfig, path)
-        // A mapping of a million unknown keys yields one issue; list (and suggest for) the first ones only.
-        for (const key of issue.keys.slice(0, CONFIG_LIMITS.maxProblems)) {
-          const close = closest(key, known)
-          problems.push({
-            location: located([...path, key], true),
-            path: [...path, key].join('.'),
-            message: 'unknown field',
-            suggestion: close === undefined ? `Known fields here: ${known.join(', ')}.` : `Did you mean "${close}"?`,
-          })
-        }
-        continue
-      }
-      const yaml11 = issue.code === 'invalid_type' ? yaml11BooleanHint(issue.expected, (issue as {input?: unknown}).input) : undefined
-      problems.push({location: located(path, false), path: path.join('.'), message: issue.message, suggestion: yaml11 === undefined ? suggestionFor(path) : `${yaml11}.`})
-    }
+    problems.push(...schemaProblems(parsed.error.issues, RawConfig, yaml, PROXY_WORDING))
     throw configError(file, problems)
   }
 
@@ -237,6 +220,15 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
 }
 
 type Report = (path: string[], message: string, suggestion?: string) => void
+
+/** The proxy config's words: a short message, and a suggestion that says what to write. */
+const PROXY_WORDING: IssueWording = {
+  unknownKey: (_key, known, guess) => ({message: 'unknown field', suggestion: guess === undefined ? `Known fields here: ${known.join(', ')}.` : `Did you mean "${guess}"?`}),
+  issue: (issue, input) => {
+    const yaml11 = issue.code === 'invalid_type' ? yaml11BooleanHint(issue.expected, input) : undefined
+    return {message: issue.message, suggestion: yaml11 === undefined ? suggestionFor(issue.path.map(String)) : `${yaml11}.`}
+  },
+}
 
 /** Cross-field checks and weight resolution; the schema alone cannot see these. */
 function resolve(raw: Raw, file: string, report: Report): ProxyConfig {
@@ -337,34 +329,33 @@ function resolveUpstreamTls(upstreamTls: NonNullable<Raw['services'][string]['up
 
 /** Route → service and canary/mirror → version references, on unvalidated data (shapes may be wrong). */
 function checkReferences(data: unknown, report: Report): void {
-  const record = (value: unknown): Record<string, unknown> | undefined => (value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined)
-  const root = record(data)
-  const services = record(root?.services) ?? {}
+  const root = asRecord(data)
+  const services = asRecord(root?.services) ?? {}
   const serviceNames = Object.keys(services)
   const serviceSet = new Set(serviceNames)
   // Suggestions cost an edit distance per candidate: only the problems that will be listed get one.
   let suggested = 0
   const suggest = (name: string, known: readonly string[], otherwise: string): string => {
-    const close = suggested++ < CONFIG_LIMITS.maxProblems ? closest(name, known) : undefined
+    const close = suggested++ < CONFIG_LIMITS.maxProblems ? didYouMean(name, known) : undefined
     return close === undefined ? otherwise : `Did you mean "${close}"?`
   }
   const listed = (names: readonly string[]) => (names.length <= 10 ? names.join(', ') : `${names.slice(0, 10).join(', ')} … (${names.length} in all)`)
   const routes = Array.isArray(root?.routes) ? (root.routes as unknown[]) : []
   routes.forEach((route, i) => {
-    const service = record(route)?.service
+    const service = asRecord(route)?.service
     if (typeof service !== 'string' || serviceSet.has(service)) return
     report(['routes', String(i), 'service'], `service "${preview(service)}" is not defined under services`, suggest(service, serviceNames, `Define it under services: or use one of: ${listed(serviceNames)}.`))
   })
   for (const [serviceName, value] of Object.entries(services)) {
-    const service = record(value)
+    const service = asRecord(value)
     const versions = Array.isArray(service?.versions) ? (service.versions as unknown[]) : []
-    const names = versions.map((v) => record(v)?.name).filter((n): n is string => typeof n === 'string')
+    const names = versions.map((v) => asRecord(v)?.name).filter((n): n is string => typeof n === 'string')
     const refersTo = (field: string[], version: unknown) => {
       if (typeof version !== 'string' || names.includes(version)) return
       report(['services', serviceName, ...field], `version "${preview(version)}" is not a version of service ${preview(serviceName)}`, suggest(version, names, `Use one of: ${listed(names)}.`))
     }
     refersTo(['canary'], service?.canary)
-    refersTo(['mirror', 'version'], record(service?.mirror)?.version)
+    refersTo(['mirror', 'version'], asRecord(service?.mirror)?.version)
   }
 }
 
@@ -395,38 +386,7 @@ export function pathPatternProblem(path: string): string | undefined {
 }
 
 function configError(file: string, problems: readonly ConfigProblem[]): ConfigError {
-  return new ConfigError(`proxy config ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found`, capProblems(problems), {
-    subject: file,
-    suggestions: ['Fix every problem listed, then start or reload the proxy again (docs/proxy.md has the full format).'],
-  })
-}
-
-/** Field names the schema accepts at `path`, for did-you-mean suggestions. */
-function knownKeysAt(schema: z.ZodType, path: readonly string[]): string[] {
-  let current: z.ZodType | undefined = schema
-  for (const segment of [...path, '']) {
-    current = unwrap(current)
-    if (current === undefined) return []
-    if (segment === '') break
-    const def = (current as unknown as {def: {type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType; valueType?: z.ZodType}}).def
-    if (def.type === 'object') current = def.shape?.[segment]
-    else if (def.type === 'array') current = def.element
-    else if (def.type === 'record') current = def.valueType
-    else return []
-  }
-  const def = (current as unknown as {def: {type: string; shape?: Record<string, unknown>}} | undefined)?.def
-  return def?.type === 'object' ? Object.keys(def.shape ?? {}) : []
-}
-
-function unwrap(schema: z.ZodType | undefined): z.ZodType | undefined {
-  let current = schema
-  for (let i = 0; i < 10 && current !== undefined; i++) {
-    const def = (current as unknown as {def: {type: string; innerType?: z.ZodType; in?: z.ZodType}}).def
-    if (def.type === 'optional' || def.type === 'default' || def.type === 'prefault' || def.type === 'nullable') current = def.innerType
-    else if (def.type === 'pipe') current = def.in
-    else return current
-  }
-  return current
+  return configFileError('proxy config', file, problems, 'Fix every problem listed, then start or reload the proxy again (docs/proxy.md has the full format).')
 }
 
 function suggestionFor(path: readonly string[]): string | undefined {
@@ -436,38 +396,6 @@ function suggestionFor(path: readonly string[]): string | undefined {
   if (last === 'weight') return 'Use a non-negative number; weights are relative to their total.'
   if (last === 'allow' || path.includes('allow')) return 'Write CIDRs such as 10.0.0.0/8 or ::1/128.'
   return 'See docs/proxy.md for the field.'
-}
-
-/** The known name closest to `input` by edit distance, if it is close enough to be a typo. */
-export function closest(input: string, known: readonly string[]): string | undefined {
-  // Typos are short: a long name, or thousands of candidates, would make this a cost, not a help.
-  if (input.length > 64) return undefined
-  let best: string | undefined
-  let bestDistance = Math.max(2, Math.floor(input.length / 3)) + 1
-  let compared = 0
-  for (const candidate of known) {
-    // The distance is at least the difference in length.
-    if (Math.abs(candidate.length - input.length) >= bestDistance) continue
-    if (++compared > 1000) break
-    const d = editDistance(input.toLowerCase(), candidate.toLowerCase())
-    if (d < bestDistance) {
-      best = candidate
-      bestDistance = d
-    }
-  }
-  return best
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({length: b.length + 1}, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length] ?? 0
 }
 
 function isValidRegex(source: string): boolean {
