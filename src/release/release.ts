@@ -1,8 +1,9 @@
 /**
  * The release spec after parsing: readonly, normalized and typed. YAML never leaves
- * `load-release.ts`; everything else (engine, routers, renderers) reads these types.
+ * `load-release.ts` (and `src/config-file/`); everything else (engine, routers, renderers) reads these types.
  * Units are in the names: durations are milliseconds, percentages say so.
  */
+import type {AnalysisPolicy} from '../rollout/core/types.js'
 import type {ImageRef} from './image-ref.js'
 
 /** The routers `spec.ingress.router` can name (the data plane that splits traffic). */
@@ -119,40 +120,15 @@ export interface PrometheusSpec {
   readonly queries: {readonly successRate?: string; readonly latencyP99?: string; readonly requests?: string}
 }
 
-/** At most `ratio` × stable's rate or stable's rate + `points` percentage points, whichever is larger. */
-export interface ToleranceSpec {
-  readonly ratio: number
-  readonly points: number
-}
+/** Settings of the core's policy that are optional there (the core has defaults) and always set here: normalising applies the same defaults. */
+type DefaultedPolicy = 'onInconclusive' | 'errorTolerance' | 'latencyTolerance' | 'maxFalsePassRate'
 
-/** How each step's canary is judged. */
-export interface AnalysisSpec {
-  /** Time between measurements. */
-  readonly intervalMs: number
-  /** Canary requests needed in a window before it is judged (fewer → not enough data, never a failure). */
-  readonly minRequests: number
-  /** Guard: minimum share of non-5xx responses, in percent; not checked when absent. */
-  readonly successRatePercent?: number
-  /** Guard: maximum 99th-percentile latency, judged at a histogram bucket bound; not checked when absent. */
-  readonly latencyP99Ms?: number
-  /** Looks in a row with a guard broken by the canary alone before the canary fails. */
-  readonly failureLimit: number
-  /** How long the canary may take to become ready. */
-  readonly progressDeadlineMs: number
-  /** How long a weight may wait for the evidence to pass before the verdict is inconclusive; the engine's default (30 min) when absent. */
-  readonly deadlineMs?: number
-  /** Canary requests at one weight after which the verdict is inconclusive if the evidence has not passed; no limit when absent. */
-  readonly deadlineRequests?: number
-  /** At an inconclusive deadline: roll back (`abort`) or keep the weight and keep judging (`hold`). */
-  readonly onInconclusive: 'abort' | 'hold'
-  /** How much worse than stable the canary's error rate may be. */
-  readonly errorTolerance: ToleranceSpec
-  /** How much larger than stable's the canary's share of requests slower than stable's p99 bucket may be. */
-  readonly latencyTolerance: ToleranceSpec
-  /** Probability, over the whole rollout, of rolling back a canary within the tolerance (default 0.01). */
-  readonly maxFalsePositiveRate: number
-  /** Probability of passing a canary worse than the tolerance (default 0.05). */
-  readonly maxFalsePassRate: number
+/**
+ * How each step's canary is judged: the core's `AnalysisPolicy` (one field per setting, documented
+ * there) with every default applied, plus where the metrics come from. A new threshold is a new
+ * field of `AnalysisPolicy`, the schema and normalising; this type follows.
+ */
+export type AnalysisSpec = AnalysisPolicy & Readonly<Required<Pick<AnalysisPolicy, DefaultedPolicy>>> & {
   /** Prometheus for the Kubernetes target; the bundled proxy's metrics are used when absent. */
   readonly prometheus?: PrometheusSpec
 }

@@ -1,7 +1,7 @@
 /**
- * The shape of the release spec as written in YAML, checked field by field with zod. Semantic
- * checks that span fields (weights against the total, router capabilities) live in
- * `load-release.ts`; normalization into `Release` happens there too.
+ * The shape of the release spec as written in YAML, checked field by field with zod. Checks that
+ * span fields (weights against the total, router capabilities) live in `release-rules.ts`;
+ * normalization into `Release` in `normalise-release.ts`.
  */
 import {z} from 'zod'
 
