@@ -8,7 +8,7 @@ import {dirname, resolve as resolvePath} from 'node:path'
 
 import {z} from 'zod'
 
-import {asRecord, configFileError, schemaProblems, type IssueWording} from '../config-file/config-problems.js'
+import {asRecord, configFileError, locatedProblem, schemaProblems, type IssueWording} from '../config-file/config-problems.js'
 import {didYouMean} from '../config-file/did-you-mean.js'
 import {CONFIG_LIMITS, preview, type ConfigLimits} from '../config-file/limits.js'
 import {parseConfigYaml, yaml11BooleanHint} from '../config-file/parse-config-yaml.js'
@@ -205,7 +205,7 @@ export function parseProxyConfig(text: string, file: string, env: NodeJS.Process
   const problems: ConfigProblem[] = unset.map(({offset, variable}) => ({location: yaml.at(offset), path: '', message: `environment variable ${variable} is not set`, suggestion: `Export ${variable} or write the value in the file ($$ writes a literal $).`}))
 
   const data: unknown = yaml.value
-  const report: Report = (path, message, suggestion) => problems.push({location: yaml.locate(path), path: path.join('.'), message, ...(suggestion === undefined ? {} : {suggestion})})
+  const report: Report = (path, message, suggestion) => problems.push(locatedProblem(yaml.locate(path), path, {message, suggestion}))
   // References are checked even when the schema fails, so one run lists every problem.
   checkReferences(data, report)
   const parsed = RawConfig.safeParse(data, {reportInput: true})
