@@ -4,6 +4,12 @@
  */
 import {ConfigError} from '../errors.js'
 
+/** A bound address. */
+export interface BoundAddress {
+  readonly host: string
+  readonly port: number
+}
+
 /** `host:port` or `[v6]:port`. */
 export const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/
 
@@ -19,4 +25,9 @@ export function splitHostPort(value: string): {host: string; port: number} {
   if (match === null) throw new ConfigError(`listen address ${value}: parse failed: expected host:port`)
   const host = match[1] ?? ''
   return {host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(match[2])}
+}
+
+/** A host as written before `:port`: IPv6 addresses bracketed. */
+export function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
 }

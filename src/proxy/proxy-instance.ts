@@ -1,30 +1,29 @@
 /**
  * One process's data plane: the HTTP listener, the compiled config generation, upstream pools,
- * health, counters and the access log. Used directly by `startProxy` and by each cluster worker.
+ * health, counters and the access log. The control plane drives it directly in `startProxy`; each
+ * cluster worker runs one and answers the primary's calls with it.
  */
 import {createServer, type Server} from 'node:http'
 import type {Server as NetServer, Socket} from 'node:net'
 
-import {ConfigError, listenError} from '../errors.js'
+import {listenError} from '../errors.js'
 import {AccessLog} from './access-log.js'
-import {splitHostPort} from './address.js'
+import {splitHostPort, type BoundAddress} from './address.js'
 import type {ProxyConfig} from './config.js'
+import type {DataPlane} from './control.js'
 import {BufferBudget, handleConnect, handleRequest, handleUpgrade, wasRefused, type DataPlaneContext} from './data-plane.js'
 import {HealthChecker} from './health-checker.js'
-import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime, weightUpdateProblem} from './runtime.js'
+import {HealthRegistry, PoolRegistry, poolSettings, ProxyRuntime} from './runtime.js'
 import {serviceState, servicesState, type ServiceState} from './state.js'
 import {TrafficStats, type CounterSnapshot} from './traffic-stats.js'
-import {AdminRequestError} from './admin.js'
 import {TlsListener} from './tls-listener.js'
 import {loadCertificateStore, type CertificateStore} from './tls.js'
 
-/** A bound address. */
-export interface BoundAddress {
-  readonly host: string
-  readonly port: number
-}
+export type {BoundAddress}
 
-export class ProxyInstance {
+export class ProxyInstance implements DataPlane {
+  /** One process serves. */
+  readonly workers = 1
   readonly stats: TrafficStats
   private readonly pools: PoolRegistry
   private readonly health = new HealthRegistry()
@@ -116,11 +115,11 @@ export class ProxyInstance {
     })
   }
 
-  /** Swaps in a new config generation atomically (throws ConfigError before touching anything). */
+  /**
+   * Swaps in a new config generation atomically (throws ConfigError before touching anything). The
+   * control plane refuses adding or removing `tls` before it gets here.
+   */
   apply(config: ProxyConfig, generation: number): void {
-    if ((config.tls === undefined) !== (this.tls === undefined)) {
-      throw new ConfigError(`proxy config ${config.file}: reload refused: adding or removing \`tls\` needs a restart`, [], {subject: config.file, suggestions: ['Restart the proxy to switch the listener between HTTP and HTTPS.']})
-    }
     // Certificates are read and checked first: a broken pair refuses the reload before anything changed.
     const certificates = config.tls === undefined ? undefined : loadCertificateStore(config.tls, config.file)
     const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats, this.plane.runtime)
@@ -138,14 +137,20 @@ export class ProxyInstance {
     }
   }
 
-  /** Validates and applies a weight update; throws AdminRequestError (404/400). */
-  setWeights(serviceName: string, weights: unknown): ServiceState {
+  /** Applies a weight update the control plane validated (ProxyControl.acceptWeights). */
+  setWeights(serviceName: string, weights: Readonly<Record<string, number>>): ServiceState {
     const service = this.plane.runtime.services.get(serviceName)
-    if (service === undefined) throw new AdminRequestError(404, `service ${serviceName}: not found (services: ${[...this.plane.runtime.services.keys()].join(', ')})`)
-    const problem = weightUpdateProblem(service, weights)
-    if (problem !== undefined) throw new AdminRequestError(400, `service ${serviceName}: set weights refused: ${problem}`)
-    service.setWeights(weights as Record<string, number>)
+    if (service === undefined) throw new Error(`service ${serviceName}: set weights failed: not in config generation ${this.plane.runtime.generation}`)
+    service.setWeights(weights)
     return serviceState(service)
+  }
+
+  window(service: string, versions: readonly string[], sinceMs: number, untilMs: number): Record<string, number[]> {
+    return this.stats.window(service, versions, sinceMs, untilMs)
+  }
+
+  get retentionSeconds(): number {
+    return this.stats.retentionSeconds
   }
 
   services(): Record<string, ServiceState> {
@@ -172,6 +177,11 @@ export class ProxyInstance {
   close(drainMs: number = this.plane.runtime.config.timeouts.drainMs): Promise<void> {
     this.closing ??= this.drain(drainMs)
     return this.closing
+  }
+
+  /** Closes without waiting for anything in flight. */
+  abort(): Promise<void> {
+    return this.close(0)
   }
 
   private async drain(drainMs: number): Promise<void> {

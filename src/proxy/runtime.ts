@@ -441,13 +441,3 @@ export function weightUpdateProblem(service: {versions: readonly {name: string; 
   if (merged.every((w) => w === 0)) return 'all weights would be 0; at least one version needs a positive weight'
   return undefined
 }
-
-/** Applies a validated weight update to a config (used so reload-from-memory and new workers keep it). */
-export function withWeights(config: ProxyConfig, service: string, update: Readonly<Record<string, number>>): ProxyConfig {
-  const current = Object.hasOwn(config.services, service) ? config.services[service] : undefined
-  if (current === undefined) throw new ConfigError(`service ${service}: set weights failed: no such service`)
-  return {
-    ...config,
-    services: {...config.services, [service]: {...current, versions: current.versions.map((v) => ({...v, weight: (ownWeight(update, v.name) as number | undefined) ?? v.weight}))}},
-  }
-}

@@ -2,6 +2,7 @@
  * The live state the admin API reports (`GET /api/state`) and the per-service view returned after
  * a weight change. Plain JSON so cluster workers can send it to the primary, which merges it.
  */
+import type {ProxyConfig} from './config.js'
 import type {ProxyRuntime, ServiceRuntime} from './runtime.js'
 import type {CertificateState} from './tls.js'
 
@@ -71,8 +72,8 @@ export function servicesState(runtime: ProxyRuntime): Record<string, ServiceStat
   return Object.fromEntries([...runtime.services].map(([name, service]) => [name, serviceState(service)]))
 }
 
-export function routesState(runtime: ProxyRuntime): RouteState[] {
-  return runtime.config.routes.map((r) => ({
+export function routesState(config: ProxyConfig): RouteState[] {
+  return config.routes.map((r) => ({
     name: r.name,
     service: r.service,
     ...(r.host === undefined ? {} : {host: r.host}),

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {statsWindow} from '../../src/proxy/server.js'
+import {statsWindow} from '../../src/proxy/control.js'
 import {DURATION_BUCKETS_SECONDS, sumCounters, sumWindows, TrafficStats, windowStats} from '../../src/proxy/traffic-stats.js'
 
 describe('TrafficStats', () => {
