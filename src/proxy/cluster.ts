@@ -201,7 +201,14 @@ class WorkerFleet implements DataPlane {
           reject(error)
         },
       })
-      worker.send({type: 'call', id, call: request} satisfies PrimaryMessage)
+      // A worker that just drained has closed its channel: the send fails the call instead of
+      // emitting an 'error' event that would take the primary down.
+      worker.send({type: 'call', id, call: request} satisfies PrimaryMessage, (error: Error | null) => {
+        if (error === null) return
+        this.pending.delete(id)
+        clearTimeout(timer)
+        reject(new Error(`proxy worker ${worker.process.pid ?? '?'}: ${request.method} not sent: ${error.message}`))
+      })
     })
   }
 

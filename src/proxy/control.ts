@@ -190,6 +190,8 @@ export class ProxyControl<P extends DataPlane = DataPlane> {
   /** Swaps in `next`, or re-reads the config file; resolves with the new generation. Throws ConfigError and keeps the old config. */
   reload(next?: ProxyConfig): Promise<number> {
     return this.serially(async () => {
+      // A watcher or signal can fire while the proxy drains: there is nothing left to reload.
+      if (this.closing !== undefined) throw new Error('proxy: reload refused: the proxy is stopping')
       try {
         const candidate = next ?? (await loadProxyConfig(this.configFile, this.options.env))
         assertAdminSafe(candidate)
