@@ -6,13 +6,8 @@ import {UnreachableError, messageOf} from '../errors.js'
 import {httpCall} from './http-json.js'
 import {EMPTY_VERSION_METRICS, type VersionMetrics, type WindowMetrics} from '../rollout/core/metrics.js'
 import type {MetricSource} from '../rollout/ports.js'
+import type {ServiceStats, VersionWindowStats} from '../proxy/traffic-stats.js'
 import type {ProxyAdminEndpoint} from './admin-token.js'
-
-interface VersionStats {
-  readonly requests: number
-  readonly errors: number
-  readonly latency: {readonly buckets: readonly {readonly le: number | '+Inf'; readonly count: number}[]}
-}
 
 /** Per-version window counts from the bundled proxy's admin API. */
 export class ProxyMetricSource implements MetricSource {
@@ -25,11 +20,11 @@ export class ProxyMetricSource implements MetricSource {
 
   async read(window: {readonly sinceMs: number; readonly untilMs: number}, signal: AbortSignal): Promise<WindowMetrics> {
     const url = `${this.admin.url}/api/services/${encodeURIComponent(this.service)}/stats?since=${Math.floor(window.sinceMs)}`
-    let body: {sinceMs: number; untilMs: number; versions: Record<string, VersionStats>}
+    let body: ServiceStats
     try {
       const reply = await httpCall('GET', url, {token: this.admin.token, timeoutMs: 5000, signal})
       if (reply.status !== 200) throw new Error(`${reply.status} ${reply.text}`)
-      body = JSON.parse(reply.text) as typeof body
+      body = JSON.parse(reply.text) as ServiceStats
     } catch (error) {
       throw new UnreachableError(`proxy admin ${this.admin.url}: reading stats of ${this.service} failed: ${messageOf(error)}`, {cause: error})
     }
@@ -37,7 +32,7 @@ export class ProxyMetricSource implements MetricSource {
   }
 }
 
-function toMetrics(stats: VersionStats | undefined): VersionMetrics {
+function toMetrics(stats: VersionWindowStats | undefined): VersionMetrics {
   if (stats === undefined) return EMPTY_VERSION_METRICS
   return {
     requests: stats.requests,

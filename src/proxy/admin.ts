@@ -12,19 +12,7 @@ import {isLoopbackHost} from './address.js'
 import type {MetricsView} from './metrics.js'
 import type {ProxyMetrics} from './metrics.js'
 import type {ProxyState, ServiceState} from './state.js'
-import type {VersionWindowStats} from './traffic-stats.js'
-
-/** `GET /api/services/{service}/stats` response. */
-export interface ServiceStats {
-  service: string
-  /** Start of the window actually counted (whole seconds; later than asked when clamped). */
-  sinceMs: number
-  untilMs: number
-  /** True when `since` was older than the retention and the window was shortened. */
-  clamped: boolean
-  retentionSeconds: number
-  versions: Record<string, VersionWindowStats>
-}
+import type {ServiceStats} from './traffic-stats.js'
 
 /** A refused admin request: status and reason. */
 export class AdminRequestError extends Error {

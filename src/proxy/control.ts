@@ -11,7 +11,7 @@ import {Registry} from 'prom-client'
 
 import {ConfigError, listenError, messageOf} from '../errors.js'
 import {formatHost, isLoopbackHost, splitHostPort, type BoundAddress} from './address.js'
-import {AdminAccess, AdminRequestError, createAdminServer, type ControlPlane, type ServiceStats} from './admin.js'
+import {AdminAccess, AdminRequestError, createAdminServer, type ControlPlane} from './admin.js'
 import {FileSetWatcher, watchFile} from './config-watch.js'
 import {loadProxyConfig, type ProxyConfig} from './config.js'
 import {ProxyMetrics, type MetricsView} from './metrics.js'
@@ -19,7 +19,7 @@ import {weightUpdateProblem} from './runtime.js'
 import {routesState, type ProxyState, type ServiceState} from './state.js'
 import {certificateState, certificateWarnings, type CertificateStore} from './tls.js'
 import {startRedirect, tlsFiles, type RedirectListener} from './tls-listener.js'
-import {windowStats, type CounterSnapshot} from './traffic-stats.js'
+import {windowStats, type CounterSnapshot, type ServiceStats} from './traffic-stats.js'
 
 /** A value now (the in-process data plane) or later (a fleet answers once its workers did). */
 export type Answer<T> = T | Promise<T>

@@ -128,6 +128,21 @@ export interface CounterSnapshot {
   readonly bufferedBytes: number
 }
 
+/**
+ * `GET /api/services/{service}/stats`: the stats API's wire format, written by the proxy's admin API
+ * and read by the local MetricSource (src/local/proxy-metrics.ts).
+ */
+export interface ServiceStats {
+  service: string
+  /** Start of the window actually counted (whole seconds; later than asked when clamped). */
+  sinceMs: number
+  untilMs: number
+  /** True when `since` was older than the retention and the window was shortened. */
+  clamped: boolean
+  retentionSeconds: number
+  versions: Record<string, VersionWindowStats>
+}
+
 /** Per-version result of the stats API (the engine's input). */
 export interface VersionWindowStats {
   requests: number
