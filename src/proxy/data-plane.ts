@@ -597,6 +597,11 @@ function clientOf(plane: DataPlaneContext, req: IncomingMessage): string {
   return clientAddress(peer, typeof forwardedFor === 'string' ? forwardedFor : undefined, plane.trustedProxyHops)
 }
 
+/** What the X-Forwarded-* headers say about a request; the same for forwarded requests and upgrades. */
+function forwardedFacts(plane: DataPlaneContext, req: IncomingMessage, client: string): ForwardedFacts {
+  return {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
+}
+
 /** Handles one HTTP request. */
 export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res: ServerResponse): void {
   const startMs = performance.now()
@@ -622,8 +627,7 @@ export function handleRequest(plane: DataPlaneContext, req: IncomingMessage, res
   exchange.server = placement.server
   exchange.stickyValue = placement.sticky
   exchange.path = forwardPath(route, target)
-  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
-  exchange.headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, false)
+  exchange.headers = upstreamRequestHeaders(req.headers, forwardedFacts(plane, req, client), route.requestHeaders, false)
   if (isHttp2(req)) {
     // Many HTTP/2 requests share one connection; a client aborts one by resetting its stream.
     ;(req as unknown as Http2ServerRequest).stream.once('close', () => onClientGone(exchange))
@@ -744,8 +748,7 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
   const {route, service, version, server} = placement
   const url = new URL(server.origin)
   const path = server.basePath + forwardPath(route, target)
-  const facts: ForwardedFacts = {peer: req.socket.remoteAddress ?? '', clientAddress: client, proto: plane.proto, localPort: plane.localPort, trustIncoming: plane.trustedProxyHops > 0}
-  const headers = upstreamRequestHeaders(req.headers, facts, route.requestHeaders, true)
+  const headers = upstreamRequestHeaders(req.headers, forwardedFacts(plane, req, client), route.requestHeaders, true)
   let headText = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\n`
   for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`
   // An https:// upstream gets a TLS tunnel, verified like its pool's connections (issue #9 item 5).
@@ -770,21 +773,22 @@ export function handleUpgrade(plane: DataPlaneContext, req: IncomingMessage, soc
     socket.end(`HTTP/1.1 ${status} ${status === 502 ? 'Bad Gateway' : 'Gateway Timeout'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
     upstream.destroy()
   }
-  // The same upstream timeouts as forwarded requests: connect within connectMs (502, the server
-  // is unreachable), then the upstream's answer to the upgrade within responseHeadersMs (504).
-  // Once bytes flow, the tunnel has no timeout (WebSockets may idle).
-  upstream.setTimeout(timeouts.connectMs, () => {
+  // The same upstream timeouts as forwarded requests: connecting (and the TLS handshake) within
+  // connectMs (502, the server is unreachable), then the upstream's answer to the upgrade within
+  // responseHeadersMs (504, the server stays in). Once bytes flow, the tunnel has no timeout
+  // (WebSockets may idle). One listener for both phases: setTimeout(ms, fn) adds a listener each call.
+  let connected = false
+  upstream.setTimeout(timeouts.connectMs)
+  upstream.on('timeout', () => {
+    if (connected) return fail(504)
     server.markFailed(true)
     fail(502)
   })
   plane.tunnels.add(socket)
   socket.once('close', () => plane.tunnels.delete(socket))
-  // Connecting (and the TLS handshake) gets timeouts.connectMs, like the pools' connections.
-  upstream.setTimeout(plane.runtime.config.timeouts.connectMs, () => {
-    if (!recorded) upstream.destroy(Object.assign(new Error(`upstream ${server.origin}: connect timed out`), {code: 'UND_ERR_CONNECT_TIMEOUT'}))
-  })
   upstream.once(secure ? 'secureConnect' : 'connect', () => {
-    upstream.setTimeout(timeouts.responseHeadersMs, () => fail(504))
+    connected = true
+    upstream.setTimeout(timeouts.responseHeadersMs)
     upstream.once('data', (chunk: Buffer) => {
       upstream.setTimeout(0)
       // The upstream's status line: 101, or its refusal of the upgrade.

@@ -41,31 +41,35 @@ export class ProxyInstance implements DataPlane {
     this.pools = new PoolRegistry(poolSettings(config))
     const runtime = new ProxyRuntime(config, generation, this.pools, this.health, this.stats)
     this.accessLogKey = accessLogKey(config)
+    // The listener's protocol is fixed at start (a reload swaps certificates, not the protocol).
+    this.tls =
+      config.tls === undefined
+        ? undefined
+        : new TlsListener({...config, tls: config.tls}, {
+            request: (req, res) => handleRequest(this.plane, req, res),
+            upgrade: (req, socket, head) => handleUpgrade(this.plane, req, socket, head),
+            connect: (req, socket) => handleConnect(this.plane, req, socket),
+            clientError: (error, socket) => this.onClientError(error, socket),
+            refused: (reason) => this.stats.countClientError(reason),
+          })
+    this.server = this.tls?.server ?? this.plainListener(config)
     this.plane = {
       runtime,
       stats: this.stats,
       accessLog: this.openAccessLog(config),
       trustedProxyHops: config.trustedProxyHops,
       localPort: String(splitHostPort(config.listen).port),
-      proto: config.tls === undefined ? 'http' : 'https',
+      // X-Forwarded-Proto tells the upstream what the client connected with: this listener's protocol.
+      proto: this.tls === undefined ? 'http' : 'https',
       tunnels: new Set(),
       buffers: new BufferBudget(config.limits.bufferTotalBytes),
     }
     this.checker = new HealthChecker(runtime)
+  }
+
+  /** The plain HTTP/1.1 listener. */
+  private plainListener(config: ProxyConfig): Server {
     const t = config.timeouts
-    if (config.tls !== undefined) {
-      // The TLS-ness of the listener is fixed at start (a reload swaps certificates, not the protocol).
-      this.tls = new TlsListener({...config, tls: config.tls}, {
-        request: (req, res) => handleRequest(this.plane, req, res),
-        upgrade: (req, socket, head) => handleUpgrade(this.plane, req, socket, head),
-        connect: (req, socket) => handleConnect(this.plane, req, socket),
-        clientError: (error, socket) => this.onClientError(error, socket),
-        refused: (reason) => this.stats.countClientError(reason),
-      })
-      this.server = this.tls.server
-      return
-    }
-    this.tls = undefined
     const server = createServer(
       {
         // Slowloris: the whole request head must arrive within clientHeadersMs; idle keep-alive
@@ -81,7 +85,7 @@ export class ProxyInstance implements DataPlane {
     server.on('upgrade', (req, socket, head) => handleUpgrade(this.plane, req, socket, head))
     server.on('connect', (req, socket) => handleConnect(this.plane, req, socket))
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
-    this.server = server
+    return server
   }
 
   /** The certificates served now (undefined without TLS). */
