@@ -14,8 +14,8 @@ import {formatHost, splitHostPort, type BoundAddress} from './address.js'
 import {AdminRequestError} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage, WorkerResults} from './cluster-protocol.js'
 import type {ProxyConfig} from './config.js'
-import {logToStderr, ProxyControl, type CurrentGeneration, type DataPlane} from './control.js'
-import type {RunningProxy, StartProxyOptions} from './server.js'
+import {logToStderr, ProxyControl, type CurrentGeneration, type DataPlane, type RunningProxyBase} from './control.js'
+import type {StartProxyOptions} from './server.js'
 import {mergeServices, type ProxyState, type ServiceState} from './state.js'
 import {loadCertificateStore, type CertificateStore} from './tls.js'
 import {DEFAULT_RETENTION_SECONDS, sumCounters, sumWindows, type CounterSnapshot} from './traffic-stats.js'
@@ -40,7 +40,7 @@ export function defaultWorkerExecArgv(): string[] {
 }
 
 /** A cluster proxy; `setWeights` and `state` are asynchronous here (they go through every worker). */
-export interface RunningCluster extends Omit<RunningProxy, 'setWeights' | 'state'> {
+export interface RunningCluster extends RunningProxyBase {
   setWeights(service: string, weights: Readonly<Record<string, number>>): Promise<unknown>
   state(): Promise<ProxyState>
 }
@@ -72,21 +72,10 @@ export async function startProxyCluster(initial: ProxyConfig, options: StartClus
   if (!cluster.isPrimary) throw new UsageError('proxy cluster: start failed: already inside a cluster worker')
   const control = new ProxyControl(initial, options, (current) => new WorkerFleet(options, current))
   await control.start()
-  return {
-    address: control.address,
-    adminAddress: control.adminAddress,
-    ...(control.redirectAddress === undefined ? {} : {redirectAddress: control.redirectAddress}),
-    url: control.url,
-    adminUrl: control.adminUrl,
-    get generation() {
-      return control.generation
-    },
-    reload: (config) => control.reload(config),
-    setWeights: (service, weights) => control.setWeights(service, weights),
+  return Object.assign(control.running(), {
+    setWeights: (service: string, weights: Readonly<Record<string, number>>) => control.setWeights(service, weights),
     state: async () => control.state(await control.plane.services()),
-    closed: control.closed,
-    close: () => control.close(),
-  }
+  })
 }
 
 /**

@@ -103,6 +103,27 @@ export class WeightOverlay {
   }
 }
 
+/** What a running proxy offers in both modes (startProxy and startProxyCluster add setWeights and state). */
+export interface RunningProxyBase {
+  /** Data-plane address actually bound. */
+  readonly address: BoundAddress
+  /** Admin API address actually bound. */
+  readonly adminAddress: BoundAddress
+  /** `http://host:port` of the data plane (`https://` with `tls:`). */
+  readonly url: string
+  /** The plain-HTTP listener that redirects to https (`tls.redirect`), if any. */
+  readonly redirectAddress?: BoundAddress
+  /** `http://host:port` of the admin API. */
+  readonly adminUrl: string
+  readonly generation: number
+  /** Swaps in `config`, or re-reads the config file when omitted; resolves with the new generation. Throws ConfigError and keeps the old config. */
+  reload(config?: ProxyConfig): Promise<number>
+  /** Resolves once the proxy stopped: after SIGTERM/SIGINT (handleSignals) or close(). */
+  readonly closed: Promise<void>
+  /** Stops accepting, drains in-flight requests (up to timeouts.drainMs), closes everything. */
+  close(): Promise<void>
+}
+
 /** The control plane of one running proxy, over its data plane `P`. */
 export class ProxyControl<P extends DataPlane = DataPlane> {
   readonly plane: P
@@ -166,25 +187,23 @@ export class ProxyControl<P extends DataPlane = DataPlane> {
     return this.generationNumber
   }
 
-  get address(): BoundAddress {
-    return this.bound().address
-  }
-
-  get adminAddress(): BoundAddress {
-    return this.bound().adminAddress
-  }
-
-  get redirectAddress(): BoundAddress | undefined {
-    return this.bound().redirect?.address
-  }
-
-  /** `http://host:port` of the data plane (`https://` with `tls:`). */
-  get url(): string {
-    return httpUrl(this.address, this.config.tls !== undefined)
-  }
-
-  get adminUrl(): string {
-    return httpUrl(this.adminAddress)
+  /** The started proxy as its callers see it. */
+  running(): RunningProxyBase {
+    const {address, adminAddress, redirect} = this.bound()
+    const generation = () => this.generationNumber
+    return {
+      address,
+      adminAddress,
+      ...(redirect === undefined ? {} : {redirectAddress: redirect.address}),
+      url: httpUrl(address, this.config.tls !== undefined),
+      adminUrl: httpUrl(adminAddress),
+      get generation() {
+        return generation()
+      },
+      reload: (config) => this.reload(config),
+      closed: this.closed,
+      close: () => this.close(),
+    }
   }
 
   /** Swaps in `next`, or re-reads the config file; resolves with the new generation. Throws ConfigError and keeps the old config. */
@@ -195,7 +214,7 @@ export class ProxyControl<P extends DataPlane = DataPlane> {
       try {
         const candidate = next ?? (await loadProxyConfig(this.configFile, this.options.env))
         assertAdminSafe(candidate)
-        assertReloadKeepsAdminSafe(this.adminAddress, candidate)
+        assertReloadKeepsAdminSafe(this.bound().adminAddress, candidate)
         assertSameListener(this.config, candidate)
         if (candidate.listen !== this.config.listen || candidate.admin.listen !== this.config.admin.listen) {
           this.log({level: 'warn', msg: 'listen addresses changed in the config; they apply after a restart', listen: candidate.listen, admin: candidate.admin.listen})
