@@ -35,4 +35,5 @@ export type WorkerMessage =
   | {type: 'ready'; host: string; port: number}
   /** `errorJson`: the CanaryError's `--json` shape, so the primary fails with the same code (e.g. E_ADDRESS_IN_USE). */
   | {type: 'failed'; error: string; errorJson?: CanaryErrorJson}
-  | {type: 'reply'; id: number; result?: unknown; error?: {message: string; status?: number}}
+  /** The control plane validated the call before sending it, so an error here is the worker's own failure (500). */
+  | {type: 'reply'; id: number; result?: unknown; error?: {message: string}}

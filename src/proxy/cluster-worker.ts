@@ -3,7 +3,6 @@
  * shared port and answers the primary's calls over IPC. Started only by cluster.ts.
  */
 import {isCanaryError, messageOf} from '../errors.js'
-import {AdminRequestError} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage} from './cluster-protocol.js'
 import {ProxyInstance} from './proxy-instance.js'
 
@@ -53,7 +52,7 @@ process.on('message', (message: PrimaryMessage) => {
       send({type: 'reply', id, result})
       if (call.method === 'drain') process.disconnect()
     },
-    (error: unknown) => send({type: 'reply', id, error: {message: messageOf(error), ...(error instanceof AdminRequestError ? {status: error.status} : {})}}),
+    (error: unknown) => send({type: 'reply', id, error: {message: messageOf(error)}}),
   )
 })
 

@@ -11,7 +11,6 @@ import {fileURLToPath} from 'node:url'
 
 import {canaryErrorFromJson, listenError, messageOf, UsageError} from '../errors.js'
 import {formatHost, splitHostPort, type BoundAddress} from './address.js'
-import {AdminRequestError} from './admin.js'
 import type {PrimaryMessage, WorkerCall, WorkerMessage, WorkerResults} from './cluster-protocol.js'
 import type {ProxyConfig} from './config.js'
 import {logToStderr, ProxyControl, type CurrentGeneration, type DataPlane, type RunningProxyBase} from './control.js'
@@ -226,7 +225,7 @@ class WorkerFleet implements DataPlane {
           this.pending.delete(message.id)
           if (waiting === undefined) return
           if (message.error === undefined) waiting.resolve(message.result)
-          else waiting.reject(message.error.status === undefined ? new Error(message.error.message) : new AdminRequestError(message.error.status, message.error.message))
+          else waiting.reject(new Error(message.error.message))
         }
       })
       worker.on('exit', (code, signal) => {
