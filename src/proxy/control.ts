@@ -183,10 +183,6 @@ export class ProxyControl<P extends DataPlane = DataPlane> {
     if (this.options.handleSignals === true) this.removeSignalHandlers = handleProxySignals(() => this.reload(), () => this.close(), this.log)
   }
 
-  get generation(): number {
-    return this.generationNumber
-  }
-
   /** The started proxy as its callers see it. */
   running(): RunningProxyBase {
     const {address, adminAddress, redirect} = this.bound()
