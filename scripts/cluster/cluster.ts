@@ -9,22 +9,27 @@
  *
  *   tsx scripts/cluster/cluster.ts up|down|build|env
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {execFile, spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
+import {promisify} from 'node:util'
 
 import {Agent, fetch} from 'undici'
 
 import {checkPrerequisites, crdFiles, ensureBinaries, MissingPrerequisite, REPO, traefikRbacFiles, type Binaries} from './toolchain.js'
 import {VERSIONS} from './versions.js'
 
-/** How many application "pods" (network namespaces) the harness provides. */
-const POD_COUNT = 6
+/** How many application "pods" (network namespaces) the harness provides: the cluster suite leases
+ * them to concurrent tests (two or three each; test/cluster/fixture.ts). */
+const POD_COUNT = 16
 /** The namespace the harness's own CI kubeconfig is bound to (through `canary render --rbac`). */
 export const CI_NAMESPACE = 'shop'
+
+const execFileAsync = promisify(execFile)
 
 /** What a running cluster offers; written to `<run>/cluster.json` for the suite. */
 export interface ClusterInfo {
@@ -262,6 +267,20 @@ export function renderRbac(specText: string): string {
     return result.stdout
   } finally {
     rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+/** `canary render --rbac` without blocking the caller (the cluster suite's concurrent tests share a process). */
+export async function renderRbacAsync(specText: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'canary-rbac-'))
+  try {
+    await writeFile(join(dir, 'canary.yaml'), specText)
+    const {stdout} = await execFileAsync(process.execPath, [join(REPO, 'bin/run.js'), 'render', '--rbac'], {cwd: dir, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024}).catch((error: {stderr?: string; message: string}) => {
+      throw new Error(`canary render --rbac failed: ${error.stderr ?? error.message}`)
+    })
+    return stdout
+  } finally {
+    await rm(dir, {recursive: true, force: true})
   }
 }
 

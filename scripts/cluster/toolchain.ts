@@ -41,6 +41,7 @@ export function checkPrerequisites(): void {
   if (!has('openssl', ['version'])) missing.push('openssl: apt-get install openssl')
   if (!has('ip', ['netns', 'list'])) missing.push('`ip netns` (iproute2): apt-get install iproute2')
   if (process.getuid?.() !== 0) missing.push('root (network namespaces and veth pairs need CAP_NET_ADMIN): run as root')
+  if (!has('curl', ['--version'])) missing.push('curl (the cluster suite measures splits with `curl --parallel`): apt-get install curl')
   if (!has('prometheus', ['--version'])) missing.push('prometheus (scrapes Traefik for `canary run`): apt-get install prometheus')
   if (missing.length > 0) throw new MissingPrerequisite(`the cluster harness needs:\n  - ${missing.join('\n  - ')}`)
 }

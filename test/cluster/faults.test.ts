@@ -8,26 +8,48 @@
  *
  * Durations are printed, not asserted: the only bound is far above any timeout canary has.
  */
-import {afterAll, afterEach, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
 import {restartApiServer, stopApiServer} from '../../scripts/cluster/cluster.js'
 import type {CliResult} from '../helpers/lifecycle.js'
-import {aClusterRelease, cluster, kubectl, kubectlGet, pods, sample, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
+import {aClusterRelease, cluster, kubectl, kubectlGet, sample, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
 
 /** Far above any wait canary has: a command that hangs on a dead API server fails this. */
 const UNREACHABLE_BOUND_MS = 60_000
 
-let release: ClusterRelease | undefined
+/** A release with v1 and v2 served and `canary start` run, as each test begins. */
+interface Started {
+  readonly r: ClusterRelease
+  readonly start: CliResult
+}
+
+async function startedRelease(): Promise<Started> {
+  const r = await aClusterRelease('traefik')
+  releases.push(r)
+  await serve(r, 'web', 'v1')
+  await serve(r, 'web-canary', 'v2')
+  return {r, start: await r.canary(['start', '--image', 'v2', '--json'])}
+}
+
+const releases: ClusterRelease[] = []
+let first: Started
+let second: Started
+
+// Both releases are started while the API server is up, before either test stops it: after a
+// restart Traefik's Kubernetes watches may take a while to see new objects (seen: ~25 s of "no
+// servers found"), and the second test's run must judge real traffic from its start.
+beforeAll(async () => {
+  ;[first, second] = await Promise.all([startedRelease(), startedRelease()])
+})
 
 afterEach(async () => {
   // A failed test must not leave the next file without an API server.
   await restartApiServer()
-  await release?.dispose()
-  release = undefined
 })
 
 afterAll(async () => {
   await restartApiServer()
+  await Promise.all(releases.map((r) => r.dispose()))
 })
 
 async function timed(r: ClusterRelease, args: readonly string[]): Promise<{result: CliResult; ms: number}> {
@@ -66,18 +88,16 @@ async function until(what: string, check: () => boolean, timeoutMs = 120_000): P
 
 describe('the API server stopped mid-rollout (router traefik, etcd kept)', () => {
   it('every command exits 6 quickly and writes nothing; Traefik keeps the split; after the restart status reads the router back and run corrects a weight changed meanwhile, then promotes', async () => {
-    release = aClusterRelease('traefik')
-    const r = release
-    await serve(r, 'web', pods[0]!, 'v1')
-    await serve(r, 'web-canary', pods[1]!, 'v2')
-    const start = await r.canary(['start', '--image', 'v2', '--json'])
+    const {r, start} = first
     expect(start.code, start.stdout + start.stderr).toBe(0)
     const stored = kubectlGet(r.namespace, 'configmaps', 'web-canary-state')?.metadata.resourceVersion as string
 
     await stopApiServer()
     try {
-      for (const args of [['status'], ['step', '--force'], ['promote', '--force'], ['abort'], ['run', '--image', 'v2'], ['start', '--image', 'v3']]) {
-        const {result, ms} = await timed(r, args)
+      // All at once: each is a separate CLI process, and each must fail on its own, quickly.
+      const commands = [['status'], ['step', '--force'], ['promote', '--force'], ['abort'], ['run', '--image', 'v2'], ['start', '--image', 'v3']]
+      const outcomes = await Promise.all(commands.map(async (args) => ({args, ...(await timed(r, args))})))
+      for (const {args, result, ms} of outcomes) {
         console.log(`API server down: canary ${args.join(' ')} → exit ${result.code} in ${Math.round(ms)} ms`)
         expect(result.code, result.stdout + result.stderr).toBe(6)
         const error = (result.json as {error: {code: string; message: string}}).error
@@ -112,17 +132,12 @@ describe('the API server stopped mid-rollout (router traefik, etcd kept)', () =>
   })
 
   it('a canary run in progress exits 6 when the API server goes away; after the restart a second run resumes the same rollout to promotion', async () => {
-    release = aClusterRelease('traefik')
-    const r = release
-    await serve(r, 'web', pods[0]!, 'v1')
-    await serve(r, 'web-canary', pods[1]!, 'v2')
-    const start = await r.canary(['start', '--image', 'v2', '--json'])
+    const {r, start} = second
     expect(start.code, start.stdout + start.stderr).toBe(0)
-    // After the previous test's restart, Traefik's Kubernetes watches may take a while to see new
-    // objects (seen: ~25 s of "no servers found"); the run below must judge real traffic.
+    // Started before the previous test's restart (beforeAll); Traefik serves it, the run below judges real traffic.
     const converged = performance.now()
     await untilServed(r, 10)
-    console.log(`Traefik served the new release's 10 % split ${Math.round(performance.now() - converged)} ms after start`)
+    console.log(`Traefik served the release's 10 % split ${Math.round(performance.now() - converged)} ms after the test began`)
     const traffic = steadyTraffic(cluster.traefikUrl, {host: r.host})
     try {
       // run resumes the rollout start began, and is interrupted at its first step.

@@ -4,9 +4,9 @@
  * the split measured through Traefik at every step (1,000 requests, within 1 per 100), and
  * `kubectl get -o json` (an independent client) agreeing with `canary status --json`.
  */
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it, type TestContext} from 'vitest'
 
-import {aClusterRelease, cluster, kubectlGet, measuredSplit, pods, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
+import {aClusterRelease, cluster, kubectlGet, measuredSplit, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
 
 /** How each router's live object states the canary weight (percent of the total), read with kubectl. */
 const weightInObjects: Record<string, (namespace: string) => number | undefined> = {
@@ -28,18 +28,12 @@ const weightInObjects: Record<string, (namespace: string) => number | undefined>
   },
 }
 
-let release: ClusterRelease | undefined
-
-afterEach(async () => {
-  await release?.dispose()
-  release = undefined
-})
-
-/** v1 behind Service `web`, v2 behind `web-canary`, each in a pod of its own. */
-async function withBackends(router: string): Promise<ClusterRelease> {
-  release = aClusterRelease(router)
-  await serve(release, 'web', pods[0]!, 'v1')
-  await serve(release, 'web-canary', pods[1]!, 'v2')
+/** v1 behind Service `web`, v2 behind `web-canary`, each in a pod of its own; disposed when the test ends. */
+async function withBackends(router: string, onTestFinished: TestContext['onTestFinished']): Promise<ClusterRelease> {
+  const release = await aClusterRelease(router)
+  onTestFinished(() => release.dispose())
+  await serve(release, 'web', 'v1')
+  await serve(release, 'web-canary', 'v2')
   return release
 }
 
@@ -55,9 +49,10 @@ async function expectSplit(r: ClusterRelease, router: string, canaryPercent: num
   expect(Math.abs(split.canary - canaryPercent * 10)).toBeLessThanOrEqual(10)
 }
 
-describe.each(['traefik', 'nginx', 'gateway-api'])('router %s against the real API server and Traefik', (router) => {
-  it('start → step → promote: the split follows every step, then all traffic is stable', async () => {
-    const r = await withBackends(router)
+// Concurrently: each test has its own namespace, host and pods; most of a test's time is the judge's wait.
+describe.concurrent.each(['traefik', 'nginx', 'gateway-api'])('router %s against the real API server and Traefik', (router) => {
+  it('start → step → promote: the split follows every step, then all traffic is stable', async ({onTestFinished}) => {
+    const r = await withBackends(router, onTestFinished)
     const start = await r.canary(['start', '--image', 'v2', '--json'])
     expect(start.code, `${start.stdout}${start.stderr}`).toBe(0)
     expect(start.json).toMatchObject({phase: 'Progressing', canaryWeight: 10})
@@ -83,8 +78,8 @@ describe.each(['traefik', 'nginx', 'gateway-api'])('router %s against the real A
     expect(after).toEqual({canary: 0, stable: 1000, other: 0})
   })
 
-  it('start → abort: the canary objects go and all traffic returns to stable', async () => {
-    const r = await withBackends(router)
+  it('start → abort: the canary objects go and all traffic returns to stable', async ({onTestFinished}) => {
+    const r = await withBackends(router, onTestFinished)
     const start = await r.canary(['start', '--image', 'v2', '--json'])
     expect(start.code, `${start.stdout}${start.stderr}`).toBe(0)
     await expectSplit(r, router, 10)

@@ -5,17 +5,10 @@
  * gateway-api (HTTPRoute header matches; the cookie is a regex on `Cookie`). Sticky sessions:
  * traefik and nginx (Gateway `sessionPersistence` is ignored by Traefik; checked at the API level only).
  */
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {getThrough} from '../../scripts/cluster/pods.js'
-import {aClusterRelease, cluster, kubectlGet, measuredSplit, pods, sample, serve, type ClusterRelease} from './fixture.js'
-
-let release: ClusterRelease | undefined
-
-afterEach(async () => {
-  await release?.dispose()
-  release = undefined
-})
+import {aClusterRelease, cluster, kubectlGet, measuredSplit, sample, serve} from './fixture.js'
 
 const routers = [
   {router: 'traefik', sticky: true},
@@ -23,12 +16,13 @@ const routers = [
   {router: 'gateway-api', sticky: false},
 ]
 
-describe.each(routers)('overrides through Traefik, router $router', ({router, sticky}) => {
-  it('header, then cookie, then weight; sticky clients stay on their version', async () => {
-    release = aClusterRelease(router, {extraSpec: ['  match: {header: {name: X-Canary}, cookie: canary}', ...(sticky ? ['  sticky: {cookie: shop-version}'] : [])]})
-    const r = release
-    await serve(r, 'web', pods[0]!, 'v1')
-    await serve(r, 'web-canary', pods[1]!, 'v2')
+// Concurrently: each test has its own namespace, host and pods.
+describe.concurrent.each(routers)('overrides through Traefik, router $router', ({router, sticky}) => {
+  it('header, then cookie, then weight; sticky clients stay on their version', async ({onTestFinished}) => {
+    const r = await aClusterRelease(router, {extraSpec: ['  match: {header: {name: X-Canary}, cookie: canary}', ...(sticky ? ['  sticky: {cookie: shop-version}'] : [])]})
+    onTestFinished(() => r.dispose())
+    await serve(r, 'web', 'v1')
+    await serve(r, 'web-canary', 'v2')
     const start = await r.canary(['start', '--image', 'v2', '--json'])
     expect(start.code, `${start.stdout}${start.stderr}`).toBe(0)
     await measuredSplit(cluster.traefikUrl, {host: r.host}, 10, 100)

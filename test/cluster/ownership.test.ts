@@ -81,7 +81,7 @@ spec: {selector: {app: theirs}, ports: [{port: 80}]}`}),
 
 describe('objects another field manager created', () => {
   it.each(Object.keys(foreignObjects))('%s without canary\'s labels: start exits 5 naming it, leaves it untouched, and a retry after it is removed succeeds', async (key) => {
-    release = aClusterRelease('traefik')
+    release = await aClusterRelease('traefik')
     const foreign = foreignObjects[key]!(release.namespace)
     applyAsOtherManager(foreign.yaml)
     // The harness's stand-in controller (user agent undici) marks every Deployment available through /status: wait for it first.
@@ -103,7 +103,7 @@ describe('objects another field manager created', () => {
   })
 
   it('a routing object another manager created WITH canary\'s labels is adopted: canary\'s forced apply takes the weights over', async () => {
-    release = aClusterRelease('traefik')
+    release = await aClusterRelease('traefik')
     const ns = release.namespace
     applyAsOtherManager(`apiVersion: traefik.io/v1alpha1
 kind: TraefikService
@@ -119,7 +119,7 @@ spec: {weighted: {services: [{name: web, port: 8080, weight: 7}]}}`)
   })
 
   it('the stable Deployment and Service another manager created are adopted as is; promote changes only the image, which canary then owns', async () => {
-    release = aClusterRelease('traefik')
+    release = await aClusterRelease('traefik')
     const ns = release.namespace
     applyAsOtherManager(stableManifest(ns, 'ghcr.io/acme/web:v1'))
     const deploymentBefore = kubectlGet(ns, 'deployments.apps', 'web')
@@ -181,7 +181,7 @@ const STEPS = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 describe('two canary step racing on one release', () => {
   it('one succeeds, the other exits 5 (E_CONFLICT); the state is intact and status reports what the router object says after every round', async () => {
-    release = aClusterRelease('traefik', {specText: manySteps})
+    release = await aClusterRelease('traefik', {specText: manySteps})
     const r = release
     const start = await r.canary(['start', '--image', 'v2', '--json'])
     expect(start.code, start.stdout + start.stderr).toBe(0)

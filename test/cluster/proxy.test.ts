@@ -9,19 +9,12 @@
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {kubeconfigText} from '../../scripts/cluster/cluster.js'
 import {endpointSlice, getThrough, runInPod, type Pod, type PodProcess} from '../../scripts/cluster/pods.js'
 import {REPO} from '../../scripts/cluster/toolchain.js'
-import {aClusterRelease, cluster, kubectl, kubectlGet, measuredSplit, pods, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
-
-let release: ClusterRelease | undefined
-
-afterEach(async () => {
-  await release?.dispose()
-  release = undefined
-})
+import {aClusterRelease, cluster, kubectl, kubectlGet, measuredSplit, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
 
 /** Runs the rendered proxy pod in `pod` as kubelet would, and registers its Pod object and endpoints. */
 
@@ -53,15 +46,16 @@ async function runProxyPod(r: ClusterRelease, pod: Pod): Promise<PodProcess> {
   return proxy
 }
 
-describe('router proxy: canary\'s proxy process as the pod, following its ConfigMap through the real API', () => {
-  it('start → step → promote: the proxy follows every weight; the step is judged from /metrics read through the pod proxy', async () => {
-    release = aClusterRelease('proxy')
-    const r = release
-    await serve(r, 'web', pods[0]!, 'v1')
-    await serve(r, 'web-canary', pods[1]!, 'v2')
+// Concurrently: each test has its own namespace, host and pods.
+describe.concurrent('router proxy: canary\'s proxy process as the pod, following its ConfigMap through the real API', () => {
+  it('start → step → promote: the proxy follows every weight; the step is judged from /metrics read through the pod proxy', async ({onTestFinished}) => {
+    const r = await aClusterRelease('proxy')
+    onTestFinished(() => r.dispose())
+    await serve(r, 'web', 'v1')
+    await serve(r, 'web-canary', 'v2')
     const start = await r.canary(['start', '--image', 'v2', '--json'])
     expect(start.code, `${start.stdout}${start.stderr}`).toBe(0)
-    const proxyPod = pods[2]!
+    const proxyPod = await r.leasePod()
     await runProxyPod(r, proxyPod)
     const entry = `http://${proxyPod.ip}:8080`
     const split10 = await measuredSplit(entry, {host: r.host}, 10)
@@ -82,14 +76,15 @@ describe('router proxy: canary\'s proxy process as the pod, following its Config
     expect(await measuredSplit(entry, {host: r.host}, 0)).toEqual({canary: 0, stable: 1000, other: 0})
   })
 
-  it('start → abort: the proxy sends everything back to stable', async () => {
-    release = aClusterRelease('proxy')
-    const r = release
-    await serve(r, 'web', pods[0]!, 'v1')
-    await serve(r, 'web-canary', pods[1]!, 'v2')
+  it('start → abort: the proxy sends everything back to stable', async ({onTestFinished}) => {
+    const r = await aClusterRelease('proxy')
+    onTestFinished(() => r.dispose())
+    await serve(r, 'web', 'v1')
+    await serve(r, 'web-canary', 'v2')
     expect((await r.canary(['start', '--image', 'v2', '--json'])).code).toBe(0)
-    await runProxyPod(r, pods[2]!)
-    const entry = `http://${pods[2]!.ip}:8080`
+    const proxyPod = await r.leasePod()
+    await runProxyPod(r, proxyPod)
+    const entry = `http://${proxyPod.ip}:8080`
     await measuredSplit(entry, {host: r.host}, 10)
     const abort = await r.canary(['abort', '--json'])
     expect(abort.code, `${abort.stdout}${abort.stderr}`).toBe(0)

@@ -67,7 +67,7 @@ async function waitUntilCanI(release: ClusterRelease, verb: string, resource: st
 
 /** A fresh release for one case, disposed whatever happens. */
 async function withRelease(router: string, body: (release: ClusterRelease) => Promise<void>): Promise<void> {
-  const release = aClusterRelease(router)
+  const release = await aClusterRelease(router)
   try {
     await body(release)
   } finally {

@@ -12,11 +12,11 @@ import {join} from 'node:path'
 import {kubeconfigText} from '../../scripts/cluster/cluster.js'
 import {connectKube, loadClientModule, type KubeClient} from '../../src/kube/client.js'
 import {buildRbac} from '../../src/kube/rbac.js'
-import {startBackend, type PodProcess} from '../../scripts/cluster/pods.js'
+import {startBackend, type Pod, type PodProcess} from '../../scripts/cluster/pods.js'
 import type {KubeObject} from '../helpers/fake-apiserver/index.js'
 import type {ProtocolServer} from '../kube/apiserver-protocol.contract.js'
 import type {ContractApiServer, ContractApiServerFactory} from '../kube/traffic-router.contract.js'
-import {cluster, kubectl, pods} from './fixture.js'
+import {cluster, kubectl, leasePod, releasePod} from './fixture.js'
 
 const signal = new AbortController().signal
 const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection'])
@@ -168,6 +168,7 @@ export async function realProtocolServer(): Promise<ProtocolServer> {
   let rules = PROTOCOL_RESOURCES.map((r) => ({apiGroups: [r.group], resources: [r.resource], verbs: [...ALL_VERBS]}))
   const main = await identity(namespace, 'canary', rules, dir)
   const started: PodProcess[] = []
+  const leased: Pod[] = []
   return {
     namespace,
     kubeconfigPath: main.kubeconfigPath,
@@ -182,7 +183,8 @@ export async function realProtocolServer(): Promise<ProtocolServer> {
     addUser: (name, allowRules) => identity(namespace, name, allowRules, dir),
     async podUpstream(name) {
       // A backend in one of the harness's pods, and a Pod object whose status carries that pod's IP (no kubelet: set by the administrator).
-      const pod = pods[pods.length - 1]!
+      const pod = await leasePod()
+      leased.push(pod)
       const port = 9090
       started.push(await startBackend(pod, name, {port}))
       await client.create({apiVersion: 'v1', kind: 'Pod', metadata: {name, namespace}, spec: {containers: [{name: 'proxy', image: 'canary:1'}]}}, signal)
@@ -191,6 +193,7 @@ export async function realProtocolServer(): Promise<ProtocolServer> {
     },
     async close() {
       await Promise.all(started.map((p) => p.stop()))
+      for (const pod of leased.splice(0)) releasePod(pod)
       rmSync(dir, {recursive: true, force: true})
     },
   }

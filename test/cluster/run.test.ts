@@ -4,25 +4,20 @@
  * or user PromQL (router gateway-api). A canary answering 500 to 15 % of requests is rolled back
  * (exit 10), a healthy one promoted (exit 0).
  */
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
-import {aClusterRelease, cluster, kubectlGet, pods, serve, steadyTraffic, type ClusterRelease} from './fixture.js'
+import {aClusterRelease, cluster, kubectlGet, serve, steadyTraffic} from './fixture.js'
 
-let release: ClusterRelease | undefined
-
-afterEach(async () => {
-  await release?.dispose()
-  release = undefined
-})
-
-describe.each(['traefik', 'gateway-api'])('canary run, router %s, judged from Prometheus scraping Traefik', (router) => {
-  it.each([
+// Concurrently: each test has its own namespace, host and pods, and waits mostly on the judge.
+describe.concurrent.each(['traefik', 'gateway-api'])('canary run, router %s, judged from Prometheus scraping Traefik', (router) => {
+  it.for([
     {canary: 'healthy', errorPercent: 0, exit: 0, phase: 'Promoted', stableImage: 'ghcr.io/acme/web:v2'},
     {canary: 'answering 500 to 15 % of requests', errorPercent: 15, exit: 10, phase: 'RolledBack', stableImage: 'ghcr.io/acme/web:v1'},
-  ])('a $canary canary: exit $exit', async ({errorPercent, exit, phase, stableImage}) => {
-    release = aClusterRelease(router)
-    await serve(release, 'web', pods[0]!, 'v1')
-    await serve(release, 'web-canary', pods[1]!, 'v2', {errorPercent})
+  ])('a $canary canary: exit $exit', async ({errorPercent, exit, phase, stableImage}, {onTestFinished}) => {
+    const release = await aClusterRelease(router)
+    onTestFinished(() => release.dispose())
+    await serve(release, 'web', 'v1')
+    await serve(release, 'web-canary', 'v2', {errorPercent})
     const traffic = steadyTraffic(cluster.traefikUrl, {host: release.host})
     const run = await release.canary(['run', '--image', 'v2', '--timeout', '3m', '--json'])
     const statuses = await traffic.stop()

@@ -12,7 +12,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {runInPod} from '../../scripts/cluster/pods.js'
 import {canary as runCanary} from '../helpers/lifecycle.js'
-import {aClusterRelease, cluster, measuredSplit, pods, serve, type ClusterRelease, type KubeJson} from './fixture.js'
+import {aClusterRelease, cluster, measuredSplit, serve, type ClusterRelease, type KubeJson} from './fixture.js'
 
 let release: ClusterRelease | undefined
 
@@ -33,10 +33,10 @@ async function renderedDynamicConfig(r: ClusterRelease, args: readonly string[])
 
 describe('router traefik-file: Traefik\'s file provider reading what canary renders', () => {
   it('every step, promote and abort: the split Traefik serves is the rendered one', async () => {
-    release = aClusterRelease('traefik-file')
+    release = await aClusterRelease('traefik-file')
     const r = release
-    await serve(r, 'web', pods[0]!, 'v1')
-    await serve(r, 'web-canary', pods[1]!, 'v2')
+    await serve(r, 'web', 'v1')
+    await serve(r, 'web-canary', 'v2')
     const dynamic = join(r.dir, 'traefik-dynamic')
     mkdirSync(dynamic)
     const write = async (args: readonly string[]) => {
@@ -44,7 +44,7 @@ describe('router traefik-file: Traefik\'s file provider reading what canary rend
       writeFileSync(join(dynamic, file), text)
     }
     await write(['--image', 'v2', '--step', '1'])
-    const traefikPod = pods[2]!
+    const traefikPod = await r.leasePod()
     const traefik = await runInPod(traefikPod, cluster.binaries.traefik, [
       '--global.checkNewVersion=false', '--global.sendAnonymousUsage=false', '--entryPoints.web.address=:8000',
       `--providers.file.directory=${dynamic}`, '--providers.file.watch=true', '--log.level=INFO',
