@@ -27,16 +27,16 @@ export function kubectl(args: readonly string[], input?: string, kubeconfig = cl
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type KubeJson = Record<string, any>
 
-/** kubectl as the administrator without blocking the test process (concurrent tests share it). */
-export function kubectlAsync(args: readonly string[], input?: string): Promise<string> {
+/** kubectl (as the administrator unless told) without blocking the test process (concurrent tests share it). */
+export function kubectlAsync(args: readonly string[], input?: string, kubeconfig = cluster.adminKubeconfig): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cluster.binaries.kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...args], {stdio: ['pipe', 'pipe', 'pipe']})
+    const child = spawn(cluster.binaries.kubectl, ['--kubeconfig', kubeconfig, ...args], {stdio: ['pipe', 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
     child.once('error', reject)
-    child.once('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`))))
+    child.once('close', (code) => (code === 0 ? resolve(stdout) : reject(Object.assign(new Error(`kubectl ${args.join(' ')} (exit ${code}): ${stderr}`), {stdout}))))
     child.stdin.end(input ?? '')
   })
 }

@@ -6,14 +6,12 @@
  * that resource, and every command before it succeeded. So the rendered Role is both sufficient
  * and minimal, proven by the server users run rather than by our fake.
  */
-import {spawnSync} from 'node:child_process'
-
 import {describe, expect, it} from 'vitest'
 import {parseAllDocuments} from 'yaml'
 
 import {renderRbac} from '../../scripts/cluster/cluster.js'
 import type {CliResult} from '../helpers/lifecycle.js'
-import {aClusterRelease, cluster, kubectl, releaseSpec, type ClusterRelease} from './fixture.js'
+import {aClusterRelease, kubectl, kubectlAsync, releaseSpec, type ClusterRelease} from './fixture.js'
 
 interface Rule {
   apiGroups: string[]
@@ -58,9 +56,10 @@ async function runLifecycle(release: ClusterRelease): Promise<{args: readonly st
 async function waitUntilCanI(release: ClusterRelease, verb: string, resource: string, expected: 'yes' | 'no'): Promise<void> {
   const deadline = Date.now() + 30_000
   for (;;) {
-    const result = spawnSync(cluster.binaries.kubectl, ['--kubeconfig', release.ciKubeconfig, '-n', release.namespace, 'auth', 'can-i', verb, resource], {encoding: 'utf8'})
-    if (result.stdout.trim() === expected) return
-    if (Date.now() > deadline) throw new Error(`kubectl auth can-i ${verb} ${resource} still says ${result.stdout.trim()} ${result.stderr}`)
+    // can-i prints no and exits 1 when the answer is no.
+    const answer = await kubectlAsync(['-n', release.namespace, 'auth', 'can-i', verb, resource], undefined, release.ciKubeconfig).catch((error: Error & {stdout?: string}) => error.stdout || error.message)
+    if (answer.trim() === expected) return
+    if (Date.now() > deadline) throw new Error(`kubectl auth can-i ${verb} ${resource} still says ${answer.trim()}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -83,7 +82,8 @@ async function withRelease(router: string, body: (release: ClusterRelease) => Pr
 const SHARED_RULES = 3
 const ROUTERS = ['traefik', 'nginx', 'gateway-api'] as const
 
-describe.each(ROUTERS)('router %s: the rendered Role against the real RBAC authorizer', (router) => {
+// Concurrently: every case has its own namespace, Role and token.
+describe.concurrent.each(ROUTERS)('router %s: the rendered Role against the real RBAC authorizer', (router) => {
   const rules = renderedRules(router)
 
   it('shares its first rules (Deployments, Services, ConfigMaps) with router traefik', () => {
