@@ -1,10 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../kube/flags.js'
-import {formatStatus, styleFor} from '../rollout/progress.js'
+import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
+import {formatStatus, styleFor} from '../cli/progress.js'
 import {abortRollout, type RolloutStatus} from '../rollout/services.js'
-import {openSession} from '../rollout/session.js'
+import {openSession} from '../cli/session.js'
 
 export default class Abort extends BaseCommand<RolloutStatus> {
   static override summary = 'Send all traffic back to stable at once and stop the canary.'

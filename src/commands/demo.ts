@@ -7,9 +7,9 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {startTraffic, type Traffic, type TrafficCounts} from '../demo/traffic.js'
-import {ProgressPrinter, formatStatus, styleFor} from '../rollout/progress.js'
+import {ProgressPrinter, formatStatus, styleFor} from '../cli/progress.js'
 import {runRollout, type RunReport} from '../rollout/services.js'
-import {openSession} from '../rollout/session.js'
+import {openSession} from '../cli/session.js'
 
 /** `canary demo --json`: how the demo rollout ended, and the traffic it served. */
 export interface DemoResult extends RunReport {

@@ -1,9 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../kube/flags.js'
-import type {DownReport} from '../rollout/targets/index.js'
-import {openSession} from '../rollout/session.js'
+import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
+import type {DownReport} from '../cli/target-registry.js'
+import {openSession} from '../cli/session.js'
 
 export default class Down extends BaseCommand<DownReport> {
   static override summary = 'Stop everything the release started on this machine and remove its state.'

@@ -1,10 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../kube/flags.js'
-import {formatStatus, styleFor} from '../rollout/progress.js'
+import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
+import {formatStatus, styleFor} from '../cli/progress.js'
 import {promoteRollout, type RolloutStatus} from '../rollout/services.js'
-import {openSession} from '../rollout/session.js'
+import {openSession} from '../cli/session.js'
 
 export default class Promote extends BaseCommand<RolloutStatus> {
   static override summary = 'Make the canary the new stable version and send it all traffic.'

@@ -1,11 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../kube/flags.js'
+import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
 import {UsageError} from '../errors.js'
-import {ProgressPrinter, formatStatus, styleFor} from '../rollout/progress.js'
+import {ProgressPrinter, formatStatus, styleFor} from '../cli/progress.js'
 import {runRollout, type RunReport} from '../rollout/services.js'
-import {canaryImageFor, openSession} from '../rollout/session.js'
+import {canaryImageFor, openSession} from '../cli/session.js'
 import {parseDurationMs} from '../release/duration.js'
 
 export default class Run extends BaseCommand<RunReport> {

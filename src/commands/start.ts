@@ -1,10 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../kube/flags.js'
-import {ProgressPrinter, formatStatus, styleFor} from '../rollout/progress.js'
+import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
+import {ProgressPrinter, formatStatus, styleFor} from '../cli/progress.js'
 import {startRollout, type RolloutStatus} from '../rollout/services.js'
-import {canaryImageFor, openSession} from '../rollout/session.js'
+import {canaryImageFor, openSession} from '../cli/session.js'
 
 export default class Start extends BaseCommand<RolloutStatus> {
   static override summary = 'Start a canary: run the new version, wait until it is ready, move to the first step\'s weight.'

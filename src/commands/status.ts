@@ -1,11 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../kube/flags.js'
+import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
 import {UsageError, type ExitCode} from '../errors.js'
-import {formatStatus, styleFor} from '../rollout/progress.js'
+import {formatStatus, styleFor} from '../cli/progress.js'
 import {rolloutStatus, waitForEnd, type RolloutStatus} from '../rollout/services.js'
-import {openSession} from '../rollout/session.js'
+import {openSession} from '../cli/session.js'
 import {parseDurationMs} from '../release/duration.js'
 
 export default class Status extends BaseCommand<RolloutStatus> {

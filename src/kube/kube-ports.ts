@@ -20,7 +20,7 @@ import {TraefikV1Router} from '../rollout/routers/traefik-v1-router.js'
 import {rolloutStateSchema} from '../rollout/state-schema.js'
 import {KubernetesRolloutStore} from '../rollout/stores/kubernetes-store.js'
 import {KubernetesTarget} from '../rollout/targets/kubernetes-target.js'
-import type {DownReport, RolloutPorts, TargetInput} from '../rollout/targets/index.js'
+import type {DownReport, RolloutPorts, TargetInput} from '../cli/target-registry.js'
 import type {Release, RouterKind} from '../release/release.js'
 import {connectKube, type KubeClient, type KubeConnectionOptions} from './client.js'
 

@@ -10,7 +10,7 @@ import type {WindowMetrics} from './core/metrics.js'
 import {canaryPercent, type Weights} from './core/weights.js'
 import {RolloutEngine, type TickResult} from './engine.js'
 import type {Clock} from './ports.js'
-import type {RolloutPorts} from './targets/index.js'
+import type {RolloutPorts} from '../cli/target-registry.js'
 import {assertNever} from './core/assert-never.js'
 
 /** One release, ready to be driven. */

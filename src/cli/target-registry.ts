@@ -3,13 +3,13 @@
  * registered here), never a silent default. Each factory builds every port the engine needs for
  * one release; heavy clients are imported lazily so the local path stays fast.
  */
-import {ConfigError} from '../../errors.js'
-import {didYouMean} from '../../config-file/did-you-mean.js'
-import {TARGET_KINDS, type Release, type TargetKind} from '../../release/release.js'
-import type {RolloutState} from '../core/types.js'
-import type {OperationLock} from '../engine.js'
-import type {MetricSource, RolloutStore, Target, TrafficRouter} from '../ports.js'
-import type {KubeConnectionOptions} from '../../kube/client.js'
+import {ConfigError} from '../errors.js'
+import {didYouMean} from '../config-file/did-you-mean.js'
+import {TARGET_KINDS, type Release, type TargetKind} from '../release/release.js'
+import type {RolloutState} from '../rollout/core/types.js'
+import type {OperationLock} from '../rollout/engine.js'
+import type {MetricSource, RolloutStore, Target, TrafficRouter} from '../rollout/ports.js'
+import type {KubeConnectionOptions} from '../kube/client.js'
 
 /** Where users reach the release, for `status` (`proxy.url` in `--json`). */
 export interface Endpoints {
@@ -53,8 +53,8 @@ export type TargetFactory = (input: TargetInput) => Promise<RolloutPorts>
 
 /** Every target kind the spec can name, and how to build its ports. */
 export const TARGET_FACTORIES = {
-  local: async (input) => (await import('../../local/local-ports.js')).createLocalPorts(input),
-  kubernetes: async (input) => (await import('../../kube/kube-ports.js')).createKubernetesPorts(input),
+  local: async (input) => (await import('../local/local-ports.js')).createLocalPorts(input),
+  kubernetes: async (input) => (await import('../kube/kube-ports.js')).createKubernetesPorts(input),
 } satisfies Record<TargetKind, TargetFactory>
 
 /** The ports for `input.release.target`; an unknown kind is a ConfigError naming the known ones. */

@@ -4,11 +4,11 @@
  * one line per decision; without a terminal one plain line per decision. NO_COLOR is honoured
  * (https://no-color.org).
  */
-import {p99Ms} from './core/analysis.js'
-import type {AnalysisResult, DecisionLogEntry, Measurement} from './core/types.js'
-import type {WindowMetrics} from './core/metrics.js'
-import type {TickResult} from './engine.js'
-import type {RolloutStatus} from './services.js'
+import {p99Ms} from '../rollout/core/analysis.js'
+import type {AnalysisResult, DecisionLogEntry, Measurement} from '../rollout/core/types.js'
+import type {WindowMetrics} from '../rollout/core/metrics.js'
+import type {TickResult} from '../rollout/engine.js'
+import type {RolloutStatus} from '../rollout/services.js'
 
 /** Styling that switches itself off without a colour terminal. */
 export interface Style {

@@ -1,11 +1,11 @@
 import {afterEach, describe, expect, it} from 'vitest'
 
 import {decide, newRollout} from '../../src/rollout/core/decide.js'
-import {ProgressPrinter, formatStatus, styleFor, weightBar} from '../../src/rollout/progress.js'
+import {ProgressPrinter, formatStatus, styleFor, weightBar} from '../../src/cli/progress.js'
 import type {RolloutStatus} from '../../src/rollout/services.js'
 import {judgePolicyOf} from '../../src/rollout/core/analysis.js'
 import {judgeBlocks} from '../../src/rollout/core/evidence.js'
-import {aPlan, aPolicy, aRollout, blocksOf, healthy, observe} from './builders.js'
+import {aPlan, aPolicy, aRollout, blocksOf, healthy, observe} from '../rollout/builders.js'
 
 /** A write stream stand-in that records what was written. */
 function aStream(isTTY: boolean): NodeJS.WriteStream & {text: string} {

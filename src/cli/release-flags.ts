@@ -6,7 +6,7 @@
 import {Flags} from '@oclif/core'
 
 import {TARGET_KINDS, type TargetKind} from '../release/release.js'
-import type {KubeConnectionOptions} from './client.js'
+import type {KubeConnectionOptions} from '../kube/client.js'
 
 /** Flags to spread into a command's `flags`. */
 export const kubeFlags = {
