@@ -22,6 +22,9 @@ export const ExitCode = {
   Paused: 12,
   Inconclusive: 13,
   Timeout: 14,
+  /** 128 + the signal's number, as shells report a command that SIGINT or SIGTERM stopped. */
+  Interrupted: 130,
+  Terminated: 143,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
@@ -156,6 +159,23 @@ export class InconclusiveError extends CanaryError {
 export class TimeoutError extends CanaryError {
   readonly code = 'E_TIMEOUT'
   readonly exitCode = ExitCode.Timeout
+}
+
+/**
+ * The command was stopped by SIGINT (Ctrl-C, exit 130) or SIGTERM (exit 143) and stopped cleanly:
+ * what it had decided is saved and carried out, the lock is released, and the saved rollout can
+ * be resumed (`canary run` with the same image) or ended (`canary abort`).
+ */
+export class InterruptedError extends CanaryError {
+  readonly code = 'E_INTERRUPTED'
+  readonly exitCode: ExitCode
+  readonly signal: 'SIGINT' | 'SIGTERM'
+
+  constructor(signal: 'SIGINT' | 'SIGTERM', options: CanaryErrorOptions = {}) {
+    super(`interrupted by ${signal}`, options)
+    this.signal = signal
+    this.exitCode = signal === 'SIGINT' ? ExitCode.Interrupted : ExitCode.Terminated
+  }
 }
 
 /**

@@ -1,21 +1,22 @@
 /**
- * What every lifecycle command does first: load the spec, check NAME, build the target's ports,
- * the plan and a real clock. Kept here so commands stay thin.
+ * The composition root of the lifecycle commands: load the spec, check NAME, build the target's
+ * ports (src/cli/target-registry.ts), the plan and the process's one wall clock. Kept here, beside
+ * the CLI, so the rollout layer below never names an adapter or a flag.
  */
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {NotFoundError, UsageError} from '../errors.js'
 import {resolveCanaryImage} from '../release/image-ref.js'
 import type {Release} from '../release/release.js'
+import type {TickResult} from '../rollout/engine.js'
 import {planFromRelease} from '../rollout/plan-from-release.js'
 import type {Clock} from '../rollout/ports.js'
 import type {RolloutSession} from '../rollout/services.js'
 import {loadReleaseCached} from '../rollout/spec-cache.js'
-import {portsFor} from './target-registry.js'
-import type {TickResult} from '../rollout/engine.js'
 import type {SessionOverrides} from './release-flags.js'
+import {portsFor, targetFactories} from './target-registry.js'
 
-/** Wall-clock time; `sleep` rejects with the signal's reason when aborted. */
+/** Wall-clock time, the only one in the CLI; `sleep` rejects with the signal's reason when aborted. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep: async (ms, signal) => {
@@ -36,7 +37,7 @@ export async function openSession(file: string, name: string | undefined, onTick
   if (name !== undefined && name !== release.name) {
     throw new NotFoundError(`release ${name}: not found in ${file}`, {subject: file, suggestions: [`${file} defines release ${release.name}; omit NAME or pass another spec with -f.`]})
   }
-  const ports = await portsFor({release, specFile: file, ...(overrides.kube === undefined ? {} : {kube: overrides.kube})})
+  const ports = await portsFor({release, specFile: file, clock: systemClock}, targetFactories(overrides.kube))
   return {name: release.name, plan: planFromRelease(release), specImage: release.image.ref, ports, clock: systemClock, release, specFile: file, ...(onTick === undefined ? {} : {onTick})}
 }
 

@@ -6,15 +6,11 @@ import {fileURLToPath} from 'node:url'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {startTraffic, type Traffic, type TrafficCounts} from '../demo/traffic.js'
 import {ProgressPrinter, formatStatus, styleFor} from '../cli/progress.js'
-import {runRollout, type RunReport} from '../rollout/services.js'
 import {openSession} from '../cli/session.js'
+import {runDemo, type DemoResult} from '../demo/demo-release.js'
 
-/** `canary demo --json`: how the demo rollout ended, and the traffic it served. */
-export interface DemoResult extends RunReport {
-  readonly traffic: TrafficCounts
-}
+export type {DemoResult} from '../demo/demo-release.js'
 
 const TRAFFIC_RPS = 50
 const BAD_ERROR_PERCENT = 15
@@ -40,31 +36,29 @@ export default class Demo extends BaseCommand<DemoResult> {
     await writeFile(specFile, demoSpec(flags.bad))
     const json = this.jsonEnabled()
     const printer = new ProgressPrinter(process.stderr, !json)
-    const session = await openSession(specFile, undefined, printer.onTick)
-    printer.setPlan(session.plan.totalWeight, session.plan.steps.length)
-    const signal = new AbortController().signal
-    let traffic: Traffic | undefined
     try {
+      const session = await openSession(specFile, undefined, printer.onTick)
+      printer.setPlan(session.plan.totalWeight, session.plan.steps.length)
       if (!json) this.logToStderr(`demo: starting the proxy and v1 (spec ${specFile})`)
-      await session.ports.prepare(session.specImage, signal)
-      const proxyUrl = (await session.ports.endpoints()).proxyUrl ?? ''
-      traffic = startTraffic(proxyUrl, TRAFFIC_RPS)
-      if (!json) this.logToStderr(`demo: proxy on ${proxyUrl}, sending ${TRAFFIC_RPS} requests/s; releasing v2${flags.bad ? ` (bad: ${BAD_ERROR_PERCENT} % errors)` : ''}`)
-      const report = await runRollout(session, {canaryImage: 'canary-demo/app:v2', timeoutMs: 120_000, signal})
+      const result = await runDemo(session, {
+        canaryImage: 'canary-demo/app:v2',
+        ratePerSecond: TRAFFIC_RPS,
+        timeoutMs: 120_000,
+        signal: this.signal,
+        onTraffic: (proxyUrl) => {
+          if (!json) this.logToStderr(`demo: proxy on ${proxyUrl}, sending ${TRAFFIC_RPS} requests/s; releasing v2${flags.bad ? ` (bad: ${BAD_ERROR_PERCENT} % errors)` : ''}`)
+        },
+      })
       printer.end()
-      await traffic.stop()
       if (!json) {
-        this.log(formatStatus(report.status, styleFor(process.stdout), 0))
-        this.log(`traffic: ${traffic.counts.sent} requests: ${Object.entries(traffic.counts.byVersion).map(([v, c]) => `${v} ${c.ok} ok, ${c.failed} failed`).join('; ')}`)
-        this.log(report.exitCode === 0 ? 'demo: v2 promoted.' : `demo: v2 ${report.outcome} (exit ${report.exitCode}).`)
+        this.log(formatStatus(result.status, styleFor(process.stdout), 0))
+        this.log(`traffic: ${result.traffic.sent} requests: ${Object.entries(result.traffic.byVersion).map(([v, c]) => `${v} ${c.ok} ok, ${c.failed} failed`).join('; ')}`)
+        this.log(result.exitCode === 0 ? 'demo: v2 promoted.' : `demo: v2 ${result.outcome} (exit ${result.exitCode}).`)
       }
-      if (report.exitCode !== 0) this.setOutcome(report.exitCode)
-      return {...report, traffic: traffic.counts}
+      if (result.exitCode !== 0) this.setOutcome(result.exitCode)
+      return result
     } finally {
-      // Clean up whatever happened above: nothing of the demo may outlive it.
       printer.end()
-      await traffic?.stop().catch(() => undefined)
-      await session.ports.down(signal)
       await rm(dir, {recursive: true, force: true})
     }
   }

@@ -1,10 +1,10 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
 import {ProgressPrinter, formatStatus, styleFor} from '../cli/progress.js'
+import {releaseArgs, releaseFlags} from '../cli/release-flags.js'
+import {canaryImageFor} from '../cli/session.js'
 import {startRollout, type RolloutStatus} from '../rollout/services.js'
-import {canaryImageFor, openSession} from '../cli/session.js'
 
 export default class Start extends BaseCommand<RolloutStatus> {
   static override summary = 'Start a canary: run the new version, wait until it is ready, move to the first step\'s weight.'
@@ -16,21 +16,19 @@ export default class Start extends BaseCommand<RolloutStatus> {
     {description: 'Start a full image reference for release my-app.', command: '<%= config.bin %> start my-app --image ghcr.io/acme/my-app:v2 -f deploy/canary.yaml'},
   ]
 
-  static override args = {name: Args.string({description: 'Release name (optional when the spec defines one release).'})}
+  static override args = releaseArgs
 
   static override flags = {
-    file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
-    ...kubeFlags,
+    ...releaseFlags,
     image: Flags.string({summary: 'Canary image: a tag for the spec image (v2), a digest or a full reference.', required: true}),
   }
 
   async run(): Promise<RolloutStatus> {
     const {args, flags} = await this.parse(Start)
     const printer = new ProgressPrinter(process.stderr, !this.jsonEnabled())
-    const session = await openSession(flags.file, args.name, printer.onTick, sessionOverrides(flags))
+    const session = await this.openRelease(flags, args.name, printer.onTick)
     printer.setPlan(session.plan.totalWeight, session.plan.steps.length)
-    const status = await startRollout(session, {canaryImage: canaryImageFor(session.release, flags.image), signal: new AbortController().signal})
-    printer.end()
+    const status = await startRollout(session, {canaryImage: canaryImageFor(session.release, flags.image), signal: this.signal}).finally(() => printer.end())
     if (!this.jsonEnabled()) this.log(formatStatus(status, styleFor(process.stdout), 0))
     return status
   }

@@ -1,12 +1,10 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {kubeFlags, sessionOverrides} from '../cli/release-flags.js'
-import {UsageError, type ExitCode} from '../errors.js'
 import {formatStatus, styleFor} from '../cli/progress.js'
+import {releaseArgs, releaseFlags, timeoutMsOf} from '../cli/release-flags.js'
+import type {ExitCode} from '../errors.js'
 import {rolloutStatus, waitForEnd, type RolloutStatus} from '../rollout/services.js'
-import {openSession} from '../cli/session.js'
-import {parseDurationMs} from '../release/duration.js'
 
 export default class Status extends BaseCommand<RolloutStatus> {
   static override summary = 'Show a rollout: phase, step, weights read back from the proxy, traffic per version, analysis and decisions.'
@@ -19,11 +17,10 @@ export default class Status extends BaseCommand<RolloutStatus> {
     {description: 'Machine-readable status.', command: '<%= config.bin %> status --json'},
   ]
 
-  static override args = {name: Args.string({description: 'Release name (optional when the spec defines one release).'})}
+  static override args = releaseArgs
 
   static override flags = {
-    file: Flags.string({char: 'f', summary: 'Release spec file.', default: 'canary.yaml'}),
-    ...kubeFlags,
+    ...releaseFlags,
     watch: Flags.boolean({summary: 'Refresh every second until the rollout ends.', exclusive: ['wait']}),
     wait: Flags.boolean({summary: 'Block until the rollout ends; exit with its code.'}),
     timeout: Flags.string({summary: 'With --wait or --watch: give up after this long (exit 14).'}),
@@ -31,10 +28,9 @@ export default class Status extends BaseCommand<RolloutStatus> {
 
   async run(): Promise<RolloutStatus> {
     const {args, flags} = await this.parse(Status)
-    const timeoutMs = flags.timeout === undefined ? undefined : parseDurationMs(flags.timeout)
-    if (flags.timeout !== undefined && timeoutMs === undefined) throw new UsageError(`--timeout ${flags.timeout}: not a duration`, {suggestions: ['Use e.g. 30s, 2m or 1h30m.']})
-    const session = await openSession(flags.file, args.name, undefined, sessionOverrides(flags))
-    const signal = new AbortController().signal
+    const timeoutMs = timeoutMsOf(flags.timeout)
+    const session = await this.openRelease(flags, args.name)
+    const signal = this.signal
     const style = styleFor(process.stdout)
     if (!flags.wait && !flags.watch) {
       const status = await rolloutStatus(session, {signal})

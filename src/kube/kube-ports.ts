@@ -2,16 +2,14 @@
  * Every port of a release on the Kubernetes target, for the engine: the router of
  * `spec.ingress.router` (an exhaustive map; an unsupported kind is a ConfigError), the Deployment
  * target, the metric source (the in-cluster proxy's /metrics, or Prometheus), and the rollout state
- * in a ConfigMap. Loaded lazily by src/rollout/targets/index.ts, so the local path never imports
+ * in a ConfigMap. Loaded lazily by src/cli/target-registry.ts, so the local path never imports
  * the Kubernetes client.
  */
-import {setTimeout as delay} from 'node:timers/promises'
-
 import {ConfigError} from '../errors.js'
 import type {RolloutState} from '../rollout/core/types.js'
 import {KubeProxyScrapeSource} from '../rollout/metrics/kube-proxy-scrape.js'
 import {PrometheusSource} from '../rollout/metrics/prometheus-source.js'
-import type {Clock, MetricSource, TrafficRouter} from '../rollout/ports.js'
+import type {DownReport, MetricSource, RolloutPorts, TargetInput, TrafficRouter} from '../rollout/ports.js'
 import {GatewayApiRouter} from '../rollout/routers/gateway-api-router.js'
 import {KubeProxyRouter} from '../rollout/routers/kube-proxy-router.js'
 import {NginxIngressRouter} from '../rollout/routers/nginx-ingress-router.js'
@@ -20,17 +18,8 @@ import {TraefikV1Router} from '../rollout/routers/traefik-v1-router.js'
 import {rolloutStateSchema} from '../rollout/state-schema.js'
 import {KubernetesRolloutStore} from '../rollout/stores/kubernetes-store.js'
 import {KubernetesTarget} from '../rollout/targets/kubernetes-target.js'
-import type {DownReport, RolloutPorts, TargetInput} from '../cli/target-registry.js'
 import type {Release, RouterKind} from '../release/release.js'
 import {connectKube, type KubeClient, type KubeConnectionOptions} from './client.js'
-
-/** Wall-clock time for the Kubernetes target's waits. */
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  sleep: async (ms, signal) => {
-    await delay(ms, undefined, {signal})
-  },
-}
 
 type KubeRouterFactory = (client: KubeClient, release: Release) => TrafficRouter
 
@@ -48,10 +37,9 @@ export const KUBE_ROUTERS = {
   },
 } satisfies Record<RouterKind, KubeRouterFactory>
 
-/** Inputs of the Kubernetes ports: the release, plus kubectl's connection flags. */
+/** Inputs of the Kubernetes ports: the generic ones, plus kubectl's connection flags. */
 export interface KubernetesPortsInput extends TargetInput {
   readonly kube?: KubeConnectionOptions
-  readonly clock?: Clock
 }
 
 /**
@@ -92,7 +80,7 @@ export async function createKubernetesPorts(input: KubernetesPortsInput): Promis
   const client = await connectKube({...input.kube, namespace: undefined})
   const namespace = releaseNamespace(input.release, input.kube?.namespace, client.namespace)
   const release: Release = {...input.release, namespace}
-  const clock = input.clock ?? SYSTEM_CLOCK
+  const clock = input.clock
   const routerKind = release.ingress?.router ?? 'proxy'
   const router = KUBE_ROUTERS[routerKind](client, release)
   const target = new KubernetesTarget(client, release, clock)

@@ -4,7 +4,6 @@ import {rm, stat} from 'node:fs/promises'
 import {fileSystemError} from '../errors.js'
 import type {Weights} from '../rollout/core/weights.js'
 import {ProxyRouter} from './proxy-router.js'
-import type {RolloutPorts, TargetInput} from '../cli/target-registry.js'
 import {acquireLockFile} from './lock-file.js'
 import {DaemonClient} from './daemon-client.js'
 import {FileRolloutStore} from './file-store.js'
@@ -13,7 +12,7 @@ import {releasePaths} from './paths.js'
 import {ProxyMetricSource} from './proxy-metrics.js'
 import type {RolloutState} from '../rollout/core/types.js'
 import {rolloutStateSchema} from '../rollout/state-schema.js'
-import type {MetricSource, TrafficRouter} from '../rollout/ports.js'
+import type {MetricSource, RolloutPorts, TargetInput, TrafficRouter} from '../rollout/ports.js'
 
 /** How long `canary down` waits for a running command's tick before giving up (exit 5). */
 const DOWN_LOCK_WAIT_MS = 10_000

@@ -9,14 +9,8 @@ import {decide} from './core/decide.js'
 import type {WindowMetrics} from './core/metrics.js'
 import {desiredWeight, desiredWeights} from './core/plan.js'
 import {isTerminal, type Action, type Decision, type Intent, type Observation, type Plan, type RolloutState} from './core/types.js'
-import type {Clock, MetricSource, RolloutStore, Target, TrafficRouter} from './ports.js'
+import type {Clock, MetricSource, OperationLock, RolloutStore, Target, TrafficRouter} from './ports.js'
 import {assertNever} from './core/assert-never.js'
-
-/** Serializes operations on one release across processes (a lock file locally). */
-export interface OperationLock {
-  /** Takes the lock, waiting at most `waitMs`; throws ConflictError when another operation keeps it. */
-  acquire(waitMs: number, signal: AbortSignal): Promise<() => Promise<void>>
-}
 
 /** What the engine drives. */
 export interface EngineDeps {
@@ -47,6 +41,9 @@ export interface RunResult {
   readonly outcome: RunOutcome
   readonly state: RolloutState
 }
+
+/** The signal of a decision's actions and commit: never aborted (see `step`). */
+const UNINTERRUPTIBLE = new AbortController().signal
 
 /** How long a tick waits for another process's lock before giving up (manual commands use 0). */
 const RUN_LOCK_WAIT_MS = 5000
@@ -104,17 +101,22 @@ export class RolloutEngine {
       // every action is idempotent, so a crash in between only repeats them on the next tick,
       // while the saved phase never claims work that was not done.
       const staged = await store.stage(decision.next, loaded.version, signal)
+      // From here the decision is carried out and committed even when the command is interrupted
+      // (Ctrl-C): stopping between acting and committing would leave the world ahead of the saved
+      // state. Each action is bounded by its own timeouts; a second Ctrl-C still kills the process,
+      // and then the next tick repeats the idempotent actions.
+      const acting = UNINTERRUPTIBLE
       try {
-        for (const action of decision.actions) await this.execute(action, signal)
+        for (const action of decision.actions) await this.execute(action, acting)
       } catch (error) {
         await staged.discard()
         throw error
       }
       let saved
       try {
-        saved = await staged.commit(signal)
+        saved = await staged.commit(acting)
       } catch (error) {
-        await this.undo(decision, observation, error, signal)
+        await this.undo(decision, observation, error, acting)
         throw error
       }
       result = {...result, state: saved.value, version: saved.version}

@@ -1,9 +1,13 @@
 /**
- * The ports the rollout engine drives. Each implementation lives in its own file
- * (`routers/*`, `targets/*`, `metrics/*`, `stores/*`) and is chosen by an exhaustive factory map.
- * Every I/O method takes an AbortSignal; time comes from a Clock so tests never sleep.
+ * Every port of the rollout layer, and nothing else: the contracts a target plugs in through
+ * (`RolloutPorts`, built by a `TargetFactory` from a `TargetInput`) and the ports the engine drives
+ * (`TrafficRouter`, `Target`, `MetricSource`, `RolloutStore`, `OperationLock`, `Clock`). Adapters
+ * import this file and nothing above it; the composition root (src/cli/target-registry.ts) names
+ * the adapters. Every I/O method takes an AbortSignal; time comes from a Clock so tests never sleep.
  */
+import type {Release} from '../release/release.js'
 import type {WindowMetrics} from './core/metrics.js'
+import type {RolloutState} from './core/types.js'
 import type {Weights} from './core/weights.js'
 
 /** Which release, where. `namespace` is the Kubernetes namespace, or `default` locally. */
@@ -103,3 +107,52 @@ export interface Clock {
   now(): number
   sleep(ms: number, signal: AbortSignal): Promise<void>
 }
+
+/** Serializes operations on one release across processes (a lock file locally). */
+export interface OperationLock {
+  /** Takes the lock, waiting at most `waitMs`; throws ConflictError when another operation keeps it. */
+  acquire(waitMs: number, signal: AbortSignal): Promise<() => Promise<void>>
+}
+
+/** Where users reach the release, for `status` (`proxy.url` in `--json`). */
+export interface Endpoints {
+  readonly proxyUrl?: string
+}
+
+/** What `canary down` stopped. */
+export interface DownReport {
+  readonly stopped: readonly string[]
+}
+
+/** Every port of one release, ready for the engine. */
+export interface RolloutPorts {
+  readonly router: TrafficRouter
+  readonly target: Target
+  readonly metrics: MetricSource
+  readonly store: RolloutStore<RolloutState>
+  readonly lock?: OperationLock
+  /** Makes sure the stable version and the data plane run (starts the local daemon on demand). */
+  prepare(stableImage: string, signal: AbortSignal): Promise<void>
+  /** Stops what `prepare` started in this process, if anything (a failed `start` leaves nothing running). */
+  undoPrepare?(signal: AbortSignal): Promise<void>
+  /** Checks that the data plane is there, without starting anything (UnreachableError otherwise). */
+  check(signal: AbortSignal): Promise<void>
+  endpoints(): Promise<Endpoints>
+  /** Stops everything this release started and removes its state (`canary down`). */
+  down(signal: AbortSignal): Promise<DownReport>
+}
+
+/**
+ * What every target factory gets. Target-specific inputs (kubectl's connection flags) are not
+ * here: the composition root closes over them when it builds that target's factory.
+ */
+export interface TargetInput {
+  readonly release: Release
+  /** The spec file; local state lives beside it in `.canary/`. */
+  readonly specFile: string
+  /** The one wall clock of the process (tests pass a manual one). */
+  readonly clock: Clock
+}
+
+/** Builds the ports of one target kind. */
+export type TargetFactory = (input: TargetInput) => Promise<RolloutPorts>

@@ -9,8 +9,7 @@ import {isTerminal, type AnalysisResult, type DecisionLogEntry, type Intent, typ
 import type {WindowMetrics} from './core/metrics.js'
 import {canaryPercent, type Weights} from './core/weights.js'
 import {RolloutEngine, type TickResult} from './engine.js'
-import type {Clock} from './ports.js'
-import type {RolloutPorts} from '../cli/target-registry.js'
+import type {Clock, DownReport, RolloutPorts} from './ports.js'
 import {assertNever} from './core/assert-never.js'
 
 /** One release, ready to be driven. */
@@ -140,6 +139,8 @@ export async function startRollout(session: RolloutSession, input: {readonly can
       state = (await engine.tick(input.signal, undefined, 5000)).state
     }
   } catch (error) {
+    // Interrupted (Ctrl-C): the saved rollout stands, to be resumed by `run` or ended by `abort`.
+    if (input.signal.aborted) throw error
     // Deploying failed (e.g. no upstream for the image): end the rollout and leave nothing running.
     await engine.tick(input.signal, {kind: 'abort'}, 5000).catch(() => undefined)
     await session.ports.undoPrepare?.(input.signal).catch(() => undefined)
@@ -283,6 +284,11 @@ export async function waitForEnd(session: RolloutSession, input: {readonly timeo
     }
     await session.clock.sleep(Math.min(1000, engineOf(session).tickMs), input.signal)
   }
+}
+
+/** `canary down`: stop everything the release started and remove its state. */
+export async function downRelease(session: RolloutSession, input: {readonly signal: AbortSignal}): Promise<DownReport> {
+  return session.ports.down(input.signal)
 }
 
 /** The status object for a state, with weights and traffic read back from the world when it can be reached. */

@@ -3,7 +3,7 @@ import {describe, expect, it} from 'vitest'
 import {AnalysisFailedError, ConflictError, InconclusiveError, NotFoundError, UsageError} from '../../src/errors.js'
 import type {Plan, RolloutState} from '../../src/rollout/core/types.js'
 import {abortRollout, exitCodeFor, promoteRollout, runRollout, startRollout, stepRollout, type RolloutSession} from '../../src/rollout/services.js'
-import type {RolloutPorts} from '../../src/cli/target-registry.js'
+import type {RolloutPorts} from '../../src/rollout/ports.js'
 import {FakeMetrics, FakeRouter, FakeTarget, ManualClock, MemoryStore} from '../helpers/rollout/fakes.js'
 import {INTERVAL_MS, aPlan, version, windowOf} from './builders.js'
 
