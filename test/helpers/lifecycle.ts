@@ -3,7 +3,7 @@
  * the built CLI (`node bin/run.js`, or $CANARY_BIN), steady traffic, and cleanup of everything
  * the release started (via `canary down`, then the daemon's pid as a last resort).
  */
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
@@ -80,6 +80,55 @@ export function canary(args: readonly string[], cwd: string, env: NodeJS.Process
       resolvePromise({code, stdout, stderr, json})
     })
   })
+}
+
+/** A `canary` process left running: its output so far, a wait on that output, and its end. */
+export interface RunningCli {
+  readonly child: ChildProcess
+  readonly output: {stdout: string; stderr: string}
+  /** Resolves with the first match of `pattern` in the stream; rejects when the process ends first. */
+  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp): Promise<RegExpMatchArray>
+  readonly exited: Promise<{readonly code: number | null; readonly signal: NodeJS.Signals | null}>
+}
+
+/** Starts `canary ARGS` in `cwd` without waiting for it (to signal it, or to watch it). */
+export function startCanary(args: readonly string[], cwd: string): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], {cwd, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
+  const output = {stdout: '', stderr: ''}
+  const waiters = new Set<() => void>()
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter()
+  }
+  child.stdout.on('data', (d: Buffer) => {
+    output.stdout += d.toString()
+    notify()
+  })
+  child.stderr.on('data', (d: Buffer) => {
+    output.stderr += d.toString()
+    notify()
+  })
+  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolvePromise) => child.once('close', (code, signal) => resolvePromise({code, signal})))
+  let ended = false
+  void exited.then(() => {
+    ended = true
+    notify()
+  })
+  const waitFor = (stream: 'stdout' | 'stderr', pattern: RegExp) =>
+    new Promise<RegExpMatchArray>((resolvePromise, reject) => {
+      const check = () => {
+        const match = output[stream].match(pattern)
+        if (match !== null) {
+          waiters.delete(check)
+          resolvePromise(match)
+        } else if (ended) {
+          waiters.delete(check)
+          reject(new Error(`canary ${args.join(' ')} ended before ${stream} matched ${pattern}:\n${output.stdout}\n${output.stderr}`))
+        }
+      }
+      waiters.add(check)
+      check()
+    })
+  return {child, output, waitFor, exited}
 }
 
 /** The daemon's address book for release `shop` in `dir`. */
