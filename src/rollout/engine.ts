@@ -100,6 +100,8 @@ export class RolloutEngine {
       // stops the tick before the world changes. Acting before the commit keeps the old promise:
       // every action is idempotent, so a crash in between only repeats them on the next tick,
       // while the saved phase never claims work that was not done.
+      // The point of no return: an interrupt that came before it stops the tick with nothing done.
+      signal.throwIfAborted()
       const staged = await store.stage(decision.next, loaded.version, signal)
       // From here the decision is carried out and committed even when the command is interrupted
       // (Ctrl-C): stopping between acting and committing would leave the world ahead of the saved

@@ -19,12 +19,20 @@ const AT_20 = /step 1\/3: canary weight 20\/100/
 
 let dir: string | undefined
 let running: RunningCli | undefined
+/** The spec of a demo whose clean-up a test interrupted: `canary down` stops what it left. */
+let demoSpec: string | undefined
 
 afterEach(async () => {
   if (running !== undefined && running.child.exitCode === null && running.child.signalCode === null) running.child.kill('SIGKILL')
+  await running?.exited
   running = undefined
   if (dir !== undefined) await cleanUp(dir)
   dir = undefined
+  if (demoSpec !== undefined && existsSync(demoSpec)) {
+    await canary(['down', '-f', demoSpec], dirname(demoSpec))
+    await rm(dirname(demoSpec), {recursive: true, force: true})
+  }
+  demoSpec = undefined
 })
 
 /** The saved rollout, read from the state file as written (it must parse). */
@@ -50,7 +58,7 @@ describe('interrupting canary run', () => {
   it.each([
     {signal: 'SIGINT', exitCode: 130},
     {signal: 'SIGTERM', exitCode: 143},
-  ] as const)('$signal stops it with exit $exitCode; the rollout stays where it was saved, resumable', async ({signal, exitCode}) => {
+  ] as const)('$signal stops it with exit $exitCode; the saved rollout stays in progress, weights as saved', async ({signal, exitCode}) => {
     const release = await aLocalRelease({steps: LONG_PAUSE})
     dir = release.dir
     running = startCanary(['run', '--image', 'v2', '-f', release.spec], dir)
@@ -127,6 +135,7 @@ describe('interrupting canary demo', () => {
   async function demoAtFirstStep(): Promise<{spec: string; daemonPid: number}> {
     running = startCanary(['demo'], process.cwd())
     const [, spec] = await running.waitFor('stderr', /demo: starting the proxy and v1 \(spec (\S+)\)/)
+    demoSpec = spec
     await running.waitFor('stderr', AT_20)
     const daemon = JSON.parse(await readFile(join(dirname(spec!), '.canary/demo/daemon.json'), 'utf8')) as {pid: number}
     return {spec: spec!, daemonPid: daemon.pid}
@@ -141,7 +150,6 @@ describe('interrupting canary demo', () => {
     expect(existsSync(dirname(spec))).toBe(false)
   })
 
-  // The daemon's parent is gone by then, so a zombie-aware check (isProcessAlive): not every init reaps at once.
   it('a second Ctrl-C quits at once while the clean-up is stuck; the state left behind still works', async () => {
     const {spec, daemonPid} = await demoAtFirstStep()
     const demoDir = dirname(spec)
@@ -159,17 +167,13 @@ describe('interrupting canary demo', () => {
     } finally {
       process.kill(daemonPid, 'SIGCONT')
     }
-    try {
-      expect(await savedState(demoDir, 'demo')).toMatchObject({phase: 'Progressing', canaryImage: 'canary-demo/app:v2'})
-      const status = await canary(['status', '--json', '-f', spec], demoDir)
-      expect(status.code, status.stderr).toBe(0)
-      expect(status.json).toMatchObject({phase: 'Progressing'})
-      const down = await canary(['down', '-f', spec], demoDir)
-      expect(down.code, down.stderr).toBe(0)
-      expect(isProcessAlive(daemonPid)).toBe(false)
-    } finally {
-      if (isProcessAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL')
-      await rm(demoDir, {recursive: true, force: true})
-    }
+    expect(await savedState(demoDir, 'demo')).toMatchObject({phase: 'Progressing', canaryImage: 'canary-demo/app:v2'})
+    const status = await canary(['status', '--json', '-f', spec], demoDir)
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.json).toMatchObject({phase: 'Progressing'})
+    const down = await canary(['down', '-f', spec], demoDir)
+    expect(down.code, down.stderr).toBe(0)
+    // The daemon's parent died with the demo: a zombie-aware check, as not every init reaps at once.
+    expect(isProcessAlive(daemonPid)).toBe(false)
   })
 })

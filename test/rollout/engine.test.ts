@@ -160,6 +160,44 @@ describe('the rollout engine', () => {
   })
 })
 
+describe('the engine and an interrupt (Ctrl-C aborts the command signal)', () => {
+  it('carries out and commits a decision that has begun acting, so the world and the saved state agree', async () => {
+    const w = world()
+    await w.begin()
+    const interrupt = new AbortController()
+    const signalsSeen: boolean[] = []
+    // Ctrl-C arrives while the router is being reconciled, the first action of the first decision.
+    Object.assign(w.router, {
+      reconcile: async (signal: AbortSignal) => {
+        interrupt.abort(new Error('SIGINT'))
+        signalsSeen.push(signal.aborted)
+        w.router.calls.push('reconcile')
+      },
+    })
+    const {state} = await w.engine.tick(interrupt.signal)
+    expect(signalsSeen).toEqual([false])
+    expect(w.target.calls).toEqual(['deployCanary acme/my-app:v2'])
+    expect((await w.store.load())?.value).toEqual(state)
+    expect(state.deployedAtMs).toBeDefined()
+    // The next tick honours the interrupt before it changes anything.
+    await expect(w.engine.run({signal: interrupt.signal})).rejects.toThrow('SIGINT')
+    expect(w.router.calls).toEqual(['reconcile'])
+    expect(w.target.calls).toEqual(['deployCanary acme/my-app:v2'])
+  })
+
+  it('changes nothing when the interrupt came before the decision began acting', async () => {
+    const w = world()
+    await w.begin()
+    const before = await w.store.load()
+    const interrupt = new AbortController()
+    interrupt.abort(new Error('SIGTERM'))
+    await expect(w.engine.tick(interrupt.signal)).rejects.toThrow('SIGTERM')
+    expect(w.router.calls).toEqual([])
+    expect(w.target.calls).toEqual([])
+    expect(await w.store.load()).toEqual(before)
+  })
+})
+
 describe('the engine saves before it acts', () => {
   /** A store whose staging (write + version check) or commit fails, as on a full disk. */
   function failingStore(w: ReturnType<typeof world>, where: 'stage' | 'commit') {
