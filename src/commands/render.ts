@@ -51,7 +51,7 @@ export default class Render extends BaseCommand<RenderResult> {
     const {flags} = await this.parse(Render)
     const loaded = await loadRelease(flags.file)
     if (flags.rbac) {
-      const {buildRbac} = await import('../kube/rbac.js')
+      const {buildRbac} = await import('../targets/kubernetes/rbac.js')
       const release = flags.router === undefined || loaded.release.ingress === undefined ? loaded.release : {...loaded.release, ingress: {...loaded.release.ingress, router: flags.router as RouterKind}}
       const rbac = buildRbac(release, flags['service-account'] ?? 'canary') as unknown as KubeObject[]
       const written = flags.output === undefined ? undefined : await writeObjects(flags.output, rbac)

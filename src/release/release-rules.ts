@@ -5,7 +5,7 @@
  */
 import {asRecord} from '../config-file/config-problems.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
-import {capabilityProblems, type UsedFeature} from './capabilities.js'
+import {capabilityProblems, type UsedFeature} from '../routers/capabilities.js'
 import {ROUTER_KINDS, type HeaderMatch, type RouterKind} from './release.js'
 import {readSteps} from './steps.js'
 

@@ -1,5 +1,5 @@
 /** The commented starter spec `canary init` writes; it must pass `canary validate` for every router. */
-import {ROUTER_LIMITS} from './capabilities.js'
+import {ROUTER_LIMITS} from '../routers/capabilities.js'
 import type {RouterKind} from './release.js'
 import {RELEASE_API_VERSION} from './schema.js'
 

@@ -14,7 +14,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {stringify} from 'yaml'
 
 import {ConfigError, UnreachableError} from '../../src/errors.js'
-import {builtInQueries, PrometheusSource, type QueryContext} from '../../src/rollout/metrics/prometheus-source.js'
+import {builtInQueries, PrometheusSource, type QueryContext} from '../../src/targets/kubernetes/prometheus-source.js'
 import {testRelease} from './release-fixture.js'
 
 const signal = new AbortController().signal

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {capabilitiesOf} from '../../src/release/capabilities.js'
+import {capabilitiesOf} from '../../src/routers/capabilities.js'
 
 // The routers' declared capabilities come from the same table `canary validate` uses, so the
 // engine and the validator cannot disagree about what a router can do.

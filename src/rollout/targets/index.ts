@@ -54,7 +54,7 @@ export type TargetFactory = (input: TargetInput) => Promise<RolloutPorts>
 /** Every target kind the spec can name, and how to build its ports. */
 export const TARGET_FACTORIES = {
   local: async (input) => (await import('../../local/local-ports.js')).createLocalPorts(input),
-  kubernetes: async (input) => (await import('../../kube/kube-ports.js')).createKubernetesPorts(input),
+  kubernetes: async (input) => (await import('../../targets/kubernetes/adapters.js')).createKubernetesPorts(input),
 } satisfies Record<TargetKind, TargetFactory>
 
 /** The ports for `input.release.target`; an unknown kind is a ConfigError naming the known ones. */

@@ -7,15 +7,15 @@
 import {deleteOwned} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
 import type {KubeObject, ObjectRef} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {isManagedByCanary} from '../../kube/objects.js'
 import {names} from '../../render/names.js'
-import {buildTraefikCrd} from '../../render/traefik-crd.js'
+import {buildTraefikCrd} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {RouterCapabilities, TrafficRouter} from '../../rollout/ports.js'
+import {capabilitiesOf} from '../capabilities.js'
 
 interface WeightedServices {
   services?: Array<{name?: string; weight?: number}>

@@ -20,9 +20,9 @@
  * `rolebindings` plus every permission it grants (Kubernetes' escalation check), which a
  * least-privilege CI account should not have.
  */
-import {names} from '../render/names.js'
-import type {Release} from '../release/release.js'
-import {MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASE_LABEL, type KubeObject} from './objects.js'
+import {names} from '../../render/names.js'
+import type {Release} from '../../release/release.js'
+import {MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASE_LABEL, type KubeObject} from '../../kube/objects.js'
 
 /** One PolicyRule. */
 export interface PolicyRule {

@@ -4,13 +4,13 @@
  * docs/user-guide/nginx-configuration/annotations.md#canary). The controller honours one canary
  * Ingress per host/path, and checks header → cookie → weight in that order.
  */
-import {DEFAULT_TOTAL_WEIGHT, type Weights} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {names, releaseLabels} from './names.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
-import {assertNever} from '../rollout/core/assert-never.js'
+import {DEFAULT_TOTAL_WEIGHT, type Weights} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {names, releaseLabels} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
+import {assertNever} from '../../rollout/core/assert-never.js'
 
 const PREFIX = 'nginx.ingress.kubernetes.io/'
 

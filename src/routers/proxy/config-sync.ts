@@ -6,10 +6,10 @@
  * resumed from the last resourceVersion (or re-read when that is too old); a text that does not
  * parse is refused by the proxy, which keeps serving the previous config.
  */
-import {parseProxyConfig, type ProxyConfig} from '../proxy/config.js'
-import {PROXY_CONFIG_FILE} from '../render/proxy.js'
-import {connectKube, type KubeClient} from './client.js'
-import type {KubeObject, ObjectRef} from './objects.js'
+import {parseProxyConfig, type ProxyConfig} from '../../proxy/config.js'
+import {PROXY_CONFIG_FILE} from './objects.js'
+import {connectKube, type KubeClient} from '../../kube/client.js'
+import type {KubeObject, ObjectRef} from '../../kube/objects.js'
 
 /** Operational events of the follower (reconnects, errors). */
 export type FollowLog = (event: Record<string, unknown>) => void

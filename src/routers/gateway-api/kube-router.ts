@@ -6,14 +6,14 @@
  */
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {names} from '../../render/names.js'
-import {buildHttpRoute} from '../../render/gateway-api.js'
+import {buildHttpRoute} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {RouterCapabilities, TrafficRouter} from '../../rollout/ports.js'
+import {capabilitiesOf} from '../capabilities.js'
 
 interface HttpRouteRule {
   matches?: Array<{headers?: unknown[]}>

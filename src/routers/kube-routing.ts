@@ -6,9 +6,9 @@
 import type {RenderState} from '../render/types.js'
 import {weights as makeWeights, type Weights} from '../rollout/core/weights.js'
 import type {Release} from '../release/release.js'
-import {applyOwned} from './apply.js'
-import type {KubeClient} from './client.js'
-import type {KubeObject} from './objects.js'
+import {applyOwned} from '../kube/apply.js'
+import type {KubeClient} from '../kube/client.js'
+import type {KubeObject} from '../kube/objects.js'
 
 /**
  * Routing objects depend on whether a canary runs, not on its image; the builders render canary

@@ -6,14 +6,14 @@
  */
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {names} from '../../render/names.js'
-import {buildTraefikV1Ingress} from '../../render/traefik-v1.js'
+import {buildTraefikV1Ingress} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {RouterCapabilities, TrafficRouter} from '../../rollout/ports.js'
+import {capabilitiesOf} from '../capabilities.js'
 
 const SERVICE_WEIGHTS = 'traefik.ingress.kubernetes.io/service-weights'
 /** service-weights carries at most 3 decimals of a percent: 100 000 units per 100 %. */

@@ -15,7 +15,7 @@ import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/obj
 import {buildDeployment, buildService, trackName} from '../../render/workloads.js'
 import type {Release} from '../../release/release.js'
 import {NotFoundError, TimeoutError} from '../../errors.js'
-import type {Clock, Readiness, Target, Track} from '../ports.js'
+import type {Clock, Readiness, Target, Track} from '../../rollout/ports.js'
 
 /** The container whose image is the release's: `app` in canary's own Deployments, else the first. */
 export const APP_CONTAINER = 'app'

@@ -17,8 +17,8 @@
 import {ConfigError, UnreachableError} from '../../errors.js'
 import {names} from '../../render/names.js'
 import type {Release} from '../../release/release.js'
-import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../core/metrics.js'
-import type {MetricSource, Track} from '../ports.js'
+import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../../rollout/core/metrics.js'
+import type {MetricSource, Track} from '../../rollout/ports.js'
 
 /** The queries for one track; placeholders already filled. */
 export interface TrackQueries {

@@ -2,7 +2,7 @@
  * canary's bundled proxy running in the cluster: a Deployment and Service in front of the stable
  * and canary Services, its routing in a ConfigMap (`<release>-proxy-config`, key `proxy.yaml`).
  * Weights change only the ConfigMap; the proxy follows it through the API (a watch, see
- * src/kube/proxy-config-sync.ts), so a change applies within a second and never restarts pods.
+ * config-sync.ts), so a change applies within a second and never restarts pods.
  * The Deployment is rendered from a weight-independent state, so its config checksum (which rolls
  * the pods) moves only when something other than the weights changes.
  *
@@ -23,13 +23,13 @@ import {ConfigError, ConflictError} from '../../errors.js'
 import {notOwnedError, withOwnership} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {names} from '../../render/names.js'
-import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_FILE} from '../../render/proxy.js'
+import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_FILE} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {RouterCapabilities, TrafficRouter} from '../../rollout/ports.js'
+import {capabilitiesOf} from '../capabilities.js'
 
 interface ProxyVersion {
   name?: string

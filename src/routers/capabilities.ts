@@ -4,7 +4,7 @@
  * dropped header rule or mirror is worse than an error. docs/render.md has the same table.
  */
 import type {RouterCapabilities} from '../rollout/ports.js'
-import type {RouterKind} from './release.js'
+import type {RouterKind} from '../release/release.js'
 
 /** Spec features that not every router supports. */
 export type RouterFeature = 'headerAlwaysNever' | 'headerExact' | 'headerPattern' | 'cookie' | 'sticky' | 'mirror'
