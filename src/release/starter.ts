@@ -1,11 +1,12 @@
 /** The commented starter spec `canary init` writes; it must pass `canary validate` for every router. */
-import {ROUTER_LIMITS} from '../routers/capabilities.js'
+import {ROUTERS} from '../routers/index.js'
+import type {RouterLimits} from '../routers/router-definition.js'
 import type {RouterKind} from './release.js'
 import {RELEASE_API_VERSION} from './schema.js'
 
 /** Starter spec text for `name` and `router`. */
 export function starterSpec(name: string, router: RouterKind): string {
-  const limits = ROUTER_LIMITS[router]
+  const limits: RouterLimits = ROUTERS[router].limits
   const lines = [
     `# Release spec for canary (docs/spec.md). Check it with: canary validate -f canary.yaml`,
     `apiVersion: ${RELEASE_API_VERSION}`,

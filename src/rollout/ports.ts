@@ -1,6 +1,6 @@
 /**
  * The ports the rollout engine drives. Each implementation lives in its own file
- * (`routers/*`, `targets/*`, `metrics/*`, `stores/*`) and is chosen by an exhaustive factory map.
+ * (src/routers/<kind>/, src/targets/kubernetes/, src/local/) and is chosen by an exhaustive factory map.
  * Every I/O method takes an AbortSignal; time comes from a Clock so tests never sleep.
  */
 import type {WindowMetrics} from './core/metrics.js'
@@ -14,19 +14,13 @@ export interface ReleaseRef {
 
 export type Track = 'stable' | 'canary'
 
-/** What a router can express besides weights; the engine refuses a spec that needs more. */
-export interface RouterCapabilities {
-  readonly headerMatch: boolean
-  readonly headerPattern: boolean
-  readonly cookieMatch: boolean
-  readonly sticky: boolean
-  readonly mirror: boolean
-}
-
-/** Splits traffic between stable and canary. Implementations are idempotent. */
+/**
+ * Splits traffic between stable and canary. Implementations are idempotent. What a router can
+ * express besides weights is checked when the spec is read (src/routers/capabilities.ts), so the
+ * engine never meets a spec its router cannot serve.
+ */
 export interface TrafficRouter {
   readonly kind: string
-  readonly capabilities: RouterCapabilities
   /** Create or adopt the routing objects for the release (canary at 0). Safe to call every tick. */
   reconcile(signal: AbortSignal): Promise<void>
   setWeights(weights: Weights, signal: AbortSignal): Promise<void>

@@ -7,8 +7,7 @@
  */
 import type {Weights} from '../../rollout/core/weights.js'
 import type {Release} from '../../release/release.js'
-import {names, releaseLabels} from '../../render/names.js'
-import {requireIngress} from '../nginx/objects.js'
+import {names, releaseLabels, requireIngress} from '../../render/names.js'
 import {bundledTemplates} from '../../render/template-set.js'
 import {fillTemplate} from '../../render/template.js'
 import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'

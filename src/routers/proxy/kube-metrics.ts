@@ -10,7 +10,7 @@
 import type {KubeClient} from '../../kube/client.js'
 import {leSeconds, parsePrometheusText} from './prometheus-text.js'
 import {names} from '../../render/names.js'
-import {PROXY_POD_LISTEN} from '../../routers/proxy/objects.js'
+import {PROXY_POD_LISTEN} from './objects.js'
 import type {Release} from '../../release/release.js'
 import {UnreachableError} from '../../errors.js'
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../../rollout/core/metrics.js'
