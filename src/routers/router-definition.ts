@@ -114,3 +114,17 @@ export function escapeLabel(value: string): string {
 export function escapeRegex(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
+
+/**
+ * The four queries of a router whose metrics are a request counter with a status label and a
+ * latency histogram, for the series `selector` picks. Latency is the window's histogram, from
+ * which the judge takes the 99th percentile the way `histogram_quantile` does.
+ */
+export function counterAndHistogramQueries(metrics: {readonly requests: string; readonly statusLabel: string; readonly buckets: string}, selector: string, interval: string): TrackQueries {
+  return {
+    requests: `sum(increase(${metrics.requests}{${selector}}[${interval}]))`,
+    errors: `sum(increase(${metrics.requests}{${selector},${metrics.statusLabel}=~"5.."}[${interval}]))`,
+    latencyBuckets: `sum by (le) (increase(${metrics.buckets}{${selector}}[${interval}]))`,
+    latencyP99: `histogram_quantile(0.99, sum by (le) (rate(${metrics.buckets}{${selector}}[${interval}])))`,
+  }
+}

@@ -7,7 +7,7 @@ import {ConflictError} from '../../errors.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../../rollout/core/weights.js'
 import type {KubeObject} from '../../render/types.js'
 import {describeObject} from '../../render/validate-objects.js'
-import {escapeLabel, type RouterDefinition} from '../router-definition.js'
+import {counterAndHistogramQueries, escapeLabel, type RouterDefinition} from '../router-definition.js'
 import {NginxIngressRouter} from './kube-router.js'
 import {buildNginxIngress} from './objects.js'
 
@@ -30,13 +30,7 @@ export const NGINX = {
   builtInQueries: (context) => {
     // The `canary` label is non-empty for requests the canary upstream served (internal/ingress/metric/collectors/socket.go).
     const selector = `namespace="${escapeLabel(context.namespace)}",ingress="${escapeLabel(context.ingress)}",canary${context.track === 'canary' ? '!=' : '='}""`
-    const buckets = `sum by (le) (increase(nginx_ingress_controller_response_duration_seconds_bucket{${selector}}[${context.interval}]))`
-    return {
-      requests: `sum(increase(nginx_ingress_controller_requests{${selector}}[${context.interval}]))`,
-      errors: `sum(increase(nginx_ingress_controller_requests{${selector},status=~"5.."}[${context.interval}]))`,
-      latencyBuckets: buckets,
-      latencyP99: `histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_response_duration_seconds_bucket{${selector}}[${context.interval}])))`,
-    }
+    return counterAndHistogramQueries({requests: 'nginx_ingress_controller_requests', statusLabel: 'status', buckets: 'nginx_ingress_controller_response_duration_seconds_bucket'}, selector, context.interval)
   },
 } as const satisfies RouterDefinition
 

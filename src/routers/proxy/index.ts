@@ -4,7 +4,7 @@
  * config-sync.ts), driven by kube-router.ts. It can do everything the spec can say.
  */
 import {names} from '../../render/names.js'
-import {escapeLabel, type RouterDefinition} from '../router-definition.js'
+import {counterAndHistogramQueries, escapeLabel, type RouterDefinition} from '../router-definition.js'
 import {KubeProxyScrapeSource} from './kube-metrics.js'
 import {KubeProxyRouter} from './kube-router.js'
 import {buildProxy} from './objects.js'
@@ -39,11 +39,6 @@ export const PROXY = {
   builtInQueries: (context) => {
     // canary's own proxy (src/proxy/metrics.ts): one series per route, service, version and code.
     const selector = `service="${escapeLabel(context.name)}",version="${context.track}"`
-    return {
-      requests: `sum(increase(canary_proxy_requests_total{${selector}}[${context.interval}]))`,
-      errors: `sum(increase(canary_proxy_requests_total{${selector},code=~"5.."}[${context.interval}]))`,
-      latencyBuckets: `sum by (le) (increase(canary_proxy_request_duration_seconds_bucket{${selector}}[${context.interval}]))`,
-      latencyP99: `histogram_quantile(0.99, sum by (le) (rate(canary_proxy_request_duration_seconds_bucket{${selector}}[${context.interval}])))`,
-    }
+    return counterAndHistogramQueries({requests: 'canary_proxy_requests_total', statusLabel: 'code', buckets: 'canary_proxy_request_duration_seconds_bucket'}, selector, context.interval)
   },
 } as const satisfies RouterDefinition

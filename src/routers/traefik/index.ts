@@ -4,7 +4,7 @@
  * per-service Prometheus metrics.
  */
 import type {RouterKind} from '../../release/release.js'
-import {escapeLabel, escapeRegex, type RouterDefinition, type RouterProblem} from '../router-definition.js'
+import {counterAndHistogramQueries, escapeLabel, escapeRegex, type RouterDefinition, type RouterProblem} from '../router-definition.js'
 import {TraefikCrdRouter} from './kube-router.js'
 import {buildTraefikCrd} from './objects.js'
 
@@ -24,12 +24,7 @@ export const TRAEFIK = {
   builtInQueries: (context) => {
     // Traefik names a Kubernetes backend `<namespace>-<service>-<port>@<provider>` (kubernetescrd, kubernetes).
     const selector = `service=~"${escapeLabel(escapeRegex(`${context.namespace}-${context.service}-${context.port}`))}@kubernetes.*"`
-    return {
-      requests: `sum(increase(traefik_service_requests_total{${selector}}[${context.interval}]))`,
-      errors: `sum(increase(traefik_service_requests_total{${selector},code=~"5.."}[${context.interval}]))`,
-      latencyBuckets: `sum by (le) (increase(traefik_service_request_duration_seconds_bucket{${selector}}[${context.interval}]))`,
-      latencyP99: `histogram_quantile(0.99, sum by (le) (rate(traefik_service_request_duration_seconds_bucket{${selector}}[${context.interval}])))`,
-    }
+    return counterAndHistogramQueries({requests: 'traefik_service_requests_total', statusLabel: 'code', buckets: 'traefik_service_request_duration_seconds_bucket'}, selector, context.interval)
   },
 } as const satisfies RouterDefinition
 
