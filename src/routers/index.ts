@@ -14,6 +14,9 @@ import {TRAEFIK_FILE} from './traefik-file/index.js'
 import {TRAEFIK_V1} from './traefik-v1/index.js'
 import {TRAEFIK} from './traefik/index.js'
 
+/** One definition per router kind, each under its own name. */
+export type RouterTable = {readonly [K in RouterKind]: RouterDefinition & {readonly kind: K}}
+
 /** Router definitions by `spec.ingress.router`. */
 export const ROUTERS = {
   nginx: NGINX,
@@ -22,7 +25,7 @@ export const ROUTERS = {
   'traefik-file': TRAEFIK_FILE,
   'gateway-api': GATEWAY_API,
   proxy: PROXY,
-} as const satisfies {readonly [K in RouterKind]: RouterDefinition & {readonly kind: K}}
+} as const satisfies RouterTable
 
 /** The router of a release: `spec.ingress.router`, or the bundled proxy when the spec has no ingress (local). */
 export function routerOf(release: Pick<Release, 'ingress'>): RouterKind {

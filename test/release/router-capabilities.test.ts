@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import type {RouterKind} from '../../src/release/release.js'
 import {canDo, routersSupporting} from '../../src/routers/capabilities.js'
-import {ROUTERS} from '../../src/routers/index.js'
+import {ROUTERS, type RouterTable} from '../../src/routers/index.js'
 
 // What each router can express comes from one place, its definition's `limits`, which both
 // `canary validate` and the suggestions read.
@@ -35,5 +35,15 @@ describe('router capabilities from the routers\' limits', () => {
 
   it('lists every router kind once, under its own name', () => {
     for (const [kind, definition] of Object.entries(ROUTERS)) expect(definition.kind).toBe(kind)
+  })
+
+  it('a router kind without its definition, or under another name, does not compile (checked by tsc -p tsconfig.test.json)', () => {
+    const {proxy: _proxy, ...withoutProxy} = ROUTERS
+    // @ts-expect-error: ROUTER_KINDS names proxy, so a table without it is refused
+    const missing: RouterTable = withoutProxy
+    // @ts-expect-error: the traefik definition cannot stand for nginx
+    const misnamed: RouterTable = {...ROUTERS, nginx: ROUTERS.traefik}
+    expect(Object.keys(missing)).not.toContain('proxy')
+    expect(misnamed.nginx.kind).toBe('traefik')
   })
 })
