@@ -1,7 +1,7 @@
 /**
  * How the bundled proxy, running in a pod, follows its routing ConfigMap through the API instead
  * of a mounted file: kubelet refreshes ConfigMap volumes only every minute or so, a watch delivers a
- * change in milliseconds. The CLI changes weights by writing the ConfigMap (kube-proxy-router.ts);
+ * change in milliseconds. The CLI changes weights by writing the ConfigMap (kube-router.ts);
  * each proxy replica applies the new text as soon as its watch reports it. A dropped watch is
  * resumed from the last resourceVersion (or re-read when that is too old); a text that does not
  * parse is refused by the proxy, which keeps serving the previous config.
