@@ -5,7 +5,7 @@
  */
 import {asRecord} from '../config-file/config-problems.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
-import {routerProblems} from '../routers/capabilities.js'
+import {routerProblems, routerRequiredIngressField} from '../routers/capabilities.js'
 import type {RouterFeatures, UsedFeature} from '../routers/router-definition.js'
 import {ROUTER_KINDS, type HeaderMatch, type RouterKind} from './release.js'
 import {readSteps} from './steps.js'
@@ -79,7 +79,7 @@ function headerProblems(header: Record<string, unknown>): RuleProblem[] {
   return problems
 }
 
-/** Where the release runs: exactly one way to start it locally, an ingress (and a gateway) on Kubernetes. */
+/** Where the release runs: exactly one way to start it locally, an ingress (and what its router requires there, such as a gateway) on Kubernetes. */
 function targetProblems(spec: Record<string, unknown>): RuleProblem[] {
   const problems: RuleProblem[] = []
   const local = asRecord(spec.local)
@@ -98,8 +98,9 @@ function targetProblems(spec: Record<string, unknown>): RuleProblem[] {
       problems.push({at: ['spec', 'ingress'], message: `the kubernetes target needs spec.ingress.router: expected one of ${ROUTER_KINDS.join(', ')}`})
     }
   }
-  if (ingress?.router === 'gateway-api' && ingress.gateway === undefined) {
-    problems.push({at: ['spec', 'ingress'], message: 'router gateway-api needs spec.ingress.gateway: expected {name, namespace?, sectionName?} of the Gateway the HTTPRoute attaches to'})
+  const required = typeof ingress?.router === 'string' && isRouterKind(ingress.router) ? routerRequiredIngressField(ingress.router) : undefined
+  if (required !== undefined && ingress?.[required.field] === undefined) {
+    problems.push({at: ['spec', 'ingress'], message: `router ${String(ingress?.router)} needs spec.ingress.${required.field}: expected ${required.expected} ${required.purpose}`})
   }
   return problems
 }

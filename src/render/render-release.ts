@@ -13,6 +13,7 @@ import {resolveCanaryImage} from '../release/image-ref.js'
 import {routerProblemsFor, type LoadedRelease} from '../release/load-release.js'
 import type {Release, RouterKind} from '../release/release.js'
 import {weightAfterStep} from '../release/steps.js'
+import {routerRequiredIngressField} from '../routers/capabilities.js'
 import {ROUTERS} from '../routers/index.js'
 import type {RouterDefinition} from '../routers/router-definition.js'
 import {describeStep} from './describe-step.js'
@@ -103,8 +104,9 @@ function prepare(loaded: LoadedRelease, request: RenderRequest): {router: Router
   }
   const router = request.router ?? release.ingress.router
   const problems: ConfigProblem[] = routerProblemsFor(loaded, router)
-  if (router === 'gateway-api' && release.ingress.gateway === undefined) {
-    problems.push({location: loaded.locations.get('spec.ingress') ?? {file: loaded.file}, path: 'spec.ingress.gateway', message: 'router gateway-api needs spec.ingress.gateway: expected {name, namespace?, sectionName?}'})
+  const required = routerRequiredIngressField(router)
+  if (required !== undefined && release.ingress[required.field] === undefined) {
+    problems.push({location: loaded.locations.get('spec.ingress') ?? {file: loaded.file}, path: `spec.ingress.${required.field}`, message: `router ${router} needs spec.ingress.${required.field}: expected ${required.expected}`})
   }
   if (problems.length > 0) {
     throw new ConfigError(`release spec ${loaded.file}: cannot render for router ${router}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, problems, {subject: loaded.file, suggestions: ['See the capability table in docs/render.md.']})

@@ -6,7 +6,7 @@
  */
 import type {RouterKind} from '../release/release.js'
 import {ROUTERS} from './index.js'
-import type {RouterFeature, RouterFeatures, RouterProblem, UsedFeature} from './router-definition.js'
+import type {RouterDefinition, RouterFeature, RouterFeatures, RouterProblem, UsedFeature} from './router-definition.js'
 
 /** True when `router` can do `feature`. */
 export function canDo(router: RouterKind, feature: RouterFeature): boolean {
@@ -36,6 +36,12 @@ export function capabilityProblems(router: RouterKind, features: readonly UsedFe
 /** Everything `router` refuses in a spec: the features it cannot do, then its own rules. */
 export function routerProblems(router: RouterKind, features: RouterFeatures): RouterProblem[] {
   return [...capabilityProblems(router, features.used), ...ROUTERS[router].validate(features)]
+}
+
+/** The `spec.ingress` field `router` cannot work without, if any. */
+export function routerRequiredIngressField(router: RouterKind): RouterDefinition['requiredIngressField'] {
+  const definition: RouterDefinition = ROUTERS[router]
+  return definition.requiredIngressField
 }
 
 const FEATURE_NAMES: Record<RouterFeature, string> = {

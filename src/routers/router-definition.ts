@@ -90,6 +90,10 @@ export interface RouterDefinition {
   readonly kind: RouterKind
   /** What it cannot express; `canary validate` refuses a spec that asks for it. */
   readonly limits: RouterLimits
+  /** A `spec.ingress` field it cannot work without, what it holds, and what for (Gateway API's parent Gateway). */
+  readonly requiredIngressField?: {readonly field: 'gateway'; readonly expected: string; readonly purpose: string}
+  /** Lines `canary init` writes under `ingress:` for it (its own fields, commented). */
+  readonly starterIngressLines?: readonly string[]
   /** Spec rules beyond `limits` (quoting, totals, precision); empty when the spec is fine. */
   validate(features: RouterFeatures): RouterProblem[]
   /** Its routing objects for `state` (what `canary render` prints and the Kubernetes router applies). */

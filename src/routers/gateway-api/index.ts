@@ -11,6 +11,8 @@ export const GATEWAY_API = {
   kind: 'gateway-api',
   // HTTPRoute sessionPersistence is experimental-channel only (Gateway API v1.6).
   limits: {sticky: 'Gateway API has no standard-channel session persistence (sessionPersistence is experimental)'},
+  requiredIngressField: {field: 'gateway', expected: '{name, namespace?, sectionName?}', purpose: 'of the Gateway the HTTPRoute attaches to'},
+  starterIngressLines: ['    gateway: { name: my-gateway, namespace: default }   # the Gateway the HTTPRoute attaches to'],
   validate: () => [],
   build: buildHttpRoute,
   rbac: {rules: () => [{apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get', 'create', 'patch']}]},

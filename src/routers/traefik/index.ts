@@ -11,6 +11,7 @@ import {buildTraefikCrd} from './objects.js'
 export const TRAEFIK = {
   kind: 'traefik',
   limits: {},
+  starterIngressLines: ['    traefikApiGroup: traefik.io         # traefik.containo.us for Traefik v2'],
   validate: ({headerTexts}) => traefikQuotingProblems('traefik', headerTexts),
   build: buildTraefikCrd,
   rbac: {
