@@ -15,7 +15,7 @@ import type {RolloutPorts, TargetFactory, TargetInput} from '../rollout/ports.js
 export function targetFactories(kube: KubeConnectionOptions = {}): Record<TargetKind, TargetFactory> {
   return {
     local: async (input) => (await import('../local/local-ports.js')).createLocalPorts(input),
-    kubernetes: async (input) => (await import('../kube/kube-ports.js')).createKubernetesPorts({...input, kube}),
+    kubernetes: async (input) => (await import('../targets/kubernetes/adapters.js')).createKubernetesPorts({...input, kube}),
   } satisfies Record<TargetKind, TargetFactory>
 }
 

@@ -51,7 +51,7 @@ Operational events (reloads, errors) are JSON lines on stderr. SIGHUP or a chang
     process.stdout.write(`${JSON.stringify({msg: 'listening', listen, admin, pid: process.pid, workers: flags.workers, url: proxy.url, ...redirect})}\n`)
     const follow = new AbortController()
     if (flags['follow-config-map'] !== undefined) {
-      const {followConfigMapIntoProxy} = await import('../kube/proxy-config-sync.js')
+      const {followConfigMapIntoProxy} = await import('../routers/proxy/config-sync.js')
       await followConfigMapIntoProxy(flags['follow-config-map'], proxy, follow.signal)
       void proxy.closed.then(() => follow.abort())
     }

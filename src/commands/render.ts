@@ -9,6 +9,7 @@ import {loadRelease} from '../release/load-release.js'
 import {ROUTER_KINDS, type RouterKind} from '../release/release.js'
 import {describeWeights, renderAllSteps, renderRelease, toYaml, type RenderRequest} from '../render/render-release.js'
 import type {KubeObject} from '../render/types.js'
+import {routerOf} from '../routers/index.js'
 
 /** `canary render --json` result: one state, or every step with `--all-steps`. */
 export interface RenderResult {
@@ -51,7 +52,7 @@ export default class Render extends BaseCommand<RenderResult> {
     const {flags} = await this.parse(Render)
     const loaded = await loadRelease(flags.file)
     if (flags.rbac) {
-      const {buildRbac} = await import('../kube/rbac.js')
+      const {buildRbac} = await import('../targets/kubernetes/rbac.js')
       const release = flags.router === undefined || loaded.release.ingress === undefined ? loaded.release : {...loaded.release, ingress: {...loaded.release.ingress, router: flags.router as RouterKind}}
       const rbac = buildRbac(release, flags['service-account'] ?? 'canary') as unknown as KubeObject[]
       const written = flags.output === undefined ? undefined : await writeObjects(flags.output, rbac)
@@ -59,7 +60,7 @@ export default class Render extends BaseCommand<RenderResult> {
         if (written === undefined) process.stdout.write(toYaml(rbac))
         else this.log(`wrote ${written.length} files to ${flags.output}`)
       }
-      return {router: release.ingress?.router ?? 'proxy', steps: [], rbac, ...(written === undefined ? {} : {written})}
+      return {router: routerOf(release), steps: [], rbac, ...(written === undefined ? {} : {written})}
     }
     const request: RenderRequest = {
       ...(flags.router === undefined ? {} : {router: flags.router as RouterKind}),

@@ -28,7 +28,6 @@ export async function createLocalPorts(input: TargetInput): Promise<RolloutPorts
   const admin = async (signal: AbortSignal) => ({url: (await daemon.running(signal)).adminUrl, token: await daemon.token()})
   const router: TrafficRouter = {
     kind: 'proxy',
-    capabilities: {headerMatch: true, headerPattern: true, cookieMatch: true, sticky: true, mirror: true},
     reconcile: async (signal) => new ProxyRouter(release, await admin(signal)).reconcile(signal),
     setWeights: async (w: Weights, signal) => new ProxyRouter(release, await admin(signal)).setWeights(w, signal),
     getWeights: async (signal) => new ProxyRouter(release, await admin(signal)).getWeights(signal),

@@ -1,15 +1,14 @@
 /**
  * TrafficRouter for the bundled proxy, through its admin API (docs/proxy.md): weights are set with
  * `PUT /api/services/{service}/weights` and always read back from `GET /api/state`, never assumed.
- * Versions are named by track, `stable` and `canary` (src/render/proxy.ts).
+ * Versions are named by track, `stable` and `canary` (src/routers/proxy/objects.ts).
  */
 import {UnreachableError, messageOf} from '../errors.js'
 import {httpCall} from './http-json.js'
 import {stableWeight, weights, type Weights} from '../rollout/core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../rollout/ports.js'
+import type {TrafficRouter} from '../rollout/ports.js'
 import type {ProxyAdminEndpoint} from './admin-token.js'
 import type {Release} from '../release/release.js'
-import {capabilitiesOf} from '../release/capabilities.js'
 
 interface VersionState {
   readonly name: string
@@ -25,7 +24,6 @@ const ADMIN_TIMEOUT_MS = 5000
 /** Weights on the bundled proxy, set and read back through its admin API. */
 export class ProxyRouter implements TrafficRouter {
   readonly kind = 'proxy'
-  readonly capabilities: RouterCapabilities = capabilitiesOf('proxy')
 
   constructor(
     private readonly release: Release,

@@ -12,7 +12,9 @@ import {readConfigFile} from '../config-file/read-config-file.js'
 import {NotFoundError, type ConfigProblem, type SourceLocation} from '../errors.js'
 import {normaliseRelease} from './normalise-release.js'
 import type {Release, RouterKind} from './release.js'
-import {releaseRuleProblems, routerProblems, type RouterFeatures} from './release-rules.js'
+import {releaseRuleProblems} from './release-rules.js'
+import {routerProblems} from '../routers/capabilities.js'
+import type {RouterFeatures} from '../routers/router-definition.js'
 import {RELEASE_API_VERSION, ReleaseDocumentSchema, type ReleaseDocument} from './schema.js'
 
 /** A parsed release and where it came from. */

@@ -5,7 +5,8 @@
  */
 import {asRecord} from '../config-file/config-problems.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
-import {capabilityProblems, type UsedFeature} from './capabilities.js'
+import {routerProblems, routerRequiredIngressField} from '../routers/capabilities.js'
+import type {RouterFeatures, UsedFeature} from '../routers/router-definition.js'
 import {ROUTER_KINDS, type HeaderMatch, type RouterKind} from './release.js'
 import {readSteps} from './steps.js'
 
@@ -16,15 +17,6 @@ export interface RuleProblem {
   readonly suggestion?: string
   /** Point at the key rather than its value (an unknown key). */
   readonly locateKey?: boolean
-}
-
-/** What a spec asks of its router: computed once, from the spec as written. */
-export interface RouterFeatures {
-  readonly used: readonly UsedFeature[]
-  /** Header name, value and pattern strings, for routers that quote them in rule strings. */
-  readonly headerTexts: readonly string[]
-  readonly weights: readonly number[]
-  readonly totalWeight: number
 }
 
 /** Which header rule a `{name, value?, pattern?}` match is: a pattern, an exact value, or the `always`/`never` switch. */
@@ -87,7 +79,7 @@ function headerProblems(header: Record<string, unknown>): RuleProblem[] {
   return problems
 }
 
-/** Where the release runs: exactly one way to start it locally, an ingress (and a gateway) on Kubernetes. */
+/** Where the release runs: exactly one way to start it locally, an ingress (and what its router requires there, such as a gateway) on Kubernetes. */
 function targetProblems(spec: Record<string, unknown>): RuleProblem[] {
   const problems: RuleProblem[] = []
   const local = asRecord(spec.local)
@@ -106,32 +98,9 @@ function targetProblems(spec: Record<string, unknown>): RuleProblem[] {
       problems.push({at: ['spec', 'ingress'], message: `the kubernetes target needs spec.ingress.router: expected one of ${ROUTER_KINDS.join(', ')}`})
     }
   }
-  if (ingress?.router === 'gateway-api' && ingress.gateway === undefined) {
-    problems.push({at: ['spec', 'ingress'], message: 'router gateway-api needs spec.ingress.gateway: expected {name, namespace?, sectionName?} of the Gateway the HTTPRoute attaches to'})
-  }
-  return problems
-}
-
-/** What `router` cannot do of what the spec asks (`canary validate --router` asks for another router than the spec's). */
-export function routerProblems(router: RouterKind, features: RouterFeatures): RuleProblem[] {
-  const problems: RuleProblem[] = capabilityProblems(router, features.used).map((p) => ({at: p.path.split('.'), message: p.message, suggestion: p.suggestion}))
-  if ((router === 'traefik' || router === 'traefik-file') && features.headerTexts.some((text) => text.includes('`'))) {
-    problems.push({at: ['spec', 'match', 'header'], message: `router ${router} cannot match a header name, value or pattern containing a backtick: Traefik rules quote values with backticks`, suggestion: 'use a value without backticks'})
-  }
-  if (router === 'traefik-file' && features.headerTexts.some((text) => text.includes('{{') || text.includes('}}'))) {
-    // Traefik evaluates file-provider files as Go templates (docs: "Go Templating").
-    problems.push({at: ['spec', 'match', 'header'], message: 'router traefik-file cannot match a header name, value or pattern containing "{{" or "}}": Traefik evaluates file-provider configuration as a Go template', suggestion: 'use a value without double braces (a regex can write {2} instead of repeating)'})
-  }
-  if (router === 'nginx' && features.totalWeight < DEFAULT_TOTAL_WEIGHT && DEFAULT_TOTAL_WEIGHT % features.totalWeight !== 0) {
-    // ingress-nginx's Lua balancer only honours canary-weight-total above 100 (balancer.lua), so smaller totals are rescaled to percent.
-    problems.push({at: ['spec', 'totalWeight'], message: `router nginx cannot use totalWeight ${features.totalWeight}: ingress-nginx ignores canary-weight-total below 100, and ${features.totalWeight} does not divide 100`, suggestion: 'use 100 or a larger total such as 1000'})
-  }
-  if (router === 'traefik-v1') {
-    // Traefik 1.7 service-weights take percentages with at most 3 decimals (docs/configuration/backends/kubernetes.md).
-    const inexact = features.weights.find((weight) => !Number.isInteger(Math.round((weight * 100_000) / features.totalWeight * 1e6) / 1e6))
-    if (inexact !== undefined) {
-      problems.push({at: ['spec', 'totalWeight'], message: `router traefik-v1 cannot express weight ${inexact}/${features.totalWeight}: service-weights are percentages with at most 3 decimals`, suggestion: 'use a totalWeight of 100, 1000, 10000 or 100000'})
-    }
+  const required = typeof ingress?.router === 'string' && isRouterKind(ingress.router) ? routerRequiredIngressField(ingress.router) : undefined
+  if (required !== undefined && ingress?.[required.field] === undefined) {
+    problems.push({at: ['spec', 'ingress'], message: `router ${String(ingress?.router)} needs spec.ingress.${required.field}: expected ${required.expected} ${required.purpose}`})
   }
   return problems
 }

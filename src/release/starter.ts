@@ -1,11 +1,13 @@
 /** The commented starter spec `canary init` writes; it must pass `canary validate` for every router. */
-import {ROUTER_LIMITS} from './capabilities.js'
-import type {RouterKind} from './release.js'
+import {ROUTERS} from '../routers/index.js'
+import type {RouterDefinition} from '../routers/router-definition.js'
+import {ROUTER_KINDS, type RouterKind} from './release.js'
 import {RELEASE_API_VERSION} from './schema.js'
 
 /** Starter spec text for `name` and `router`. */
 export function starterSpec(name: string, router: RouterKind): string {
-  const limits = ROUTER_LIMITS[router]
+  const definition: RouterDefinition = ROUTERS[router]
+  const limits = definition.limits
   const lines = [
     `# Release spec for canary (docs/spec.md). Check it with: canary validate -f canary.yaml`,
     `apiVersion: ${RELEASE_API_VERSION}`,
@@ -24,9 +26,8 @@ export function starterSpec(name: string, router: RouterKind): string {
     '  ingress:',
     `    host: ${name}.example.com`,
     '    path: /',
-    `    router: ${router}                   # nginx | traefik | traefik-v1 | traefik-file | gateway-api | proxy`,
-    ...(router === 'gateway-api' ? ['    gateway: { name: my-gateway, namespace: default }   # the Gateway the HTTPRoute attaches to'] : []),
-    ...(router === 'traefik' ? ['    traefikApiGroup: traefik.io         # traefik.containo.us for Traefik v2'] : []),
+    `    router: ${router}                   # ${ROUTER_KINDS.join(' | ')}`,
+    ...(definition.starterIngressLines ?? []),
     '  steps:                               # `steps: [20, 50, 100]` is shorthand for setWeight steps',
     '    - setWeight: 10',
     '    - pause: { duration: 2m }',

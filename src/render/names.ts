@@ -55,3 +55,9 @@ export function releaseLabels(release: Pick<Release, 'name'>): Record<string, st
 export function serviceUrl(service: string, namespace: string, port: number): string {
   return `http://${service}.${namespace}.svc.cluster.local:${port}`
 }
+
+/** The release's ingress section; routers are only called for releases that have one. */
+export function requireIngress(release: Release): NonNullable<Release['ingress']> {
+  if (release.ingress === undefined) throw new Error(`release ${release.namespace}/${release.name} has no spec.ingress to render routing objects from`)
+  return release.ingress
+}

@@ -7,37 +7,21 @@ import {readFile} from 'node:fs/promises'
 
 import {parseAllDocuments, stringify} from 'yaml'
 
-import {ConfigError, ConflictError, InternalError, NotFoundError, UsageError, type ConfigProblem} from '../errors.js'
+import {ConfigError, InternalError, NotFoundError, UsageError, type ConfigProblem} from '../errors.js'
 import {stableWeight, weights as makeWeights, type Weights} from '../rollout/core/weights.js'
 import {resolveCanaryImage} from '../release/image-ref.js'
 import {routerProblemsFor, type LoadedRelease} from '../release/load-release.js'
 import type {Release, RouterKind} from '../release/release.js'
 import {weightAfterStep} from '../release/steps.js'
+import {routerRequiredIngressField} from '../routers/capabilities.js'
+import {ROUTERS} from '../routers/index.js'
+import type {RouterDefinition} from '../routers/router-definition.js'
 import {describeStep} from './describe-step.js'
-import {buildHttpRoute} from './gateway-api.js'
 import {lineDiff} from './line-diff.js'
-import {buildNginxIngress} from './nginx-ingress.js'
-import {buildProxy} from './proxy.js'
 import {loadTemplates, type TemplateSet} from './template-set.js'
-import {buildTraefikCrd} from './traefik-crd.js'
-import {buildTraefikFile} from './traefik-file.js'
-import {buildTraefikV1Ingress} from './traefik-v1.js'
 import type {BuildOptions, KubeObject, RenderState} from './types.js'
 import {describeObject, objectProblems} from './validate-objects.js'
 import {buildWorkloads} from './workloads.js'
-
-/** A routing-object builder. */
-export type RouterBuilder = (release: Release, state: RenderState, options?: BuildOptions) => KubeObject[]
-
-/** One builder per router; exhaustive, so a new router kind cannot be forgotten. */
-export const ROUTER_BUILDERS: Readonly<Record<RouterKind, RouterBuilder>> = {
-  nginx: buildNginxIngress,
-  traefik: buildTraefikCrd,
-  'traefik-v1': buildTraefikV1Ingress,
-  'traefik-file': buildTraefikFile,
-  'gateway-api': buildHttpRoute,
-  proxy: buildProxy,
-}
 
 /** What to render. */
 export interface RenderRequest {
@@ -77,7 +61,7 @@ export interface RenderedStep extends RenderedState {
 
 /** Stable + canary workloads and the router's objects for `state`. */
 export function buildReleaseObjects(release: Release, state: RenderState, router: RouterKind, options: BuildOptions = {}): KubeObject[] {
-  return [...buildWorkloads(release, state, options), ...ROUTER_BUILDERS[router](release, state, options)]
+  return [...buildWorkloads(release, state, options), ...ROUTERS[router].build(release, state, options)]
 }
 
 /** Renders one state (flags → state → validated objects). */
@@ -120,8 +104,9 @@ function prepare(loaded: LoadedRelease, request: RenderRequest): {router: Router
   }
   const router = request.router ?? release.ingress.router
   const problems: ConfigProblem[] = routerProblemsFor(loaded, router)
-  if (router === 'gateway-api' && release.ingress.gateway === undefined) {
-    problems.push({location: loaded.locations.get('spec.ingress') ?? {file: loaded.file}, path: 'spec.ingress.gateway', message: 'router gateway-api needs spec.ingress.gateway: expected {name, namespace?, sectionName?}'})
+  const required = routerRequiredIngressField(router)
+  if (required !== undefined && release.ingress[required.field] === undefined) {
+    problems.push({location: loaded.locations.get('spec.ingress') ?? {file: loaded.file}, path: `spec.ingress.${required.field}`, message: `router ${router} needs spec.ingress.${required.field}: expected ${required.expected}`})
   }
   if (problems.length > 0) {
     throw new ConfigError(`release spec ${loaded.file}: cannot render for router ${router}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, problems, {subject: loaded.file, suggestions: ['See the capability table in docs/render.md.']})
@@ -210,30 +195,10 @@ async function readExisting(file: string): Promise<KubeObject[]> {
   return objects
 }
 
-/**
- * ingress-nginx honours one canary Ingress per host and path (annotations.md "Known Limitations"),
- * and picks one arbitrarily among main Ingresses for the same host and path: refuse both.
- */
+/** Refuses rendered objects that would fight objects already in the cluster, by the router's own rule (ingress-nginx has one). */
 export function assertNoCollision(rendered: readonly KubeObject[], existing: readonly KubeObject[], router: RouterKind): void {
-  if (router !== 'nginx') return
-  const isCanary = (o: KubeObject) => o.metadata?.annotations?.['nginx.ingress.kubernetes.io/canary'] === 'true'
-  for (const ours of rendered.filter((o) => o.kind === 'Ingress')) {
-    const ourRoutes = hostPaths(ours)
-    for (const theirs of existing.filter((o) => o.kind === 'Ingress' && isCanary(o) === isCanary(ours))) {
-      if (theirs.metadata?.name === ours.metadata.name && (theirs.metadata?.namespace ?? 'default') === (ours.metadata.namespace ?? 'default')) continue
-      const shared = hostPaths(theirs).find((route) => ourRoutes.includes(route))
-      if (shared === undefined) continue
-      throw new ConflictError(`${describeObject(ours)}: conflicts with ${describeObject(theirs)}: both are ${isCanary(ours) ? 'canary' : 'main'} Ingresses for ${shared}, and ingress-nginx honours only one`, {
-        subject: describeObject(theirs),
-        suggestions: [isCanary(ours) ? 'Finish or abort the other canary for this host and path first, or delete its canary Ingress.' : 'Give this release its own host or path, or let it own the existing Ingress.'],
-      })
-    }
-  }
-}
-
-function hostPaths(object: KubeObject): string[] {
-  const rules = ((object.spec as {rules?: Array<{host?: string; http?: {paths?: Array<{path?: string}>}}>} | undefined)?.rules) ?? []
-  return rules.flatMap((rule) => (rule.http?.paths ?? []).map((p) => `${rule.host ?? '*'}${p.path ?? '/'}`))
+  const definition: RouterDefinition = ROUTERS[router]
+  definition.checkCollisions?.(rendered, existing)
 }
 
 /** The weights a state renders, for summaries. */

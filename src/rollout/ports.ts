@@ -3,7 +3,7 @@
  * (`RolloutPorts`, built by a `TargetFactory` from a `TargetInput`) and the ports the engine drives
  * (`TrafficRouter`, `Target`, `MetricSource`, `RolloutStore`, `OperationLock`, `Clock`). Adapters
  * import this file and nothing above it; the composition root (src/cli/target-registry.ts) names
- * the adapters. Every I/O method takes an AbortSignal; time comes from a Clock so tests never sleep.
+ * the adapters (src/local/, src/targets/kubernetes/, src/routers/<kind>/). Every I/O method takes an AbortSignal; time comes from a Clock so tests never sleep.
  */
 import type {Release} from '../release/release.js'
 import type {WindowMetrics} from './core/metrics.js'
@@ -18,19 +18,13 @@ export interface ReleaseRef {
 
 export type Track = 'stable' | 'canary'
 
-/** What a router can express besides weights; the engine refuses a spec that needs more. */
-export interface RouterCapabilities {
-  readonly headerMatch: boolean
-  readonly headerPattern: boolean
-  readonly cookieMatch: boolean
-  readonly sticky: boolean
-  readonly mirror: boolean
-}
-
-/** Splits traffic between stable and canary. Implementations are idempotent. */
+/**
+ * Splits traffic between stable and canary. Implementations are idempotent. What a router can
+ * express besides weights is checked when the spec is read (src/routers/capabilities.ts), so the
+ * engine never meets a spec its router cannot serve.
+ */
 export interface TrafficRouter {
   readonly kind: string
-  readonly capabilities: RouterCapabilities
   /** Create or adopt the routing objects for the release (canary at 0). Safe to call every tick. */
   reconcile(signal: AbortSignal): Promise<void>
   setWeights(weights: Weights, signal: AbortSignal): Promise<void>

@@ -11,7 +11,7 @@ import {join} from 'node:path'
 
 import {kubeconfigText} from '../../scripts/cluster/cluster.js'
 import {connectKube, loadClientModule, type KubeClient} from '../../src/kube/client.js'
-import {buildRbac} from '../../src/kube/rbac.js'
+import {buildRbac} from '../../src/targets/kubernetes/rbac.js'
 import {startBackend, type Pod, type PodProcess} from '../../scripts/cluster/pods.js'
 import type {KubeObject} from '../helpers/fake-apiserver/index.js'
 import type {ProtocolServer} from '../kube/apiserver-protocol.contract.js'

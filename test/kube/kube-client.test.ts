@@ -13,7 +13,7 @@ import {MANAGED_BY_LABEL} from '../../src/kube/objects.js'
 import {newRollout} from '../../src/rollout/core/decide.js'
 import type {RolloutState} from '../../src/rollout/core/types.js'
 import {rolloutStateSchema} from '../../src/rollout/state-schema.js'
-import {KubernetesRolloutStore, STATE_KEY, stateConfigMapName} from '../../src/rollout/stores/kubernetes-store.js'
+import {KubernetesRolloutStore, STATE_KEY, stateConfigMapName} from '../../src/targets/kubernetes/kubernetes-store.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 
 let fake: FakeApiServer

@@ -7,7 +7,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {UnreachableError} from '../../src/errors.js'
 import {connectKube} from '../../src/kube/client.js'
 import {ForbiddenError} from '../../src/kube/errors.js'
-import {countersFromExposition, KubeProxyScrapeSource} from '../../src/rollout/metrics/kube-proxy-scrape.js'
+import {countersFromExposition, KubeProxyScrapeSource} from '../../src/routers/proxy/kube-metrics.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 import {testRelease} from './release-fixture.js'
 

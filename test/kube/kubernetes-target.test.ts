@@ -3,7 +3,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {TimeoutError} from '../../src/errors.js'
 import {connectKube} from '../../src/kube/client.js'
-import {deploymentReadiness, KubernetesTarget} from '../../src/rollout/targets/kubernetes-target.js'
+import {deploymentReadiness, KubernetesTarget} from '../../src/targets/kubernetes/kubernetes-target.js'
 import {ManualClock} from '../helpers/rollout/fakes.js'
 import {startFakeApiServer, type FakeApiServer, type KubeObject} from '../helpers/fake-apiserver/index.js'
 import {testRelease} from './release-fixture.js'

@@ -14,7 +14,9 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {stringify} from 'yaml'
 
 import {ConfigError, UnreachableError} from '../../src/errors.js'
-import {builtInQueries, PrometheusSource, type QueryContext} from '../../src/rollout/metrics/prometheus-source.js'
+import {ROUTERS} from '../../src/routers/index.js'
+import type {QueryContext} from '../../src/routers/router-definition.js'
+import {PrometheusSource} from '../../src/targets/kubernetes/prometheus-source.js'
 import {testRelease} from './release-fixture.js'
 
 const signal = new AbortController().signal
@@ -158,7 +160,7 @@ describe.skipIf(!hasPromtool)('generated PromQL, checked by promtool', () => {
   })
 
   it('every built-in query parses (promtool check rules)', () => {
-    const rules = (['nginx', 'traefik', 'proxy'] as const).flatMap((router) => (['stable', 'canary'] as const).flatMap((track) => Object.entries(builtInQueries(router, context(track))).map(([name, expr], i) => ({record: `canary:${router}_${track}_${name}_${i}`, expr}))))
+    const rules = (['nginx', 'traefik', 'proxy'] as const).flatMap((router) => (['stable', 'canary'] as const).flatMap((track) => Object.entries(ROUTERS[router].builtInQueries(context(track))).map(([name, expr], i) => ({record: `canary:${router}_${track}_${name}_${i}`, expr}))))
     writeFileSync(join(dir, 'rules.yml'), stringify({groups: [{name: 'canary', rules}]}))
     const result = spawnSync('promtool', ['check', 'rules', join(dir, 'rules.yml')], {encoding: 'utf8'})
     expect(result.stderr + result.stdout).toContain('SUCCESS')
@@ -166,8 +168,8 @@ describe.skipIf(!hasPromtool)('generated PromQL, checked by promtool', () => {
   })
 
   it('on synthetic ingress-nginx series the queries give the counts and the real p99 (promtool test rules)', () => {
-    const canaryQ = builtInQueries('nginx', context('canary'))
-    const stableQ = builtInQueries('nginx', context('stable'))
+    const canaryQ = ROUTERS.nginx.builtInQueries(context('canary'))
+    const stableQ = ROUTERS.nginx.builtInQueries(context('stable'))
     const base = 'namespace="shop",ingress="web"'
     // 10 minutes at one sample a minute: canary serves 10 req/min (1 of them 5xx), stable 90 req/min.
     // Canary latency: 9 of 10 requests ≤ 0.1 s, the 10th ≤ 1 s; so its p99 lies in (0.1, 1].

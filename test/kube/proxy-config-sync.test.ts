@@ -5,12 +5,12 @@
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {connectKube} from '../../src/kube/client.js'
-import {followConfigMap, followConfigMapIntoProxy} from '../../src/kube/proxy-config-sync.js'
+import {followConfigMap, followConfigMapIntoProxy} from '../../src/routers/proxy/config-sync.js'
 import {parseProxyConfig} from '../../src/proxy/config.js'
 import {startProxy, type RunningProxy} from '../../src/proxy/server.js'
-import {PROXY_CONFIG_FILE} from '../../src/render/proxy.js'
+import {PROXY_CONFIG_FILE} from '../../src/routers/proxy/objects.js'
 import {weights} from '../../src/rollout/core/weights.js'
-import {KubeProxyRouter} from '../../src/rollout/routers/kube-proxy-router.js'
+import {KubeProxyRouter} from '../../src/routers/proxy/kube-router.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 

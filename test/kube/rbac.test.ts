@@ -8,8 +8,8 @@ import type {AddressInfo} from 'node:net'
 
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {createKubernetesPorts} from '../../src/kube/kube-ports.js'
-import {buildRbac, rbacRules} from '../../src/kube/rbac.js'
+import {createKubernetesPorts} from '../../src/targets/kubernetes/adapters.js'
+import {buildRbac, rbacRules} from '../../src/targets/kubernetes/rbac.js'
 import {planFromRelease} from '../../src/rollout/plan-from-release.js'
 import {abortRollout, rolloutStatus, runRollout, startRollout, type RolloutSession} from '../../src/rollout/services.js'
 import type {Release} from '../../src/release/release.js'

@@ -1,9 +1,9 @@
 /** The router setups the TrafficRouter contract runs: the fast suite on the fake API server, the cluster suite on the real one. */
-import {GatewayApiRouter} from '../../src/rollout/routers/gateway-api-router.js'
-import {KubeProxyRouter} from '../../src/rollout/routers/kube-proxy-router.js'
-import {NginxIngressRouter} from '../../src/rollout/routers/nginx-ingress-router.js'
-import {TraefikCrdRouter} from '../../src/rollout/routers/traefik-crd-router.js'
-import {TraefikV1Router} from '../../src/rollout/routers/traefik-v1-router.js'
+import {GatewayApiRouter} from '../../src/routers/gateway-api/kube-router.js'
+import {KubeProxyRouter} from '../../src/routers/proxy/kube-router.js'
+import {NginxIngressRouter} from '../../src/routers/nginx/kube-router.js'
+import {TraefikCrdRouter} from '../../src/routers/traefik/kube-router.js'
+import {TraefikV1Router} from '../../src/routers/traefik-v1/kube-router.js'
 import {seedProxyServiceAccount, testRelease} from './release-fixture.js'
 import type {RouterContractSetup} from './traffic-router.contract.js'
 

@@ -1,10 +1,10 @@
 /** Every Kubernetes router passes the one contract on the fake API server (the cluster suite runs it on the real one); plus each router's own reading rules. */
 import {describe, expect, it} from 'vitest'
 
-import {parseHttpRouteWeights} from '../../src/rollout/routers/gateway-api-router.js'
-import {parseProxyWeights} from '../../src/rollout/routers/kube-proxy-router.js'
-import {parseNginxWeights} from '../../src/rollout/routers/nginx-ingress-router.js'
-import {parseServiceWeights} from '../../src/rollout/routers/traefik-v1-router.js'
+import {parseHttpRouteWeights} from '../../src/routers/gateway-api/kube-router.js'
+import {parseProxyWeights} from '../../src/routers/proxy/kube-router.js'
+import {parseNginxWeights} from '../../src/routers/nginx/kube-router.js'
+import {parseServiceWeights} from '../../src/routers/traefik-v1/kube-router.js'
 import {ROUTER_SETUPS} from './router-setups.js'
 import {trafficRouterContract} from './traffic-router.contract.js'
 

@@ -1,8 +1,12 @@
 /**
- * The one contract every Kubernetes TrafficRouter passes: round-trips, idempotence (no second
- * write), finalize, ownership, RBAC. It runs against an API server given as a `ContractApiServer`:
- * the fake (test/kube/routers.test.ts, the fast suite) and the real kube-apiserver
- * (test/cluster/routers-contract.test.ts, the cluster suite), so the fake is checked against reality.
+ * The Kubernetes side of the TrafficRouter contract: every Kubernetes router first passes the
+ * generic contract (test/helpers/traffic-router.contract.ts: round trips, totals, idempotence,
+ * restart, finalize), then these extras: its objects carry canary's labels, a repeated reconcile or
+ * split writes nothing, finalize leaves user objects alone, an object it does not own is refused,
+ * and an RBAC denial names the verb and resource. It runs against an API server given as a
+ * `ContractApiServer`: the fake (test/kube/routers.test.ts, the fast suite) and the real
+ * kube-apiserver (test/cluster/routers-contract.test.ts, the cluster suite), so the fake is
+ * checked against reality.
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
@@ -13,6 +17,7 @@ import {canaryPercent, weights, type Weights} from '../../src/rollout/core/weigh
 import type {TrafficRouter} from '../../src/rollout/ports.js'
 import type {Release} from '../../src/release/release.js'
 import {startFakeApiServer, type FakeApiServer, type KubeObject} from '../helpers/fake-apiserver/index.js'
+import {trafficRouterContract as genericTrafficRouterContract} from '../helpers/traffic-router.contract.js'
 
 /** How to build one router for the contract. */
 export interface RouterContractSetup {
@@ -73,9 +78,19 @@ function inNamespace(object: KubeObject, namespace: string): KubeObject {
   return {...object, metadata: {...object.metadata, namespace}}
 }
 
-/** Registers the contract tests for one router. */
+/** Registers the generic contract and the Kubernetes extras for one router. */
 export function trafficRouterContract(setup: RouterContractSetup, startServer: ContractApiServerFactory = fakeContractServer, label = 'fake API server'): void {
-  describe(`TrafficRouter contract: ${setup.name} (${label})`, () => {
+  genericTrafficRouterContract({
+    name: `${setup.name} (${label})`,
+    start: async (totalWeight) => {
+      const server = await startServer(setup, setup.release(totalWeight))
+      const release = {...setup.release(totalWeight), namespace: server.namespace}
+      const connect = async () => setup.create(await connectKube({kubeconfig: server.kubeconfigPath}), release)
+      return {router: await connect(), restart: connect, close: () => server.close()}
+    },
+  })
+
+  describe(`TrafficRouter contract, Kubernetes extras: ${setup.name} (${label})`, () => {
     let server: ContractApiServer
     let client: KubeClient
     let release: Release
@@ -96,32 +111,10 @@ export function trafficRouterContract(setup: RouterContractSetup, startServer: C
     const live = () => server.get(setup.weightsObject.apiVersion, setup.weightsObject.kind, setup.weightsObject.name)
     const seedUserObject = (name: string) => server.seed(inNamespace(setup.userObject(name), server.namespace))
 
-    it('declares its kind and capabilities', () => {
-      expect(router.kind).toMatch(/^[a-z0-9-]+$/)
-      expect(Object.keys(router.capabilities).sort()).toEqual(['cookieMatch', 'headerMatch', 'headerPattern', 'mirror', 'sticky'])
-    })
-
     it('reconcile creates the routing objects, labelled as canary\'s, with the canary at 0', async () => {
       await router.reconcile(signal)
       expect((await live())?.metadata?.labels).toMatchObject({'app.kubernetes.io/managed-by': 'canary', 'canary.dev/release': 'web'})
       expect((await router.getWeights(signal)).canary).toBe(0)
-    })
-
-    for (const canary of [1, 10, 50, 99, 100]) {
-      it(`setWeights then getWeights round-trips ${canary}/100`, async () => {
-        await router.reconcile(signal)
-        await router.setWeights(weights(canary, 100), signal)
-        const read = await router.getWeights(signal)
-        expect(canaryPercent(read)).toBeCloseTo(canary, 6)
-      })
-    }
-
-    it('round-trips a fine-grained split (1/1000)', async () => {
-      release = releaseIn(1000)
-      router = setup.create(client, release)
-      await router.reconcile(signal)
-      await router.setWeights(weights(1, 1000), signal)
-      expect(canaryPercent(await router.getWeights(signal))).toBeCloseTo(0.1, 6)
     })
 
     it('reconcile twice, and the same weights twice, write nothing the second time', async () => {
@@ -136,14 +129,6 @@ export function trafficRouterContract(setup: RouterContractSetup, startServer: C
       await router.setWeights(weights(20, 100), signal)
       await router.reconcile(signal)
       expect(await server.writeCount()).toBe(afterSet)
-    })
-
-    it('reconcile after a restart keeps the weights the world reports', async () => {
-      await router.reconcile(signal)
-      await router.setWeights(weights(30, 100), signal)
-      const restarted = setup.create(await connectKube({kubeconfig: server.kubeconfigPath}), release)
-      await restarted.reconcile(signal)
-      expect(canaryPercent(await restarted.getWeights(signal))).toBeCloseTo(30, 6)
     })
 
     for (const outcome of ['promoted', 'aborted'] as const) {

@@ -4,10 +4,10 @@ import {describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
 import {weights} from '../../src/rollout/core/weights.js'
-import {buildNginxIngress} from '../../src/render/nginx-ingress.js'
-import {buildTraefikCrd} from '../../src/render/traefik-crd.js'
-import {buildTraefikFileConfig} from '../../src/render/traefik-file.js'
-import {buildTraefikV1Ingress} from '../../src/render/traefik-v1.js'
+import {buildNginxIngress} from '../../src/routers/nginx/objects.js'
+import {buildTraefikCrd} from '../../src/routers/traefik/objects.js'
+import {buildTraefikFileConfig} from '../../src/routers/traefik-file/objects.js'
+import {buildTraefikV1Ingress} from '../../src/routers/traefik-v1/objects.js'
 import {parseRelease} from '../../src/release/load-release.js'
 
 function release(name: string, spec: string, namespace = 'default') {

@@ -5,14 +5,11 @@
 import {ConflictError} from '../../../src/errors.js'
 import type {WindowMetrics} from '../../../src/rollout/core/metrics.js'
 import {weights, type Weights} from '../../../src/rollout/core/weights.js'
-import type {Clock, MetricSource, Readiness, RolloutStore, RouterCapabilities, StagedSave, Target, Track, TrafficRouter, Versioned} from '../../../src/rollout/ports.js'
-
-const NO_CAPABILITIES: RouterCapabilities = {headerMatch: false, headerPattern: false, cookieMatch: false, sticky: false, mirror: false}
+import type {Clock, MetricSource, Readiness, RolloutStore, StagedSave, Target, Track, TrafficRouter, Versioned} from '../../../src/rollout/ports.js'
 
 /** A router that stores the split; `calls` records every write. */
 export class FakeRouter implements TrafficRouter {
   readonly kind = 'fake'
-  readonly capabilities = NO_CAPABILITIES
   current: Weights = weights(0)
   readonly calls: string[] = []
   failReads = false

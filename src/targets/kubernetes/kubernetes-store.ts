@@ -9,8 +9,8 @@ import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/obj
 import type * as z from 'zod/mini'
 
 import {ConfigError, ConflictError} from '../../errors.js'
-import {schemaProblems} from '../schema-problems.js'
-import type {ReleaseRef, RolloutStore, StagedSave, Versioned} from '../ports.js'
+import {schemaProblems} from '../../rollout/schema-problems.js'
+import type {ReleaseRef, RolloutStore, StagedSave, Versioned} from '../../rollout/ports.js'
 
 /** The key in the ConfigMap's `data` holding the JSON state. */
 export const STATE_KEY = 'state.json'

@@ -1,12 +1,14 @@
 /**
  * Metrics from Prometheus (`spec.analysis.prometheus.url`, HTTP API `/api/v1/query`) for releases
- * routed by ingress-nginx or Traefik. Built-in queries per router:
+ * on a cluster. The built-in queries are each router's own (`builtInQueries` in
+ * src/routers/<kind>/index.ts):
  *
  * - ingress-nginx: `nginx_ingress_controller_requests` and
  *   `nginx_ingress_controller_response_duration_seconds_bucket` of the main Ingress; the `canary`
  *   label is non-empty for requests the canary upstream served (internal/ingress/metric/collectors/socket.go).
  * - Traefik: `traefik_service_requests_total` and `traefik_service_request_duration_seconds_bucket`
  *   whose `service` is the track's Kubernetes Service (`<ns>-<svc>-<port>@kubernetes…`).
+ * - the bundled proxy: `canary_proxy_requests_total` and `canary_proxy_request_duration_seconds_bucket`.
  *
  * Latency is read as the window's histogram (`sum by (le) (increase(…_bucket[w]))`), from which the
  * judge takes the 99th percentile the way `histogram_quantile` does; never a mean of durations
@@ -17,34 +19,10 @@
 import {ConfigError, UnreachableError} from '../../errors.js'
 import {names} from '../../render/names.js'
 import type {Release} from '../../release/release.js'
-import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../core/metrics.js'
-import type {MetricSource, Track} from '../ports.js'
-
-/** The queries for one track; placeholders already filled. */
-export interface TrackQueries {
-  /** Requests completed in the window. */
-  readonly requests: string
-  /** 5xx responses in the window. */
-  readonly errors: string
-  /** Cumulative latency histogram of the window, one series per `le`. */
-  readonly latencyBuckets: string
-  /** The real 99th percentile in seconds (`histogram_quantile`), for display and for promtool checks. */
-  readonly latencyP99: string
-}
-
-/** Values substituted into query templates. */
-export interface QueryContext {
-  readonly namespace: string
-  readonly name: string
-  readonly track: Track
-  /** Kubernetes Service of the track. */
-  readonly service: string
-  /** Main (apex) Ingress / route name. */
-  readonly ingress: string
-  readonly port: number
-  /** Window length as a PromQL duration, e.g. `60s`. */
-  readonly interval: string
-}
+import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../../rollout/core/metrics.js'
+import type {MetricSource, Track} from '../../rollout/ports.js'
+import {ROUTERS, routerDefinition, routerOf} from '../../routers/index.js'
+import type {QueryContext, TrackQueries} from '../../routers/router-definition.js'
 
 /** Fills `{{placeholder}}`s; an unknown placeholder is a ConfigError naming it. */
 export function fillQuery(template: string, context: QueryContext, field: string): string {
@@ -57,49 +35,6 @@ export function fillQuery(template: string, context: QueryContext, field: string
   })
 }
 
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')
-}
-
-function escapeRegex(value: string): string {
-  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-/** Routers with built-in queries; the others (traefik-v1, gateway-api) need user PromQL. */
-export type BuiltInRouter = 'nginx' | 'traefik' | 'proxy'
-
-/** The built-in queries of a router for one track. */
-export function builtInQueries(router: BuiltInRouter, context: QueryContext): TrackQueries {
-  if (router === 'proxy') {
-    // canary's own proxy (src/proxy/metrics.ts): one series per route, service, version and code.
-    const selector = `service="${escapeLabel(context.name)}",version="${context.track}"`
-    return {
-      requests: `sum(increase(canary_proxy_requests_total{${selector}}[${context.interval}]))`,
-      errors: `sum(increase(canary_proxy_requests_total{${selector},code=~"5.."}[${context.interval}]))`,
-      latencyBuckets: `sum by (le) (increase(canary_proxy_request_duration_seconds_bucket{${selector}}[${context.interval}]))`,
-      latencyP99: `histogram_quantile(0.99, sum by (le) (rate(canary_proxy_request_duration_seconds_bucket{${selector}}[${context.interval}])))`,
-    }
-  }
-  if (router === 'nginx') {
-    const selector = `namespace="${escapeLabel(context.namespace)}",ingress="${escapeLabel(context.ingress)}",canary${context.track === 'canary' ? '!=' : '='}""`
-    const buckets = `sum by (le) (increase(nginx_ingress_controller_response_duration_seconds_bucket{${selector}}[${context.interval}]))`
-    return {
-      requests: `sum(increase(nginx_ingress_controller_requests{${selector}}[${context.interval}]))`,
-      errors: `sum(increase(nginx_ingress_controller_requests{${selector},status=~"5.."}[${context.interval}]))`,
-      latencyBuckets: buckets,
-      latencyP99: `histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_response_duration_seconds_bucket{${selector}}[${context.interval}])))`,
-    }
-  }
-  // Traefik names a Kubernetes backend `<namespace>-<service>-<port>@<provider>` (kubernetescrd, kubernetes).
-  const selector = `service=~"${escapeLabel(escapeRegex(`${context.namespace}-${context.service}-${context.port}`))}@kubernetes.*"`
-  return {
-    requests: `sum(increase(traefik_service_requests_total{${selector}}[${context.interval}]))`,
-    errors: `sum(increase(traefik_service_requests_total{${selector},code=~"5.."}[${context.interval}]))`,
-    latencyBuckets: `sum by (le) (increase(traefik_service_request_duration_seconds_bucket{${selector}}[${context.interval}]))`,
-    latencyP99: `histogram_quantile(0.99, sum by (le) (rate(traefik_service_request_duration_seconds_bucket{${selector}}[${context.interval}])))`,
-  }
-}
-
 interface VectorSample {
   readonly metric: Record<string, string>
   readonly value: [number, string]
@@ -109,16 +44,17 @@ interface VectorSample {
 export class PrometheusSource implements MetricSource {
   readonly kind = 'prometheus'
   private readonly url: string
-  private readonly router: BuiltInRouter | undefined
+  /** The router's built-in queries; undefined for a router without them (the spec gives its own). */
+  private readonly builtIn: ((context: QueryContext) => TrackQueries) | undefined
 
   constructor(private readonly release: Release, private readonly fetchImpl: typeof fetch = fetch) {
     const prometheus = release.analysis.prometheus
     if (prometheus === undefined) throw new ConfigError('spec.analysis.prometheus.url is required to judge this router on Kubernetes', [{path: 'spec.analysis.prometheus.url', message: 'required for routers other than proxy', suggestion: 'e.g. http://prometheus-server.monitoring:9090'}])
     this.url = prometheus.url.replace(/\/$/, '')
-    const kind = release.ingress?.router ?? 'proxy'
-    this.router = kind === 'nginx' || kind === 'traefik' || kind === 'proxy' ? kind : undefined
+    const kind = routerOf(release)
+    this.builtIn = routerDefinition(release).builtInQueries
     const user = prometheus.queries
-    if (this.router === undefined && (user.requests === undefined || user.successRate === undefined)) {
+    if (this.builtIn === undefined && (user.requests === undefined || user.successRate === undefined)) {
       // Traefik 1.x counts per frontend backend, not per Service; Gateway API metrics are implementation-specific.
       const missing = (['requests', 'successRate'] as const).filter((q) => user[q] === undefined)
       throw new ConfigError(`router ${kind}: canary has no built-in Prometheus queries for it; spec.analysis.prometheus.queries must give ${missing.join(' and ')}`, missing.map((q) => ({path: `spec.analysis.prometheus.queries.${q}`, message: 'required for this router', suggestion: 'PromQL with {{namespace}}, {{service}}, {{track}} and {{interval}} placeholders; see docs/kubernetes.md'})))
@@ -129,8 +65,9 @@ export class PrometheusSource implements MetricSource {
   queries(track: Track, intervalSeconds: number): TrackQueries & {readonly requestsOverride: boolean; readonly successRate?: string; readonly userLatencyP99?: string} {
     const n = names(this.release)
     const context: QueryContext = {namespace: this.release.namespace, name: this.release.name, track, service: track === 'stable' ? n.stable : n.canary, ingress: n.apex, port: this.release.port, interval: `${intervalSeconds}s`}
-    // Without built-ins (checked in the constructor) the user gave requests and successRate; errors come from the latter.
-    const builtIn = builtInQueries(this.router ?? 'proxy', context)
+    // Without built-ins (checked in the constructor) the user gave requests and successRate, and errors
+    // come from the latter; the proxy's built-ins then only fill fields that are never queried.
+    const builtIn = (this.builtIn ?? ROUTERS.proxy.builtInQueries)(context)
     const user = this.release.analysis.prometheus?.queries ?? {}
     return {
       ...builtIn,
@@ -154,7 +91,7 @@ export class PrometheusSource implements MetricSource {
       ? Math.round(scalar(await this.query(q.errors, atMs, signal)))
       : Math.round(requests * (1 - asRatio(scalar(await this.query(q.successRate, atMs, signal)))))
     let latency: LatencyBucket[]
-    if (q.userLatencyP99 === undefined && this.router === undefined) {
+    if (q.userLatencyP99 === undefined && this.builtIn === undefined) {
       latency = []
     } else if (q.userLatencyP99 === undefined) {
       latency = (await this.query(q.latencyBuckets, atMs, signal))

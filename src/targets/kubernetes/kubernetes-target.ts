@@ -15,7 +15,7 @@ import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/obj
 import {buildDeployment, buildService, trackName} from '../../render/workloads.js'
 import type {Release} from '../../release/release.js'
 import {NotFoundError, TimeoutError} from '../../errors.js'
-import type {Clock, Readiness, Target, Track} from '../ports.js'
+import type {Clock, Readiness, Target, Track} from '../../rollout/ports.js'
 
 /** The container whose image is the release's: `app` in canary's own Deployments, else the first. */
 export const APP_CONTAINER = 'app'
@@ -78,7 +78,7 @@ export class KubernetesTarget implements Target {
 
   /** Creates the stable Deployment and Service when absent (adopts them when present). */
   async ensureStable(signal: AbortSignal): Promise<void> {
-    const desired = [buildDeployment(this.release, 'stable', this.release.image.ref), buildService(this.release, 'stable')] as unknown as KubeObject[]
+    const desired = [buildDeployment(this.release, 'stable', this.release.image.ref), buildService(this.release, 'stable')]
     for (const object of desired) {
       const ref: ObjectRef = {apiVersion: object.apiVersion ?? 'v1', kind: object.kind ?? '', namespace: this.release.namespace, name: object.metadata?.name ?? ''}
       if ((await this.client.read(ref, signal)) === undefined) await this.client.apply(withOwnership(object, this.release.name), {force: false}, signal)
@@ -98,8 +98,8 @@ export class KubernetesTarget implements Target {
 
   async deployCanary(image: string, signal: AbortSignal): Promise<void> {
     await this.ensureStable(signal)
-    await applyOwned(this.client, buildDeployment(this.release, 'canary', image) as unknown as KubeObject, this.release.name, signal)
-    await applyOwned(this.client, buildService(this.release, 'canary') as unknown as KubeObject, this.release.name, signal)
+    await applyOwned(this.client, buildDeployment(this.release, 'canary', image), this.release.name, signal)
+    await applyOwned(this.client, buildService(this.release, 'canary'), this.release.name, signal)
   }
 
   async readiness(track: Track, signal: AbortSignal): Promise<Readiness> {

@@ -1,15 +1,15 @@
 /**
  * How the bundled proxy, running in a pod, follows its routing ConfigMap through the API instead
  * of a mounted file: kubelet refreshes ConfigMap volumes only every minute or so, a watch delivers a
- * change in milliseconds. The CLI changes weights by writing the ConfigMap (kube-proxy-router.ts);
+ * change in milliseconds. The CLI changes weights by writing the ConfigMap (kube-router.ts);
  * each proxy replica applies the new text as soon as its watch reports it. A dropped watch is
  * resumed from the last resourceVersion (or re-read when that is too old); a text that does not
  * parse is refused by the proxy, which keeps serving the previous config.
  */
-import {parseProxyConfig, type ProxyConfig} from '../proxy/config.js'
-import {PROXY_CONFIG_FILE} from '../render/proxy.js'
-import {connectKube, type KubeClient} from './client.js'
-import type {KubeObject, ObjectRef} from './objects.js'
+import {parseProxyConfig, type ProxyConfig} from '../../proxy/config.js'
+import {PROXY_CONFIG_FILE} from './objects.js'
+import {connectKube, type KubeClient} from '../../kube/client.js'
+import type {KubeObject, ObjectRef} from '../../kube/objects.js'
 
 /** Operational events of the follower (reconnects, errors). */
 export type FollowLog = (event: Record<string, unknown>) => void

@@ -6,16 +6,15 @@
  */
 import {deleteOwned} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
-import type {KubeObject, ObjectRef} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import type {ObjectRef} from '../../kube/objects.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {isManagedByCanary} from '../../kube/objects.js'
 import {names} from '../../render/names.js'
-import {buildTraefikCrd} from '../../render/traefik-crd.js'
+import {buildTraefikCrd} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {TrafficRouter} from '../../rollout/ports.js'
 
 interface WeightedServices {
   services?: Array<{name?: string; weight?: number}>
@@ -24,7 +23,6 @@ interface WeightedServices {
 /** Splits traffic with a weighted TraefikService. */
 export class TraefikCrdRouter implements TrafficRouter {
   readonly kind = 'traefik'
-  readonly capabilities: RouterCapabilities = capabilitiesOf('traefik')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 
@@ -43,7 +41,7 @@ export class TraefikCrdRouter implements TrafficRouter {
   }
 
   async setWeights(weights: Weights, signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildTraefikCrd(this.release, routingState(this.release, weights)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildTraefikCrd(this.release, routingState(this.release, weights)), this.release, signal)
   }
 
   async getWeights(signal: AbortSignal): Promise<Weights> {
@@ -54,7 +52,7 @@ export class TraefikCrdRouter implements TrafficRouter {
   }
 
   async finalize(_outcome: 'promoted' | 'aborted', signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildTraefikCrd(this.release, routingState(this.release, undefined)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildTraefikCrd(this.release, routingState(this.release, undefined)), this.release, signal)
     if (this.release.mirror !== undefined) await deleteOwned(this.client, this.serviceRef(names(this.release).weighted), this.release.name, signal)
   }
 }

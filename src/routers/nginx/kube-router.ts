@@ -8,14 +8,13 @@
 import {deleteOwned} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {names} from '../../render/names.js'
-import {buildNginxIngress} from '../../render/nginx-ingress.js'
+import {buildNginxIngress} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {DEFAULT_TOTAL_WEIGHT, weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {DEFAULT_TOTAL_WEIGHT, weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {TrafficRouter} from '../../rollout/ports.js'
 
 const CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight'
 const CANARY_WEIGHT_TOTAL = 'nginx.ingress.kubernetes.io/canary-weight-total'
@@ -23,7 +22,6 @@ const CANARY_WEIGHT_TOTAL = 'nginx.ingress.kubernetes.io/canary-weight-total'
 /** Splits traffic with ingress-nginx canary annotations. */
 export class NginxIngressRouter implements TrafficRouter {
   readonly kind = 'nginx'
-  readonly capabilities: RouterCapabilities = capabilitiesOf('nginx')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 
@@ -33,11 +31,11 @@ export class NginxIngressRouter implements TrafficRouter {
 
   async reconcile(signal: AbortSignal): Promise<void> {
     const current = (await this.readCanaryIngress(signal)) === undefined ? zeroWeights(this.release) : await this.getWeights(signal)
-    await applyAllOwned(this.client, buildNginxIngress(this.release, routingState(this.release, current)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildNginxIngress(this.release, routingState(this.release, current)), this.release, signal)
   }
 
   async setWeights(weights: Weights, signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildNginxIngress(this.release, routingState(this.release, weights)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildNginxIngress(this.release, routingState(this.release, weights)), this.release, signal)
   }
 
   async getWeights(signal: AbortSignal): Promise<Weights> {

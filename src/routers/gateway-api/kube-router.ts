@@ -5,15 +5,14 @@
  * Header/cookie overrides are rules before the weighted one. Finalizing renders stable only.
  */
 import type {KubeClient} from '../../kube/client.js'
-import {isManagedByCanary, type KubeObject} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {isManagedByCanary} from '../../kube/objects.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {names} from '../../render/names.js'
-import {buildHttpRoute} from '../../render/gateway-api.js'
+import {buildHttpRoute} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {TrafficRouter} from '../../rollout/ports.js'
 
 interface HttpRouteRule {
   matches?: Array<{headers?: unknown[]}>
@@ -23,7 +22,6 @@ interface HttpRouteRule {
 /** Splits traffic with HTTPRoute backendRef weights. */
 export class GatewayApiRouter implements TrafficRouter {
   readonly kind = 'gateway-api'
-  readonly capabilities: RouterCapabilities = capabilitiesOf('gateway-api')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 
@@ -32,7 +30,7 @@ export class GatewayApiRouter implements TrafficRouter {
   }
 
   async setWeights(weights: Weights, signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildHttpRoute(this.release, routingState(this.release, weights)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildHttpRoute(this.release, routingState(this.release, weights)), this.release, signal)
   }
 
   async getWeights(signal: AbortSignal): Promise<Weights> {
@@ -44,7 +42,7 @@ export class GatewayApiRouter implements TrafficRouter {
   }
 
   async finalize(_outcome: 'promoted' | 'aborted', signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildHttpRoute(this.release, routingState(this.release, undefined)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildHttpRoute(this.release, routingState(this.release, undefined)), this.release, signal)
   }
 }
 

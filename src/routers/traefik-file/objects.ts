@@ -6,15 +6,14 @@
  */
 import {stringify} from 'yaml'
 
-import {stableWeight} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {overrideRules} from './match-rules.js'
-import {names, releaseLabels, serviceUrl} from './names.js'
-import {requireIngress} from './nginx-ingress.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import {hostPathRule, overrideRule, TRAEFIK_PRIORITY} from './traefik-rules.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
+import {stableWeight} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {overrideRules} from '../../render/match-rules.js'
+import {names, releaseLabels, serviceUrl, requireIngress} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import {hostPathRule, overrideRule, TRAEFIK_PRIORITY} from '../../render/traefik-rules.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
 
 /** The ConfigMap holding the dynamic configuration under `<namespace>-<name>.yaml`. */
 export function buildTraefikFile(release: Release, state: RenderState, options: BuildOptions = {}): KubeObject[] {

@@ -2,7 +2,7 @@
  * canary's bundled proxy running in the cluster: a Deployment and Service in front of the stable
  * and canary Services, its routing in a ConfigMap (`<release>-proxy-config`, key `proxy.yaml`).
  * Weights change only the ConfigMap; the proxy follows it through the API (a watch, see
- * src/kube/proxy-config-sync.ts), so a change applies within a second and never restarts pods.
+ * config-sync.ts), so a change applies within a second and never restarts pods.
  * The Deployment is rendered from a weight-independent state, so its config checksum (which rolls
  * the pods) moves only when something other than the weights changes.
  *
@@ -23,13 +23,12 @@ import {ConfigError, ConflictError} from '../../errors.js'
 import {notOwnedError, withOwnership} from '../../kube/apply.js'
 import type {KubeClient} from '../../kube/client.js'
 import {isManagedByCanary, type KubeObject, type ObjectRef} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {names} from '../../render/names.js'
-import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_FILE} from '../../render/proxy.js'
+import {buildProxy, buildProxyAdminSecret, PROXY_ADMIN_SECRET_KEY, PROXY_CONFIG_FILE} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {TrafficRouter} from '../../rollout/ports.js'
 
 interface ProxyVersion {
   name?: string
@@ -39,19 +38,18 @@ interface ProxyVersion {
 /** Splits traffic with the bundled proxy deployed in the cluster. */
 export class KubeProxyRouter implements TrafficRouter {
   readonly kind = 'proxy'
-  readonly capabilities: RouterCapabilities = capabilitiesOf('proxy')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 
   /** The routing ConfigMap for `weights` (stable only when undefined). */
   private configMap(weights: Weights | undefined): KubeObject {
-    const objects = buildProxy(this.release, routingState(this.release, weights)) as unknown as KubeObject[]
+    const objects = buildProxy(this.release, routingState(this.release, weights))
     return objects.find((o) => o.kind === 'ConfigMap') as KubeObject
   }
 
   async reconcile(signal: AbortSignal): Promise<void> {
     const current = await this.getWeights(signal)
-    const workload = (buildProxy(this.release, routingState(this.release, zeroWeights(this.release))) as unknown as KubeObject[]).filter((o) => o.kind !== 'ConfigMap')
+    const workload = (buildProxy(this.release, routingState(this.release, zeroWeights(this.release)))).filter((o) => o.kind !== 'ConfigMap')
     await this.checkServiceAccount(signal)
     await this.ensureAdminSecret(signal)
     await applyAllOwned(this.client, [this.configMap(current), ...workload], this.release, signal)
@@ -73,7 +71,7 @@ export class KubeProxyRouter implements TrafficRouter {
     const live = await this.client.read(ref, signal)
     if (live === undefined) {
       // 32 random bytes, hex: no character the proxy's ${VAR} expansion or a shell would treat specially.
-      const secret = withOwnership(buildProxyAdminSecret(this.release, randomBytes(32).toString('hex')) as unknown as KubeObject, this.release.name)
+      const secret = withOwnership(buildProxyAdminSecret(this.release, randomBytes(32).toString('hex')), this.release.name)
       try {
         await this.client.create(secret, signal)
       } catch (error) {

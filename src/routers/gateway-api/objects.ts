@@ -5,14 +5,13 @@
  * the `Cookie` header (RegularExpression support is implementation-specific). Mirroring is the
  * RequestMirror filter with `percent` (Gateway API v1.3+).
  */
-import {stableWeight} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {overrideRules} from './match-rules.js'
-import {names, releaseLabels} from './names.js'
-import {requireIngress} from './nginx-ingress.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
+import {stableWeight} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {overrideRules} from '../../render/match-rules.js'
+import {names, releaseLabels, requireIngress} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
 
 /** The HTTPRoute for `state`. */
 export function buildHttpRoute(release: Release, state: RenderState, options: BuildOptions = {}): KubeObject[] {

@@ -1,41 +1,20 @@
 /**
- * Every port of a release on the Kubernetes target, for the engine: the router of
- * `spec.ingress.router` (an exhaustive map; an unsupported kind is a ConfigError), the Deployment
- * target, the metric source (the in-cluster proxy's /metrics, or Prometheus), and the rollout state
- * in a ConfigMap. Loaded lazily by src/cli/target-registry.ts, so the local path never imports
+ * Every port of a release on the Kubernetes target, for the engine: the TrafficRouter of
+ * `spec.ingress.router` (from its definition in src/routers/; a router that cannot run on a cluster
+ * throws a ConfigError), the Deployment target, the metric source (Prometheus, or the router's own
+ * such as the in-cluster proxy's /metrics), and the rollout state in a ConfigMap. Loaded lazily by src/cli/target-registry.ts, so the local path never imports
  * the Kubernetes client.
  */
-import {ConfigError} from '../errors.js'
-import type {RolloutState} from '../rollout/core/types.js'
-import {KubeProxyScrapeSource} from '../rollout/metrics/kube-proxy-scrape.js'
-import {PrometheusSource} from '../rollout/metrics/prometheus-source.js'
-import type {DownReport, MetricSource, RolloutPorts, TargetInput, TrafficRouter} from '../rollout/ports.js'
-import {GatewayApiRouter} from '../rollout/routers/gateway-api-router.js'
-import {KubeProxyRouter} from '../rollout/routers/kube-proxy-router.js'
-import {NginxIngressRouter} from '../rollout/routers/nginx-ingress-router.js'
-import {TraefikCrdRouter} from '../rollout/routers/traefik-crd-router.js'
-import {TraefikV1Router} from '../rollout/routers/traefik-v1-router.js'
-import {rolloutStateSchema} from '../rollout/state-schema.js'
-import {KubernetesRolloutStore} from '../rollout/stores/kubernetes-store.js'
-import {KubernetesTarget} from '../rollout/targets/kubernetes-target.js'
-import type {Release, RouterKind} from '../release/release.js'
-import {connectKube, type KubeClient, type KubeConnectionOptions} from './client.js'
-
-type KubeRouterFactory = (client: KubeClient, release: Release) => TrafficRouter
-
-/** Routers on a cluster, by `spec.ingress.router`. */
-export const KUBE_ROUTERS = {
-  nginx: (client, release) => new NginxIngressRouter(client, release),
-  traefik: (client, release) => new TraefikCrdRouter(client, release),
-  'traefik-v1': (client, release) => new TraefikV1Router(client, release),
-  'gateway-api': (client, release) => new GatewayApiRouter(client, release),
-  proxy: (client, release) => new KubeProxyRouter(client, release),
-  'traefik-file': () => {
-    throw new ConfigError('router traefik-file: not supported on the Kubernetes target', [{path: 'spec.ingress.router', message: 'traefik-file needs Traefik to read a file; on a cluster use traefik (CRDs) or traefik-v1'}], {
-      suggestions: ['Set spec.ingress.router to traefik, traefik-v1, nginx, gateway-api or proxy.'],
-    })
-  },
-} satisfies Record<RouterKind, KubeRouterFactory>
+import {ConfigError} from '../../errors.js'
+import type {RolloutState} from '../../rollout/core/types.js'
+import {PrometheusSource} from './prometheus-source.js'
+import type {DownReport, MetricSource, RolloutPorts, TargetInput} from '../../rollout/ports.js'
+import {routerDefinition, routerOf} from '../../routers/index.js'
+import {rolloutStateSchema} from '../../rollout/state-schema.js'
+import {KubernetesRolloutStore} from './kubernetes-store.js'
+import {KubernetesTarget} from './kubernetes-target.js'
+import type {Release} from '../../release/release.js'
+import {connectKube, type KubeClient, type KubeConnectionOptions} from '../../kube/client.js'
 
 /** Inputs of the Kubernetes ports: the generic ones, plus kubectl's connection flags. */
 export interface KubernetesPortsInput extends TargetInput {
@@ -58,10 +37,10 @@ export function releaseNamespace(release: Release, flag: string | undefined, con
  * fail with the ConfigError, so `start`/`run` refuse early while `status`, `abort` and `down` work.
  */
 function metricSourceFor(client: KubeClient, release: Release): {metrics: MetricSource; problem?: ConfigError} {
-  const routerKind = release.ingress?.router ?? 'proxy'
   if (release.analysis.prometheus === undefined) {
-    if (routerKind === 'proxy') return {metrics: new KubeProxyScrapeSource(client, release)}
-    return failing(new ConfigError(`router ${routerKind}: spec.analysis.prometheus.url is required to judge a canary on Kubernetes`, [{path: 'spec.analysis.prometheus.url', message: 'required for this router', suggestion: 'e.g. http://prometheus-server.monitoring:9090'}]))
+    const ownMetrics = routerDefinition(release).kubeMetrics
+    if (ownMetrics !== undefined) return {metrics: ownMetrics(client, release)}
+    return failing(new ConfigError(`router ${routerOf(release)}: spec.analysis.prometheus.url is required to judge a canary on Kubernetes`, [{path: 'spec.analysis.prometheus.url', message: 'required for this router', suggestion: 'e.g. http://prometheus-server.monitoring:9090'}]))
   }
   try {
     return {metrics: new PrometheusSource(release)}
@@ -81,8 +60,7 @@ export async function createKubernetesPorts(input: KubernetesPortsInput): Promis
   const namespace = releaseNamespace(input.release, input.kube?.namespace, client.namespace)
   const release: Release = {...input.release, namespace}
   const clock = input.clock
-  const routerKind = release.ingress?.router ?? 'proxy'
-  const router = KUBE_ROUTERS[routerKind](client, release)
+  const router = routerDefinition(release).kubeRouter(client, release)
   const target = new KubernetesTarget(client, release, clock)
   const {metrics, problem: metricsProblem} = metricSourceFor(client, release)
   return {

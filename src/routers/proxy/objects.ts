@@ -7,12 +7,12 @@ import {createHash} from 'node:crypto'
 
 import {stringify} from 'yaml'
 
-import {stableWeight, type Weights} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {names, releaseLabels, serviceUrl} from './names.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
+import {stableWeight, type Weights} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {names, releaseLabels, serviceUrl} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
 
 /** Where the proxy listens inside its pod, and its admin API (on the pod IP too, for the pod proxy). */
 export const PROXY_POD_LISTEN = {port: 8080, adminPort: 9901} as const

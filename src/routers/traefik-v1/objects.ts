@@ -5,13 +5,12 @@
  * one backend may be omitted and receives the remainder of 100 %, so we list only the canary and
  * let stable take the rest: no rounding can make the sum miss 100 %.
  */
-import type {Weights} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {names, releaseLabels} from './names.js'
-import {requireIngress} from './nginx-ingress.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
+import type {Weights} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {names, releaseLabels, requireIngress} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
 
 const PREFIX = 'traefik.ingress.kubernetes.io/'
 

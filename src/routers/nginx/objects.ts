@@ -4,13 +4,13 @@
  * docs/user-guide/nginx-configuration/annotations.md#canary). The controller honours one canary
  * Ingress per host/path, and checks header → cookie → weight in that order.
  */
-import {DEFAULT_TOTAL_WEIGHT, type Weights} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {names, releaseLabels} from './names.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
-import {assertNever} from '../rollout/core/assert-never.js'
+import {DEFAULT_TOTAL_WEIGHT, type Weights} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {names, releaseLabels, requireIngress} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
+import {assertNever} from '../../rollout/core/assert-never.js'
 
 const PREFIX = 'nginx.ingress.kubernetes.io/'
 
@@ -77,12 +77,6 @@ function stickyAnnotations(release: Release): Record<string, string> {
 /** One rule: `host` + `path` (Prefix) → `service:port`. */
 export function rules(host: string, path: string, service: string, port: number): unknown[] {
   return [{host, http: {paths: [{path, pathType: 'Prefix', backend: {service: {name: service, port: {number: port}}}}]}}]
-}
-
-/** The release's ingress section; routers are only called for releases that have one. */
-export function requireIngress(release: Release): NonNullable<Release['ingress']> {
-  if (release.ingress === undefined) throw new Error(`release ${release.namespace}/${release.name} has no spec.ingress to render routing objects from`)
-  return release.ingress
 }
 
 function emptyToUndefined(record: Record<string, string>): Record<string, string> | undefined {

@@ -1,14 +1,14 @@
 /**
  * What the Kubernetes routers share: the render state they build from, and applying a set of
- * routing objects with ownership and write-on-change. Routers build objects only with the pure
- * builders of src/render (issue #2); they never assemble routing objects themselves.
+ * routing objects with ownership and write-on-change. Each Kubernetes router builds its objects only
+ * with its own pure builder (`<kind>/objects.ts`, what `canary render` prints), never by hand.
  */
 import type {RenderState} from '../render/types.js'
 import {weights as makeWeights, type Weights} from '../rollout/core/weights.js'
 import type {Release} from '../release/release.js'
-import {applyOwned} from './apply.js'
-import type {KubeClient} from './client.js'
-import type {KubeObject} from './objects.js'
+import {applyOwned} from '../kube/apply.js'
+import type {KubeClient} from '../kube/client.js'
+import type {KubeObject} from '../kube/objects.js'
 
 /**
  * Routing objects depend on whether a canary runs, not on its image; the builders render canary

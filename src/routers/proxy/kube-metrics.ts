@@ -8,13 +8,13 @@
  * kept in memory: a process's first window starts at its first scrape.
  */
 import type {KubeClient} from '../../kube/client.js'
-import {leSeconds, parsePrometheusText} from '../../kube/prometheus-text.js'
+import {leSeconds, parsePrometheusText} from './prometheus-text.js'
 import {names} from '../../render/names.js'
-import {PROXY_POD_LISTEN} from '../../render/proxy.js'
+import {PROXY_POD_LISTEN} from './objects.js'
 import type {Release} from '../../release/release.js'
 import {UnreachableError} from '../../errors.js'
-import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../core/metrics.js'
-import type {MetricSource, Track} from '../ports.js'
+import type {LatencyBucket, VersionMetrics, WindowMetrics} from '../../rollout/core/metrics.js'
+import type {MetricSource, Track} from '../../rollout/ports.js'
 
 /** Cumulative counters of one pod for one track. */
 interface TrackCounters {

@@ -4,15 +4,14 @@
  * precede the weighted one (traefik/traefik docs/content/reference/routing-configuration/
  * kubernetes/crd/http/traefikservice.md). Group `traefik.io` by default, `traefik.containo.us` on request.
  */
-import {stableWeight} from '../rollout/core/weights.js'
-import type {Release} from '../release/release.js'
-import {overrideRules} from './match-rules.js'
-import {names, releaseLabels} from './names.js'
-import {requireIngress} from './nginx-ingress.js'
-import {bundledTemplates} from './template-set.js'
-import {fillTemplate} from './template.js'
-import {hostPathRule, overrideRule, TRAEFIK_PRIORITY} from './traefik-rules.js'
-import type {BuildOptions, KubeObject, RenderState} from './types.js'
+import {stableWeight} from '../../rollout/core/weights.js'
+import type {Release} from '../../release/release.js'
+import {overrideRules} from '../../render/match-rules.js'
+import {names, releaseLabels, requireIngress} from '../../render/names.js'
+import {bundledTemplates} from '../../render/template-set.js'
+import {fillTemplate} from '../../render/template.js'
+import {hostPathRule, overrideRule, TRAEFIK_PRIORITY} from '../../render/traefik-rules.js'
+import type {BuildOptions, KubeObject, RenderState} from '../../render/types.js'
 
 /** TraefikService(s) and the IngressRoute for `state`. */
 export function buildTraefikCrd(release: Release, state: RenderState, options: BuildOptions = {}): KubeObject[] {

@@ -5,15 +5,14 @@
  * kubernetes.md). Finalizing renders the stable backend only, without the annotation.
  */
 import type {KubeClient} from '../../kube/client.js'
-import {isManagedByCanary, type KubeObject} from '../../kube/objects.js'
-import {applyAllOwned, routingState, zeroWeights} from '../../kube/routing.js'
+import {isManagedByCanary} from '../../kube/objects.js'
+import {applyAllOwned, routingState, zeroWeights} from '../kube-routing.js'
 import {notOwnedError} from '../../kube/apply.js'
 import {names} from '../../render/names.js'
-import {buildTraefikV1Ingress} from '../../render/traefik-v1.js'
+import {buildTraefikV1Ingress} from './objects.js'
 import type {Release} from '../../release/release.js'
-import {weights as makeWeights, type Weights} from '../core/weights.js'
-import type {RouterCapabilities, TrafficRouter} from '../ports.js'
-import {capabilitiesOf} from '../../release/capabilities.js'
+import {weights as makeWeights, type Weights} from '../../rollout/core/weights.js'
+import type {TrafficRouter} from '../../rollout/ports.js'
 
 const SERVICE_WEIGHTS = 'traefik.ingress.kubernetes.io/service-weights'
 /** service-weights carries at most 3 decimals of a percent: 100 000 units per 100 %. */
@@ -22,7 +21,6 @@ const THOUSANDTHS_OF_PERCENT = 100_000
 /** Splits traffic with the Traefik 1.x service-weights annotation. */
 export class TraefikV1Router implements TrafficRouter {
   readonly kind = 'traefik-v1'
-  readonly capabilities: RouterCapabilities = capabilitiesOf('traefik-v1')
 
   constructor(private readonly client: KubeClient, private readonly release: Release) {}
 
@@ -31,7 +29,7 @@ export class TraefikV1Router implements TrafficRouter {
   }
 
   async setWeights(weights: Weights, signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildTraefikV1Ingress(this.release, routingState(this.release, weights)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildTraefikV1Ingress(this.release, routingState(this.release, weights)), this.release, signal)
   }
 
   async getWeights(signal: AbortSignal): Promise<Weights> {
@@ -43,7 +41,7 @@ export class TraefikV1Router implements TrafficRouter {
   }
 
   async finalize(_outcome: 'promoted' | 'aborted', signal: AbortSignal): Promise<void> {
-    await applyAllOwned(this.client, buildTraefikV1Ingress(this.release, routingState(this.release, undefined)) as unknown as KubeObject[], this.release, signal)
+    await applyAllOwned(this.client, buildTraefikV1Ingress(this.release, routingState(this.release, undefined)), this.release, signal)
   }
 }
 
