@@ -21,6 +21,8 @@
  * starts again when it turns bad late; the pass bet uses all past blocks.
  */
 
+import {logGamma} from './statistics.js'
+
 /** Betting state of one comparison (errors, or slow requests). Plain JSON: it is persisted. */
 export interface BetState {
   /** ln of the wealth of the relative rollback bet (on the canary's share of events). */
@@ -37,6 +39,9 @@ export interface BetState {
   /** The same for the absolute rollback bet. */
   readonly absoluteSum: number
   readonly absoluteSquares: number
+  /** Exponentially weighted counts of the blocks in those sums (the plug-ins' means; absent in states saved before they existed: 0). */
+  readonly recentBlocks?: number
+  readonly absoluteBlocks?: number
   /** Blocks with at least one event. */
   readonly blocks: number
   /** Events (clumps counted by size) per version, over all blocks. */
@@ -47,7 +52,7 @@ export interface BetState {
 }
 
 /** A bet before any block. */
-export const NO_BETS: BetState = {logWealthRollback: 0, logWealthPass: 0, logWealthRollbackAbsolute: 0, logWealthPassAbsolute: 0, recentSum: 0, recentSquares: 0, absoluteSum: 0, absoluteSquares: 0, blocks: 0, canaryEvents: 0, stableEvents: 0, expectedCanaryEvents: 0}
+export const NO_BETS: BetState = {logWealthRollback: 0, logWealthPass: 0, logWealthRollbackAbsolute: 0, logWealthPassAbsolute: 0, recentSum: 0, recentSquares: 0, absoluteSum: 0, absoluteSquares: 0, recentBlocks: 0, absoluteBlocks: 0, blocks: 0, canaryEvents: 0, stableEvents: 0, expectedCanaryEvents: 0}
 
 /** Effective memory of the rollback bets' estimates, in blocks. */
 export const RECENT_BLOCKS = 30
@@ -70,15 +75,29 @@ export function ratioOfShare(share: number, canaryShare: number): number {
   return (share * (1 - canaryShare)) / (canaryShare * (1 - share))
 }
 
-/** How much worse than stable the canary may be: at most `ratio` × stable's rate or stable's rate + `points` percentage points, whichever is larger. */
+/**
+ * How much worse than stable the canary may be, whichever allowance is largest: at most `ratio` ×
+ * stable's rate; or stable's rate + `points` percentage points; or stable's rate + `perMinute`
+ * extra events per minute at full traffic (the canary taking every request at the current request
+ * rate): what users would pay, so the allowance per request shrinks as traffic grows.
+ */
 export interface Tolerance {
   readonly ratio: number
   readonly points: number
+  /** Absent (or 0): no allowance per minute, the tolerance of specs written before it existed. */
+  readonly perMinute?: number
 }
 
-/** The largest tolerated canary rate when stable's rate is `stableRate`. */
-export function toleratedRate(tolerance: Tolerance, stableRate: number): number {
-  return Math.max(tolerance.ratio * stableRate, stableRate + tolerance.points / 100)
+/** The absolute allowance per request (a rate, not percent) at `requestsPerMinute` of the whole service's traffic. */
+export function absoluteAllowance(tolerance: Tolerance, requestsPerMinute: number): number {
+  const perMinute = tolerance.perMinute ?? 0
+  const scaled = perMinute > 0 && requestsPerMinute > 0 ? perMinute / requestsPerMinute : 0
+  return Math.max(tolerance.points / 100, scaled)
+}
+
+/** The largest tolerated canary rate when stable's rate is `stableRate` and the service serves `requestsPerMinute` (0: unknown, no per-minute allowance). */
+export function toleratedRate(tolerance: Tolerance, stableRate: number, requestsPerMinute = 0): number {
+  return Math.max(tolerance.ratio * stableRate, stableRate + absoluteAllowance(tolerance, requestsPerMinute))
 }
 
 /** Stable's rate from its history, with half an event of smoothing so that no events does not mean rate 0. */
@@ -87,54 +106,64 @@ export function smoothedRate(events: number, requests: number): number {
 }
 
 /** The largest tolerated canary/stable rate ratio at stable's rate (the absolute allowance as a ratio). */
-export function toleratedRatio(tolerance: Tolerance, stableRate: number): number {
-  return toleratedRate(tolerance, stableRate) / stableRate
+export function toleratedRatio(tolerance: Tolerance, stableRate: number, requestsPerMinute = 0): number {
+  return toleratedRate(tolerance, stableRate, requestsPerMinute) / stableRate
 }
 
-/** One block: events and requests per version. */
+/** One block: events and requests per version, and how long it lasted. */
 export interface BlockCounts {
   readonly canaryEvents: number
   readonly stableEvents: number
   readonly canaryRequests: number
   readonly stableRequests: number
+  /** The block's length; absent or 0: no per-minute allowance in this block. */
+  readonly durationMs?: number
 }
 
 /**
- * Adds one block to the four bets; `seed` (the block's start time) seeds the block's virtual
- * events, so the result is a pure function of the inputs.
+ * Adds one block to the four bets. A pure function of its inputs.
  *
- * The tolerance "at most ratio × stable's rate or stable's rate + points" is the union of two
- * hypotheses, each judged on the canary's share of the block's events:
+ * The tolerance "at most ratio × stable's rate or stable's rate + an absolute allowance" is the
+ * union of two hypotheses, each judged on the canary's share of the block's events:
  * - ratio: the canary's share against θ(ratio);
- * - points: stable's events are joined by virtual events ~ Poisson(stable requests × points/100),
- *   which makes stable's rate p_s + points, and the canary's share is judged against θ(1) = w.
- *   (Randomization, as in randomized exact tests: with p_s ≈ 0 the share of real events says
- *   nothing, the virtual ones carry the absolute allowance.)
+ * - absolute: stable's events are joined by v virtual events, v ~ Poisson(stable requests × a_b),
+ *   which makes stable's rate p_s + a_b, and the canary's share is judged against θ(1) = w. a_b is
+ *   the larger of points/100 and perMinute over the block's requests per minute (both versions,
+ *   i.e. full traffic): a function of the block's request counts and length, never of its events.
+ *   The bet is paid its expectation over v (Rao–Blackwell: the same mean under the null, and by
+ *   Jensen never less growth than drawing v), so nothing random is drawn and with p_s ≈ 0, where
+ *   the share of real events says nothing, the virtual ones still carry the absolute allowance.
  * A canary within the tolerance satisfies one of them, so rollback needs both rollback bets to
  * win (the smaller wealth counts); a canary worse than the tolerance violates both, so the pass
  * evidence is the mean of the two pass bets.
  */
-export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Tolerance, history: {readonly events: number; readonly requests: number}, seed: number): BetState {
+export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Tolerance, history: {readonly events: number; readonly requests: number}): BetState {
   if (block.canaryRequests <= 0 || block.stableRequests <= 0) return state
-  const canaryShare = block.canaryRequests / (block.canaryRequests + block.stableRequests)
-  const virtual = poisson(block.stableRequests * (tolerance.points / 100), mulberry32(seed))
+  const requests = block.canaryRequests + block.stableRequests
+  const canaryShare = block.canaryRequests / requests
+  const durationMs = block.durationMs ?? 0
+  const allowance = absoluteAllowance(tolerance, durationMs > 0 ? (requests * 60_000) / durationMs : 0)
   const stableRate = smoothedRate(history.events, history.requests)
-  // Ratio part: "canary like stable" (share w) is the pass bet's alternative.
-  const ratio = bet(block.canaryEvents, block.stableEvents, eventShare(tolerance.ratio, canaryShare), canaryShare, state.recentSum, state.recentSquares)
-  // Points part: against stable + virtual events the null share is w; the alternative is a canary
-  // at stable's rate (from its history), whose share among real and virtual events is lower.
-  const alternative = (block.canaryRequests * stableRate) / (block.canaryRequests * stableRate + block.stableRequests * (stableRate + tolerance.points / 100))
-  const points = bet(block.canaryEvents, block.stableEvents + virtual, canaryShare, alternative, state.absoluteSum, state.absoluteSquares)
   const events = block.canaryEvents + block.stableEvents
+  // Ratio part: "canary like stable" (share w) is the pass bet's alternative.
+  const ratioNull = eventShare(tolerance.ratio, canaryShare)
+  const ratio = bet(events > 0 ? block.canaryEvents / events - ratioNull : null, ratioNull, canaryShare, state.recentSum, state.recentSquares, state.recentBlocks ?? 0)
+  // Absolute part: against stable + virtual events the null share is w; the alternative is a canary
+  // at stable's rate (from its history), whose share among real and virtual events is lower.
+  const alternative = (block.canaryRequests * stableRate) / (block.canaryRequests * stableRate + block.stableRequests * (stableRate + allowance))
+  const absoluteX = expectedExcessShare(block.canaryEvents, block.stableEvents, block.stableRequests * allowance, canaryShare)
+  const absolute = bet(absoluteX, canaryShare, alternative, state.absoluteSum, state.absoluteSquares, state.absoluteBlocks ?? 0)
   return {
     logWealthRollback: state.logWealthRollback + ratio.rollback,
     logWealthPass: state.logWealthPass + ratio.pass,
-    logWealthRollbackAbsolute: state.logWealthRollbackAbsolute + points.rollback,
-    logWealthPassAbsolute: state.logWealthPassAbsolute + points.pass,
+    logWealthRollbackAbsolute: state.logWealthRollbackAbsolute + absolute.rollback,
+    logWealthPassAbsolute: state.logWealthPassAbsolute + absolute.pass,
     recentSum: ratio.sum,
     recentSquares: ratio.squares,
-    absoluteSum: points.sum,
-    absoluteSquares: points.squares,
+    absoluteSum: absolute.sum,
+    absoluteSquares: absolute.squares,
+    recentBlocks: ratio.blocks,
+    absoluteBlocks: absolute.blocks,
     blocks: state.blocks + (events > 0 ? 1 : 0),
     canaryEvents: state.canaryEvents + block.canaryEvents,
     stableEvents: state.stableEvents + block.stableEvents,
@@ -142,24 +171,46 @@ export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Toler
   }
 }
 
+/** Virtual events beyond mean ± this many standard deviations (+ a margin) have probability below 1e−20 and are left out of the expectation. */
+const POISSON_SPAN_SD = 10
+const POISSON_SPAN_MARGIN = 20
+
 /**
- * One block of one pair of bets on the canary's share of `canaryEvents + otherEvents` against
- * the null share `tolerated`: the rollback bet with a plug-in stake from the recent sums, the pass
- * bet as the likelihood ratio of share `alternative` against `tolerated` (Wald's SPRT, event by
- * event). No events: nothing changes.
+ * E over v ~ Poisson(virtualMean) of x = c/(c + s + v) − w, with x = 0 (no bet) when there are
+ * no events at all; null when no events are possible (nothing to bet on).
  */
-function bet(canaryEvents: number, otherEvents: number, tolerated: number, alternative: number, sum: number, squares: number): {rollback: number; pass: number; sum: number; squares: number} {
-  const events = canaryEvents + otherEvents
-  if (events <= 0 || tolerated <= 0 || tolerated >= 1) return {rollback: 0, pass: 0, sum, squares}
-  const x = canaryEvents / events - tolerated
-  const rollbackStake = clamp(plugIn(sum, squares), 0, MAX_STAKE / tolerated)
-  const passStake = clamp((tolerated - alternative) / (tolerated * (1 - tolerated)), 0, MAX_STAKE / (1 - tolerated))
-  return {rollback: Math.log1p(rollbackStake * x), pass: Math.log1p(-passStake * x), sum: sum * DECAY + x, squares: squares * DECAY + x * x}
+export function expectedExcessShare(canaryEvents: number, stableEvents: number, virtualMean: number, canaryShare: number): number | null {
+  const real = canaryEvents + stableEvents
+  if (!(virtualMean > 0)) return real > 0 ? canaryEvents / real - canaryShare : null
+  // Without canary events the share is 0 whenever there is an event at all.
+  if (canaryEvents <= 0) return -canaryShare * (real > 0 ? 1 : -Math.expm1(-virtualMean))
+  const low = Math.max(0, Math.floor(virtualMean - POISSON_SPAN_SD * Math.sqrt(virtualMean) - POISSON_SPAN_MARGIN))
+  const high = Math.ceil(virtualMean + POISSON_SPAN_SD * Math.sqrt(virtualMean) + POISSON_SPAN_MARGIN)
+  let p = Math.exp(low * Math.log(virtualMean) - virtualMean - logGamma(low + 1))
+  let expected = 0
+  for (let v = low; v <= high; v++) {
+    if (v > low) p *= virtualMean / v
+    expected += p * (canaryEvents / (real + v) - canaryShare)
+  }
+  return expected
 }
 
 /**
- * mulberry32: uniform numbers in [0, 1) from a 32-bit `seed`, small and reproducible. The core uses
- * it for a block's virtual events; the benchmark and the tests use it for seeded simulations.
+ * One block of one pair of bets on x, the canary's share of the events minus the null share
+ * `tolerated` (null: no events, nothing changes): the rollback bet with a plug-in stake from the
+ * recent sums, the pass bet as the likelihood ratio of share `alternative` against `tolerated`
+ * (Wald's SPRT, event by event).
+ */
+function bet(x: number | null, tolerated: number, alternative: number, sum: number, squares: number, blocks: number): {rollback: number; pass: number; sum: number; squares: number; blocks: number} {
+  if (x === null || tolerated <= 0 || tolerated >= 1) return {rollback: 0, pass: 0, sum, squares, blocks}
+  const rollbackStake = clamp(plugIn(sum, squares, blocks, tolerated), 0, MAX_STAKE / tolerated)
+  const passStake = clamp((tolerated - alternative) / (tolerated * (1 - tolerated)), 0, MAX_STAKE / (1 - tolerated))
+  return {rollback: Math.log1p(rollbackStake * x), pass: Math.log1p(-passStake * x), sum: sum * DECAY + x, squares: squares * DECAY + x * x, blocks: blocks * DECAY + 1}
+}
+
+/**
+ * mulberry32: uniform numbers in [0, 1) from a 32-bit `seed`, small and reproducible, for the
+ * benchmark's and the tests' seeded simulations (kept beside the judge so both draw the same way).
  */
 export function mulberry32(seed: number): () => number {
   let a = Math.floor(seed) >>> 0
@@ -172,26 +223,19 @@ export function mulberry32(seed: number): () => number {
   }
 }
 
-/** Poisson(mean) by inversion (means here are small: stable requests in a block × the points allowance). */
-export function poisson(mean: number, uniform: () => number): number {
-  if (!(mean > 0)) return 0
-  if (mean > 500) return Math.max(0, Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform())))
-  let k = 0
-  let p = Math.exp(-mean)
-  let cumulative = p
-  const u = uniform()
-  while (u > cumulative && k < 10_000) {
-    k++
-    p *= mean / k
-    cumulative += p
-  }
-  return k
-}
-
-/** λ = mean / second moment of past x (the growth-rate-optimal bet to second order), with a neutral prior. */
-function plugIn(sum: number, squares: number): number {
+/**
+ * The rollback stake from past x (mean m, second moment s, with a neutral prior pseudo-block): the
+ * larger of m/s, the growth-optimal bet to second order (best when a block holds many events and
+ * its share is close to its mean), and m/(θ(1−θ)), the likelihood-ratio bet of share θ + m against
+ * θ (growth-optimal when a block holds one event or one clump and its share is 0 or 1, the common
+ * case at a few events per second, where m/s stakes about half as much). Either is chosen from
+ * earlier blocks only, so the wealth stays a supermartingale under the null whichever is larger.
+ */
+function plugIn(sum: number, squares: number, recentBlocks: number, tolerated: number): number {
   // mean / second moment = (Σx / (w + w0)) / ((Σx² + w0·s0) / (w + w0)); the weights cancel.
-  return sum / (squares + PRIOR_WEIGHT * PRIOR_SQUARE)
+  const secondOrder = sum / (squares + PRIOR_WEIGHT * PRIOR_SQUARE)
+  const likelihoodRatio = sum / (recentBlocks + PRIOR_WEIGHT) / (tolerated * (1 - tolerated))
+  return Math.max(secondOrder, likelihoodRatio)
 }
 
 function clamp(value: number, low: number, high: number): number {
