@@ -31,7 +31,7 @@ export interface JudgePolicy {
 }
 
 /** Defaults `canary init` writes and the spec falls back to. */
-export const DEFAULT_ERROR_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.1, perMinute: 6}
+export const DEFAULT_ERROR_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.1, perMinute: 5}
 export const DEFAULT_LATENCY_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.5, perMinute: 30}
 export const DEFAULT_MAX_FALSE_POSITIVE_RATE = 0.01
 export const DEFAULT_MAX_FALSE_PASS_RATE = 0.05
