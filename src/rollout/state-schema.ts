@@ -40,14 +40,18 @@ const measurement = z.strictObject({
 const histogram = z.strictObject({boundsSeconds: z.array(finite), counts: z.array(finite)})
 // Counts are numbers, not integers: Prometheus' increase() reports fractions.
 const versionCounts = z.strictObject({requests: z.number().check(z.minimum(0)), errors: z.number().check(z.minimum(0)), latency: histogram})
-// Not strict: the plug-in sums of the previous stake rule (recentSum, recentSquares, absoluteSum,
-// absoluteSquares) in a rollout saved before it are dropped, so that rollout still loads.
-const bets = z.object({
+const bets = z.strictObject({
   logWealthRollback: finite,
   logWealthPass: finite,
   logWealthRollbackAbsolute: finite,
   logWealthPassAbsolute: finite,
   logWealthPassMixed: z.optional(finite),
+  recentSum: finite,
+  recentSquares: finite,
+  absoluteSum: finite,
+  absoluteSquares: finite,
+  recentBlocks: z.optional(finite),
+  absoluteBlocks: z.optional(finite),
   rollbackStake: z.optional(finite),
   rollbackCurvature: z.optional(finite),
   absoluteRollbackStake: z.optional(finite),

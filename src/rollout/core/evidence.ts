@@ -159,7 +159,8 @@ export function requestsPerMinute(evidence: Evidence): number {
  */
 export function addBlock(evidence: Evidence, canary: VersionCounts, stable: VersionCounts, policy: JudgePolicy, startMs: number, endMs = startMs + BLOCK_MS): Evidence {
   const durationMs = Math.max(0, endMs - startMs)
-  const errors = betOnBlock(evidence.errors, {canaryEvents: canary.errors, stableEvents: stable.errors, canaryRequests: canary.requests, stableRequests: stable.requests, durationMs}, policy.errorTolerance, {events: evidence.stable.errors, requests: evidence.stable.requests})
+  const traffic = {trafficRequests: evidence.canary.requests + evidence.stable.requests, trafficMs: evidence.spanMs ?? 0}
+  const errors = betOnBlock(evidence.errors, {canaryEvents: canary.errors, stableEvents: stable.errors, canaryRequests: canary.requests, stableRequests: stable.requests, durationMs}, policy.errorTolerance, {events: evidence.stable.errors, requests: evidence.stable.requests, ...traffic})
   const bound = slowBound(evidence.stable)
   let latency = evidence.latency
   if (bound !== null) {
@@ -167,7 +168,7 @@ export function addBlock(evidence: Evidence, canary: VersionCounts, stable: Vers
     const stableSlow = slowerThan(stable, bound)
     const stableSlowSoFar = slowerThan(evidence.stable, bound) ?? 0
     if (canarySlow !== null && stableSlow !== null) {
-      latency = betOnBlock(latency, {canaryEvents: canarySlow, stableEvents: stableSlow, canaryRequests: canary.requests, stableRequests: stable.requests, durationMs}, policy.latencyTolerance, {events: stableSlowSoFar, requests: evidence.stable.requests})
+      latency = betOnBlock(latency, {canaryEvents: canarySlow, stableEvents: stableSlow, canaryRequests: canary.requests, stableRequests: stable.requests, durationMs}, policy.latencyTolerance, {events: stableSlowSoFar, requests: evidence.stable.requests, ...traffic})
     }
   }
   return {

@@ -37,6 +37,15 @@ export interface BetState {
   readonly logWealthPassAbsolute: number
   /** ln of the pass evidence: the two pass bets mixed block by block, leaning to the one ahead. Absent in states saved before it existed: their mean. */
   readonly logWealthPassMixed?: number
+  /** Exponentially weighted sums of x and x² over recent blocks (relative rollback bet's plug-in stake). */
+  readonly recentSum: number
+  readonly recentSquares: number
+  /** The same for the absolute rollback bet. */
+  readonly absoluteSum: number
+  readonly absoluteSquares: number
+  /** Exponentially weighted counts of the blocks in those sums (absent in states saved before they existed: 0). */
+  readonly recentBlocks?: number
+  readonly absoluteBlocks?: number
   /** Online Newton Step state of the relative rollback bet: its stake per event and its decayed sum of squared gradients (absent: 0). */
   readonly rollbackStake?: number
   readonly rollbackCurvature?: number
@@ -53,11 +62,13 @@ export interface BetState {
 }
 
 /** A bet before any block. */
-export const NO_BETS: BetState = {logWealthRollback: 0, logWealthPass: 0, logWealthRollbackAbsolute: 0, logWealthPassAbsolute: 0, logWealthPassMixed: 0, rollbackStake: 0, rollbackCurvature: 0, absoluteRollbackStake: 0, absoluteRollbackCurvature: 0, blocks: 0, canaryEvents: 0, stableEvents: 0, expectedCanaryEvents: 0}
+export const NO_BETS: BetState = {logWealthRollback: 0, logWealthPass: 0, logWealthRollbackAbsolute: 0, logWealthPassAbsolute: 0, logWealthPassMixed: 0, recentSum: 0, recentSquares: 0, absoluteSum: 0, absoluteSquares: 0, recentBlocks: 0, absoluteBlocks: 0, rollbackStake: 0, rollbackCurvature: 0, absoluteRollbackStake: 0, absoluteRollbackCurvature: 0, blocks: 0, canaryEvents: 0, stableEvents: 0, expectedCanaryEvents: 0}
 
 /** Effective memory of the rollback stakes, in blocks with events: old gradients fade so a late turn is met within seconds. */
 export const RECENT_BLOCKS = 30
 const DECAY = 1 - 1 / RECENT_BLOCKS
+/** Prior pseudo-block of the plug-in's mean: x = 0 (no bet). */
+const PRIOR_BLOCKS = 1
 /** Online Newton Step's step size for exp-concave losses (Cutkosky & Orabona 2018): 2 / (2 − ln 3). */
 const NEWTON_GAIN = 2 / (2 - Math.log(3))
 /** Largest fraction of the maximal bet ever staked: the wealth never loses more than 90 % in a block. */
@@ -126,6 +137,14 @@ export interface BlockCounts {
   readonly durationMs?: number
 }
 
+/** What a block's bets may use from earlier blocks: stable's events and requests (its rate), and both versions' requests over their total length (the traffic). */
+export interface BlockHistory {
+  readonly events: number
+  readonly requests: number
+  readonly trafficRequests?: number
+  readonly trafficMs?: number
+}
+
 /**
  * Adds one block to the four bets. A pure function of its inputs.
  *
@@ -134,8 +153,8 @@ export interface BlockCounts {
  * - ratio: the canary's share against θ(ratio);
  * - absolute: stable's events are joined by v virtual events, v ~ Poisson(stable requests × a_b),
  *   which makes stable's rate p_s + a_b, and the canary's share is judged against θ(1) = w. a_b is
- *   the larger of points/100 and perMinute over the block's requests per minute (both versions,
- *   i.e. full traffic): a function of the block's request counts and length, never of its events.
+ *   the larger of points/100 and perMinute over the requests per minute of both versions (full
+ *   traffic) over the blocks so far: a function of request counts and lengths, never of events.
  *   The bet is paid its expectation over v (Rao–Blackwell: the same mean under the null, and by
  *   Jensen never less growth than drawing v), so nothing random is drawn and with p_s ≈ 0, where
  *   the share of real events says nothing, the virtual ones still carry the absolute allowance.
@@ -143,24 +162,26 @@ export interface BlockCounts {
  * win (the smaller wealth counts); a canary worse than the tolerance violates both, so the pass
  * evidence is the mean of the two pass bets.
  */
-export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Tolerance, history: {readonly events: number; readonly requests: number}): BetState {
+export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Tolerance, history: BlockHistory): BetState {
   if (block.canaryRequests <= 0 || block.stableRequests <= 0) return state
   const requests = block.canaryRequests + block.stableRequests
   const canaryShare = block.canaryRequests / requests
-  const durationMs = block.durationMs ?? 0
-  const allowance = absoluteAllowance(tolerance, durationMs > 0 ? (requests * 60_000) / durationMs : 0)
+  // Full traffic: requests per minute over the earlier blocks and this one (one block at a few
+  // requests per second says little about the rate).
+  const trafficMs = (history.trafficMs ?? 0) + (block.durationMs ?? 0)
+  const allowance = absoluteAllowance(tolerance, trafficMs > 0 ? (((history.trafficRequests ?? 0) + requests) * 60_000) / trafficMs : 0)
   const stableRate = smoothedRate(history.events, history.requests)
   const events = block.canaryEvents + block.stableEvents
   // Ratio part: "canary like stable" (share w) is the pass bet's alternative.
   const ratioNull = eventShare(tolerance.ratio, canaryShare)
-  const ratio = bet(events > 0 ? block.canaryEvents / events - ratioNull : null, ratioNull, canaryShare, state.rollbackStake ?? 0, state.rollbackCurvature ?? 0, events)
+  const ratio = bet(events > 0 ? block.canaryEvents / events - ratioNull : null, ratioNull, canaryShare, {sum: state.recentSum, squares: state.recentSquares, blocks: state.recentBlocks ?? 0, stake: state.rollbackStake ?? 0, curvature: state.rollbackCurvature ?? 0}, events)
   // Absolute part: against stable + virtual events the null share is w; the alternative is a canary
   // at stable's rate (from its history), whose share among real and virtual events is lower.
   const alternative = (block.canaryRequests * stableRate) / (block.canaryRequests * stableRate + block.stableRequests * (stableRate + allowance))
   const absoluteX = expectedExcessShare(block.canaryEvents, block.stableEvents, block.stableRequests * allowance, canaryShare)
   // Its stake may not depend on the real events alone (the null holds given real plus virtual
   // events, which are averaged out): it bets as on a block of one event.
-  const absolute = bet(absoluteX, canaryShare, alternative, state.absoluteRollbackStake ?? 0, state.absoluteRollbackCurvature ?? 0, 1)
+  const absolute = bet(absoluteX, canaryShare, alternative, {sum: state.absoluteSum, squares: state.absoluteSquares, blocks: state.absoluteBlocks ?? 0, stake: state.absoluteRollbackStake ?? 0, curvature: state.absoluteRollbackCurvature ?? 0}, 1)
   // The pass evidence mixes the two pass payoffs with weights fixed before the block: valid
   // because a canary worse than the tolerance is worse than both hypotheses, so both payoffs are
   // fair bets against it.
@@ -173,10 +194,16 @@ export function betOnBlock(state: BetState, block: BlockCounts, tolerance: Toler
     logWealthRollbackAbsolute: state.logWealthRollbackAbsolute + absolute.rollback,
     logWealthPassAbsolute: state.logWealthPassAbsolute + absolute.pass,
     logWealthPassMixed: passBefore + Math.log(passPayoff),
-    rollbackStake: ratio.stake,
-    rollbackCurvature: ratio.curvature,
-    absoluteRollbackStake: absolute.stake,
-    absoluteRollbackCurvature: absolute.curvature,
+    recentSum: ratio.learner.sum,
+    recentSquares: ratio.learner.squares,
+    absoluteSum: absolute.learner.sum,
+    absoluteSquares: absolute.learner.squares,
+    recentBlocks: ratio.learner.blocks,
+    absoluteBlocks: absolute.learner.blocks,
+    rollbackStake: ratio.learner.stake,
+    rollbackCurvature: ratio.learner.curvature,
+    absoluteRollbackStake: absolute.learner.stake,
+    absoluteRollbackCurvature: absolute.learner.curvature,
     blocks: state.blocks + (events > 0 ? 1 : 0),
     canaryEvents: state.canaryEvents + block.canaryEvents,
     stableEvents: state.stableEvents + block.stableEvents,
@@ -208,25 +235,46 @@ export function expectedExcessShare(canaryEvents: number, stableEvents: number, 
   return expected
 }
 
+/** What the rollback stake learns from: plug-in sums of x, x² and blocks, and Online Newton Step's stake and curvature. */
+interface StakeLearner {
+  readonly sum: number
+  readonly squares: number
+  readonly blocks: number
+  readonly stake: number
+  readonly curvature: number
+}
+
 /**
  * One block of one pair of bets on x, the canary's share of the block's `events` minus the null
  * share `tolerated` (null: no events, nothing changes).
- * - Rollback: stake = per-event stake × events (the second-order bet at the null's variance
- *   θ(1−θ)/n of a share of n independent events grows with n; clumps make n overstate the
- *   independent draws, which costs power against a bad canary, never validity, since n is part of
- *   what the null conditions on). The per-event stake then takes one Online Newton Step on
- *   ln(1 + λx), with decayed curvature.
+ * - Rollback: the larger of two per-event stakes learnt from earlier blocks, times the events:
+ *   the plug-in m/(θ(1−θ)) (m the recent mean of x: the likelihood-ratio bet of share θ + m
+ *   against θ when a block's share is 0 or 1; it reacts within a few blocks when a canary turns
+ *   bad) and Online Newton Step on ln(1 + λx) (which finds the growth-optimal stake when x is
+ *   skewed, e.g. rare canary errors among frequent virtual events at low traffic). Scaling by
+ *   the events n follows the null's variance θ(1−θ)/n of a share of n independent events; clumps
+ *   make n overstate the independent draws, which costs power against a bad canary, never
+ *   validity: n is part of what the null conditions on.
  * - Pass: the likelihood ratio of share `alternative` against `tolerated` (Wald's SPRT, event by event).
  */
-function bet(x: number | null, tolerated: number, alternative: number, stake: number, curvature: number, events: number): {rollback: number; pass: number; stake: number; curvature: number} {
-  if (x === null || tolerated <= 0 || tolerated >= 1) return {rollback: 0, pass: 0, stake, curvature}
+function bet(x: number | null, tolerated: number, alternative: number, learner: StakeLearner, events: number): {rollback: number; pass: number; learner: StakeLearner} {
+  if (x === null || tolerated <= 0 || tolerated >= 1) return {rollback: 0, pass: 0, learner}
   const cap = MAX_STAKE / tolerated
-  const staked = clamp(stake * Math.max(1, events), 0, cap)
+  const plugIn = learner.sum / (learner.blocks + PRIOR_BLOCKS) / (tolerated * (1 - tolerated))
+  // Only while the recent mean says "worse than the null": a healthy canary is not bet against
+  // (the wealth would drift down and a late turn would first have to win it back).
+  const staked = plugIn > 0 ? clamp(Math.max(plugIn, learner.stake) * Math.max(1, events), 0, cap) : 0
   const passStake = clamp((tolerated - alternative) / (tolerated * (1 - tolerated)), 0, MAX_STAKE / (1 - tolerated))
-  const gradient = x / (1 + staked * x)
-  const nextCurvature = curvature * DECAY + gradient * gradient
-  const nextStake = clamp(stake + (NEWTON_GAIN * gradient) / (1 + nextCurvature), 0, cap)
-  return {rollback: Math.log1p(staked * x), pass: Math.log1p(-passStake * x), stake: nextStake, curvature: nextCurvature}
+  // Online Newton Step on the loss −ln(1 + λx) of its own stake.
+  const ownStaked = clamp(learner.stake * Math.max(1, events), 0, cap)
+  const gradient = x / (1 + ownStaked * x)
+  const curvature = learner.curvature * DECAY + gradient * gradient
+  const stake = clamp(learner.stake + (NEWTON_GAIN * gradient) / (1 + curvature), 0, cap)
+  return {
+    rollback: Math.log1p(staked * x),
+    pass: Math.log1p(-passStake * x),
+    learner: {sum: learner.sum * DECAY + x, squares: learner.squares * DECAY + x * x, blocks: learner.blocks * DECAY + 1, stake, curvature},
+  }
 }
 
 /**

@@ -25,7 +25,7 @@ describe('judging one look', () => {
   it('is Inconclusive without evidence, however clean the window: absence of errors is not evidence', () => {
     const result = lookAt(version(200, 0), version(800, 0), {}, NO_EVIDENCE)
     expect(result.verdict).toBe('Inconclusive')
-    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')?.note).toMatch(/collecting: evidence within 1.00 of 20.0 to pass, worse 1.00 of 200 to roll back/)
+    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')?.note).toMatch(/collecting: evidence within 1.00 of 20.0 to pass, worse 1.00 of 133 to roll back/)
   })
 
   it('fails on evidence that the canary is worse than the tolerance, with the ratio, its interval and the evidence', () => {
@@ -37,7 +37,7 @@ describe('judging one look', () => {
     expect(m.ratio).toBeCloseTo(8, 5)
     expect(m.ratioInterval?.lower).toBeGreaterThan(1.5)
     expect(m.evidence?.rollback).toBeGreaterThanOrEqual(m.evidence!.rollbackNeeded)
-    expect(m.evidence?.rollbackNeeded).toBe(200)
+    expect(m.evidence?.rollbackNeeded).toBeCloseTo(400 / 3, 9)
     expect(m.note).toMatch(/canary 10.00 %, stable 1.25 %, ratio 8.00× \[\d+\.\d+×, \d+\.\d+×\], tolerated 1.50×; worse than the tolerance/)
   })
 
