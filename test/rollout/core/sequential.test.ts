@@ -3,6 +3,8 @@ import {describe, expect, it} from 'vitest'
 import {judgePolicyOf} from '../../../src/rollout/core/analysis.js'
 import {NO_EVIDENCE, addBlock, countsOf, judgeBlocks, judgeEvidence, observeWindow, rollbackDue, rollbackNeeded, slowBound, type Evidence} from '../../../src/rollout/core/evidence.js'
 import {NO_BETS, absoluteAllowance, betOnBlock, eventShare, expectedExcessShare, mulberry32, logPassEvidence, logRollbackEvidence, ratioOfShare, toleratedRate, type Tolerance} from '../../../src/rollout/core/sequential.js'
+import {newRollout} from '../../../src/rollout/core/decide.js'
+import {rolloutStateSchema} from '../../../src/rollout/state-schema.js'
 import {aPolicy, blocksOf, version, windowOf} from '../builders.js'
 
 const prng = mulberry32
@@ -230,5 +232,22 @@ describe('the evidence over readings', () => {
     const judged = judgeEvidence(judgeBlocks(Array.from({length: 120}, (_, i) => slowCanary(i)), policy).evidence, policy)
     expect(judged.latency).toMatchObject({verdict: 'Failed', boundMs: 100, measured: true})
     expect(judged.verdict).toBe('Failed')
+  })
+})
+
+describe('persisted evidence', () => {
+  it('loads a rollout saved before the per-minute allowance and the new stakes, and keeps judging it', () => {
+    const fresh = judgeBlocks(blocksOf(60, {requests: 20, errors: 0}, {requests: 80, errors: 1}), policy).evidence
+    // What the previous version saved: no spanMs, and bets without the mixed pass wealth, the block counts or the Newton stakes.
+    const strip = (b: typeof fresh.errors) => ({logWealthRollback: b.logWealthRollback, logWealthPass: b.logWealthPass, logWealthRollbackAbsolute: b.logWealthRollbackAbsolute, logWealthPassAbsolute: b.logWealthPassAbsolute, recentSum: b.recentSum, recentSquares: b.recentSquares, absoluteSum: b.absoluteSum, absoluteSquares: b.absoluteSquares, blocks: b.blocks, canaryEvents: b.canaryEvents, stableEvents: b.stableEvents, expectedCanaryEvents: b.expectedCanaryEvents})
+    const {spanMs: _span, ...oldEvidence} = {...fresh, errors: strip(fresh.errors), latency: strip(fresh.latency)}
+    const state = {...newRollout({name: 'shop', stableImage: 'app:v1', canaryImage: 'app:v2', nowMs: 0}), evidence: oldEvidence}
+    const parsed = rolloutStateSchema.safeParse(JSON.parse(JSON.stringify(state)))
+    expect(parsed.success, JSON.stringify(parsed.error)).toBe(true)
+    const old = parsed.data!.evidence!
+    expect(logPassEvidence(old.errors)).toBeCloseTo(Math.log((Math.exp(fresh.errors.logWealthPass) + Math.exp(fresh.errors.logWealthPassAbsolute)) / 2), 9)
+    const next = addBlock(old, countsOf(version(20, 0)), countsOf(version(80, 0)), policy, 61_000)
+    expect(next.errors.blocks).toBeGreaterThanOrEqual(old.errors.blocks)
+    expect(judgeEvidence(next, policy).errorRate.verdict).toMatch(/Successful|Inconclusive/)
   })
 })
