@@ -348,7 +348,7 @@ function describe(label: string, s: Summary): string {
   const parts = [`promoted ${share(s.promoted, s.n)}`, `rolled back ${share(s.rolledBack, s.n)}`, `inconclusive ${share(s.inconclusive, s.n)}`]
   if (s.other > 0) parts.push(`other ${s.other} (${[...new Set(s.otherPhases)].join(', ')})`)
   if (s.rollbackTimes.length > 0) parts.push(`rollback median ${quantile(s.rollbackTimes, 0.5)}, p95 ${quantile(s.rollbackTimes, 0.95)}, mean bad responses served ${s.meanBadBeforeRollback.toFixed(1)}`)
-  if (s.promotedTimes.length > 0) parts.push(`promotion median ${quantile(s.promotedTimes, 0.5)}`)
+  if (s.promotedTimes.length > 0) parts.push(`promotion median ${quantile(s.promotedTimes, 0.5)}, p95 ${quantile(s.promotedTimes, 0.95)}`)
   return `    ${label.padEnd(7)} ${parts.join('; ')}`
 }
 
@@ -393,7 +393,7 @@ const classes: {scenario: Scenario; goals: Goal[]}[] = [
 
 const started = performance.now()
 console.log(`bench:judgment — ${ROLLOUTS} seeded rollouts per class${SMOKE ? ' (--smoke)' : ''}; plan 20 → 50 → 100 % (or 20 % held 30 min), engine tick 1 s`)
-console.log(`policy (from \`canary init\`): interval ${policy.intervalMs / 1000} s, tolerance errors ${policy.errorTolerance?.ratio}× or +${policy.errorTolerance?.points} pt, latency ${policy.latencyTolerance?.ratio}× or +${policy.latencyTolerance?.points} pt, maxFalsePositiveRate ${policy.maxFalsePositiveRate}, maxFalsePassRate ${policy.maxFalsePassRate}, minRequests ${policy.minRequests}, deadline ${(policy.deadlineMs ?? 0) / 60_000} min, onInconclusive ${policy.onInconclusive}`)
+console.log(`policy (from \`canary init\`): interval ${policy.intervalMs / 1000} s, tolerance errors ${policy.errorTolerance?.ratio}× or +${policy.errorTolerance?.points} pt or +${policy.errorTolerance?.perMinute ?? 0}/min at full traffic, latency ${policy.latencyTolerance?.ratio}× or +${policy.latencyTolerance?.points} pt or +${policy.latencyTolerance?.perMinute ?? 0}/min, maxFalsePositiveRate ${policy.maxFalsePositiveRate}, maxFalsePassRate ${policy.maxFalsePassRate}, minRequests ${policy.minRequests}, deadline ${(policy.deadlineMs ?? 0) / 60_000} min, onInconclusive ${policy.onInconclusive}`)
 console.log('static: Argo default (canary success rate ≥ 99 % per 30 s interval, failureLimit 0); shares with 95 % intervals; times from the canary\'s first traffic (or from turning bad)\n')
 let missed = 0
 const only = process.env.BENCH_ONLY

@@ -4,7 +4,8 @@
  * one line per decision; without a terminal one plain line per decision. NO_COLOR is honoured
  * (https://no-color.org).
  */
-import {p99Ms} from '../rollout/core/analysis.js'
+import {CHECKS, p99Ms, type CheckUnit} from '../rollout/core/analysis.js'
+import {assertNever} from '../rollout/core/assert-never.js'
 import type {AnalysisResult, DecisionLogEntry, Measurement} from '../rollout/core/types.js'
 import type {WindowMetrics} from '../rollout/core/metrics.js'
 import type {TickResult} from '../rollout/engine.js'
@@ -127,17 +128,33 @@ export function evidenceLine(result: AnalysisResult | undefined): string {
   if (result === undefined) return ''
   const parts: string[] = []
   for (const m of result.measurements) {
-    if ((m.check !== 'errorRateVsStable' && m.check !== 'latencyVsStable') || m.evidence === undefined) continue
-    const name = m.check === 'errorRateVsStable' ? 'errors' : 'latency'
+    const comparison = CHECKS[m.check].comparison
+    if (comparison === undefined || m.evidence === undefined) continue
+    const name = comparison.name
     parts.push(`${name} ${formatRatio(m.ratio)} (≤ ${formatRatio(m.toleratedRatio)}) pass ${formatEvidence(m.evidence.pass)}/${formatEvidence(m.evidence.passNeeded)} rollback ${formatEvidence(m.evidence.rollback)}/${formatEvidence(m.evidence.rollbackNeeded)}`)
   }
   return parts.join(', ')
 }
 
+/** A measurement's value in its check's unit; percentages with `decimals`. */
+function formatValue(value: number, unit: CheckUnit, decimals: number): string {
+  switch (unit) {
+    case 'ms':
+      return `${Math.round(value)} ms`
+    case 'count':
+      return String(value)
+    case 'percent':
+      return `${value.toFixed(decimals)} %`
+    default:
+      return assertNever(unit)
+  }
+}
+
 function formatMeasurement(m: Measurement, style: Style, labelWidth: number): string {
-  const value = m.value === null ? '–' : m.check === 'latencyP99' ? `${Math.round(m.value)} ms` : m.check === 'requests' || m.check === 'ready' ? String(m.value) : `${m.value.toFixed(m.value < 1 ? 3 : 2)} %`
-  const stable = m.stableValue === undefined || m.stableValue === null ? '' : ` (stable ${m.check === 'latencyP99' ? `${Math.round(m.stableValue)} ms` : m.check === 'requests' ? m.stableValue : `${m.stableValue.toFixed(2)} %`})`
-  const threshold = m.threshold === undefined ? '' : ` threshold ${m.threshold}${m.boundMs === undefined || m.boundMs === null || m.check !== 'latencyP99' ? '' : ` (judged at the ${Math.round(m.boundMs)} ms bucket bound)`}`
+  const unit = CHECKS[m.check].unit
+  const value = m.value === null ? '–' : formatValue(m.value, unit, m.value < 1 ? 3 : 2)
+  const stable = m.stableValue === undefined || m.stableValue === null ? '' : ` (stable ${formatValue(m.stableValue, unit, 2)})`
+  const threshold = m.threshold === undefined ? '' : ` threshold ${m.threshold}${m.boundMs === undefined || m.boundMs === null || unit !== 'ms' ? '' : ` (judged at the ${Math.round(m.boundMs)} ms bucket bound)`}`
   const comparison = m.evidence === undefined ? '' : ` ratio ${formatRatio(m.ratio)}${m.ratioInterval === undefined || m.ratioInterval === null ? '' : ` [${formatRatio(m.ratioInterval.lower)}, ${m.ratioInterval.upper === null ? '∞' : formatRatio(m.ratioInterval.upper)}]`} tolerated ${formatRatio(m.toleratedRatio)}, evidence pass ${formatEvidence(m.evidence.pass)}/${formatEvidence(m.evidence.passNeeded)} rollback ${formatEvidence(m.evidence.rollback)}/${formatEvidence(m.evidence.rollbackNeeded)}`
   return `  ${measurementLabel(m).padEnd(labelWidth)} ${value}${stable}${threshold}${comparison}  ${verdictText(style, m.verdict)}  ${style.dim(m.note)}`
 }

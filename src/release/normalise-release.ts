@@ -2,7 +2,7 @@
  * From the checked spec document to the `Release` the rest of canary reads: every default applied
  * (docs/spec.md lists them), durations in milliseconds, maps sorted, and the whole value frozen.
  */
-import {DEFAULT_ERROR_TOLERANCE, DEFAULT_LATENCY_TOLERANCE, DEFAULT_MAX_FALSE_PASS_RATE, DEFAULT_MAX_FALSE_POSITIVE_RATE} from '../rollout/core/evidence.js'
+import {DEFAULT_ERROR_TOLERANCE, DEFAULT_LATENCY_TOLERANCE, DEFAULT_MAX_FALSE_PASS_RATE, DEFAULT_MAX_FALSE_POSITIVE_RATE, type Tolerance} from '../rollout/core/evidence.js'
 import {DEFAULT_TOTAL_WEIGHT} from '../rollout/core/weights.js'
 import {parseDurationMs} from './duration.js'
 import {parseImageRef} from './image-ref.js'
@@ -77,8 +77,8 @@ export function normaliseRelease(document: ReleaseDocument): Release {
       ...(analysis.deadline === undefined ? {} : {deadlineMs: durationMs(analysis.deadline)}),
       ...(analysis.deadlineRequests === undefined ? {} : {deadlineRequests: analysis.deadlineRequests}),
       onInconclusive: analysis.onInconclusive ?? 'abort',
-      errorTolerance: {ratio: analysis.tolerance?.errorRate?.ratio ?? DEFAULT_ERROR_TOLERANCE.ratio, points: analysis.tolerance?.errorRate?.points ?? DEFAULT_ERROR_TOLERANCE.points},
-      latencyTolerance: {ratio: analysis.tolerance?.latency?.ratio ?? DEFAULT_LATENCY_TOLERANCE.ratio, points: analysis.tolerance?.latency?.points ?? DEFAULT_LATENCY_TOLERANCE.points},
+      errorTolerance: toleranceOf(analysis.tolerance?.errorRate, DEFAULT_ERROR_TOLERANCE),
+      latencyTolerance: toleranceOf(analysis.tolerance?.latency, DEFAULT_LATENCY_TOLERANCE),
       maxFalsePositiveRate: analysis.maxFalsePositiveRate ?? DEFAULT_MAX_FALSE_POSITIVE_RATE,
       maxFalsePassRate: analysis.maxFalsePassRate ?? DEFAULT_MAX_FALSE_PASS_RATE,
       ...(analysis.prometheus === undefined ? {} : {prometheus: {url: analysis.prometheus.url, queries: analysis.prometheus.queries ?? {}}}),
@@ -96,6 +96,19 @@ function headerMatchOf({name, value, pattern}: {readonly name?: string; readonly
   if (kind === 'pattern' && pattern !== undefined) return {kind, name, pattern}
   if (kind === 'exact' && value !== undefined) return {kind, name, value}
   return {kind: 'always-never', name}
+}
+
+/**
+ * A tolerance with defaults for the fields left out. `perMinute` defaults only when `points` is
+ * left out too: a spec that states its absolute allowance in points (written before `perMinute`
+ * existed) keeps exactly the tolerance it stated.
+ */
+function toleranceOf(stated: {readonly ratio?: number; readonly points?: number; readonly perMinute?: number} | undefined, defaults: Tolerance): Tolerance {
+  return {
+    ratio: stated?.ratio ?? defaults.ratio,
+    points: stated?.points ?? defaults.points,
+    perMinute: stated?.perMinute ?? (stated?.points === undefined ? (defaults.perMinute ?? 0) : 0),
+  }
 }
 
 function durationMs(text: string | undefined): number | undefined {

@@ -36,10 +36,11 @@ const token = (what: string) => z.string().regex(TOKEN, {error: `expected a ${wh
 const cookieName = z.string().regex(/^[A-Za-z0-9_.-]+$/, {error: 'expected a cookie name of letters, digits, "_", "." or "-"'})
 const hostPort = z.string().regex(HOST_PORT, {error: 'expected host:port, e.g. 127.0.0.1:8080'})
 const percent = z.number().min(0, {error: 'expected a percentage from 0 to 100'}).max(100, {error: 'expected a percentage from 0 to 100'})
-/** How much worse than stable the canary may be: `ratio` × stable's rate or stable's rate + `points` percentage points, whichever is larger. */
+/** How much worse than stable the canary may be: `ratio` × stable's rate, stable's rate + `points` percentage points, or + `perMinute` events per minute at full traffic, whichever is largest. */
 const tolerance = z.strictObject({
   ratio: z.number({error: 'expected a ratio such as 1.5 (canary at most 1.5 × stable)'}).min(1, {error: 'expected a ratio of at least 1: below 1 even a canary exactly like stable would fail'}).max(1000, {error: 'expected a ratio of at most 1000'}).optional(),
   points: z.number({error: 'expected percentage points such as 0.1'}).min(0, {error: 'expected percentage points from 0 to 100'}).max(100, {error: 'expected percentage points from 0 to 100'}).optional(),
+  perMinute: z.number({error: 'expected extra events per minute at full traffic, such as 6'}).min(0, {error: 'expected events per minute from 0 to 1000000'}).max(1_000_000, {error: 'expected events per minute from 0 to 1000000'}).optional(),
 })
 const quantityMap = z.record(z.string(), z.union([z.string(), z.number()]).transform(String))
 

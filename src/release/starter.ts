@@ -46,9 +46,9 @@ export function starterSpec(name: string, router: RouterKind): string {
   lines.push(
     '  analysis:                           # docs/analysis.md: canary judged against stable, evidence every second',
     '    interval: 30s                      # one look (a decision-log line with the numbers) per interval',
-    '    tolerance:                         # how much worse than stable still passes (the larger allowance wins)',
-    '      errorRate: { ratio: 1.5, points: 0.1 }   # canary 5xx rate ≤ 1.5 × stable\'s, or stable\'s + 0.1 points',
-    '      latency: { ratio: 1.5, points: 0.5 }     # share slower than stable\'s p99 bucket ≤ 1.5 × stable\'s, or + 0.5 points',
+    '    tolerance:                         # how much worse than stable still passes (the largest allowance wins)',
+    '      errorRate: { ratio: 1.5, points: 0.1, perMinute: 5 }   # canary 5xx rate ≤ 1.5 × stable\'s, or + 0.1 points, or + 5 5xx/min at full traffic',
+    '      latency: { ratio: 1.5, points: 0.5, perMinute: 30 }    # share slower than stable\'s p99 bucket: ≤ 1.5 ×, or + 0.5 points, or + 30 slow/min',
     '    maxFalsePositiveRate: 0.01         # chance of rolling back a canary within the tolerance (whole rollout)',
     '    maxFalsePassRate: 0.05             # chance of passing a canary worse than the tolerance',
     '    minRequests: 100                   # canary requests at each weight before its step may pass',

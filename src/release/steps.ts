@@ -94,15 +94,3 @@ export function readSteps(raw: readonly unknown[], totalWeight: number): {steps:
   }
   return {steps, problems}
 }
-
-/**
- * The canary weight in force after step `stepIndex` (0-based) has run: the latest `setWeight` at
- * or before it, 0 before any. Pauses keep the weight they follow.
- */
-export function weightAfterStep(steps: readonly Step[], stepIndex: number): number {
-  let weight = 0
-  for (const step of steps.slice(0, stepIndex + 1)) {
-    if (step.kind === 'setWeight') weight = step.weight
-  }
-  return weight
-}

@@ -8,11 +8,11 @@ import {readFile} from 'node:fs/promises'
 import {parseAllDocuments, stringify} from 'yaml'
 
 import {ConfigError, InternalError, NotFoundError, UsageError, type ConfigProblem} from '../errors.js'
+import {currentWeight} from '../rollout/core/plan.js'
 import {stableWeight, weights as makeWeights, type Weights} from '../rollout/core/weights.js'
 import {resolveCanaryImage} from '../release/image-ref.js'
 import {routerProblemsFor, type LoadedRelease} from '../release/load-release.js'
 import type {Release, RouterKind} from '../release/release.js'
-import {weightAfterStep} from '../release/steps.js'
 import {routerRequiredIngressField} from '../routers/capabilities.js'
 import {ROUTERS} from '../routers/index.js'
 import type {RouterDefinition} from '../routers/router-definition.js'
@@ -83,7 +83,7 @@ export async function renderAllSteps(loaded: LoadedRelease, request: RenderReque
   const rendered: RenderedStep[] = []
   let previous: readonly KubeObject[] = []
   for (const [index, step] of release.steps.entries()) {
-    const state: RenderState = {stableImage: release.image.ref, canaryImage, weights: makeWeights(weightAfterStep(release.steps, index), release.totalWeight)}
+    const state: RenderState = {stableImage: release.image.ref, canaryImage, weights: makeWeights(currentWeight(release, index), release.totalWeight)}
     const objects = await checkedObjects(release, state, router, templates, request.templatesDir)
     if (existing !== undefined) assertNoCollision(objects, existing, router)
     rendered.push({router, state, objects, step: index + 1, description: describeStep(step), changes: index === 0 ? [] : objectChanges(previous, objects)})
@@ -131,7 +131,7 @@ function stateFor(release: Release, request: RenderRequest): RenderState {
     if (!Number.isInteger(request.step) || request.step < 1 || request.step > release.steps.length) {
       throw new UsageError(`--step ${request.step} is out of range: the plan has steps 1 to ${release.steps.length}`, {suggestions: ['Use --all-steps to see every step.']})
     }
-    canary = weightAfterStep(release.steps, request.step - 1)
+    canary = currentWeight(release, request.step - 1)
   }
   return {stableImage: release.image.ref, canaryImage, weights: makeWeights(canary, release.totalWeight)}
 }

@@ -79,10 +79,10 @@ describe('progress output', () => {
       observed: null, analysis, endReason: null, message: null, startedAt: '', updatedAt: '', decisions: [],
     } satisfies RolloutStatus
     const lines = formatStatus(status, styleFor(aStream(false))).split('\n')
-    expect(lines.find((l) => /^\s+errorRateVsStable\s/.test(l))).toMatch(/\d\.\d\d % \(stable 1\.\d\d %\) ratio \d\.\d\d× \[\d+\.\d+×, \d+\.\d+×\] tolerated 1\.50×, evidence pass \S+\/20\.0 rollback \S+\/200 {2}Failed/)
+    expect(lines.find((l) => /^\s+errorRateVsStable\s/.test(l))).toMatch(/\d\.\d\d % \(stable 1\.\d\d %\) ratio \d\.\d\d× \[\d+\.\d+×, \d+\.\d+×\] tolerated 1\.50×, evidence pass \S+\/20\.0 rollback \S+\/133 {2}Failed/)
     const stream = aStream(true)
     const printer = new ProgressPrinter(stream)
     printer.onTick({state: next, version: '1', observation: observe(10_000, 20, healthy()), decision: {next, actions: [], immediate: false}})
-    expect(stream.text).toMatch(/ 20% {2}errors \d\.\d\d× \(≤ 1\.50×\) pass \S+\/20\.0 rollback \S+\/200/)
+    expect(stream.text).toMatch(/ 20% {2}errors \d\.\d\d× \(≤ 1\.50×\) pass \S+\/20\.0 rollback \S+\/133/)
   })
 })

@@ -112,6 +112,9 @@ describe('parseRelease reports each bad input with position, field, expectation 
     {name: 'a tolerance ratio below 1', text: exampleWith('errorRate: { ratio: 1.5, points: 0.1 }', 'errorRate: { ratio: 0.9, points: 0.1 }'), at: '35:27 spec.analysis.tolerance.errorRate.ratio', message: /expected a ratio of at least 1: below 1 even a canary exactly like stable would fail/},
     {name: 'tolerance points above 100', text: exampleWith('latency: { ratio: 1.5, points: 0.5 }', 'latency: { ratio: 1.5, points: 150 }'), at: '36:38 spec.analysis.tolerance.latency.points', message: /expected percentage points from 0 to 100/},
     {name: 'tolerance points that are not a number', text: exampleWith('latency: { ratio: 1.5, points: 0.5 }', 'latency: { ratio: 1.5, points: half }'), at: '36:38 spec.analysis.tolerance.latency.points', message: /expected percentage points such as 0.1/},
+    {name: 'a negative per-minute allowance', text: exampleWith('errorRate: { ratio: 1.5, points: 0.1 }', 'errorRate: { ratio: 1.5, perMinute: -1 }'), at: '35:43 spec.analysis.tolerance.errorRate.perMinute', message: /expected events per minute from 0 to 1000000/},
+    {name: 'a per-minute allowance that is not a number', text: exampleWith('latency: { ratio: 1.5, points: 0.5 }', 'latency: { ratio: 1.5, perMinute: lots }'), at: '36:41 spec.analysis.tolerance.latency.perMinute', message: /expected extra events per minute at full traffic, such as 6/},
+    {name: 'a misspelt per-minute allowance, with did-you-mean', text: exampleWith('errorRate: { ratio: 1.5, points: 0.1 }', 'errorRate: { ratio: 1.5, perMinut: 5 }'), at: '35:32 spec.analysis.tolerance.errorRate.perMinut', message: /unknown field "perMinut"/, suggestion: /did you mean "perMinute"/},
     {name: 'an unknown tolerance, with did-you-mean', text: exampleWith('errorRate: { ratio', 'errorRates: { ratio'), at: '35:7 spec.analysis.tolerance.errorRates', message: /unknown field "errorRates"/, suggestion: /did you mean "errorRate"/},
     {name: 'an unknown onInconclusive action', text: exampleWith('onInconclusive: abort', 'onInconclusive: promote'), at: '40:21 spec.analysis.onInconclusive', message: /expected one of abort, hold, got string "promote"/},
     {name: 'a requests deadline of 0', text: exampleWith('onInconclusive: abort', 'onInconclusive: abort\n    deadlineRequests: 0'), at: '41:23 spec.analysis.deadlineRequests', message: /expected at least 1 canary request/},
@@ -131,10 +134,22 @@ describe('parseRelease reports each bad input with position, field, expectation 
 
   it('fills the judge\'s defaults when the spec leaves them out, and reads a requests deadline and hold', () => {
     const bare = exampleText.replace(/ {4}tolerance:[\s\S]*$/, '')
-    expect(parseRelease(bare, 'spec.yaml').release.analysis).toMatchObject({errorTolerance: {ratio: 1.5, points: 0.1}, latencyTolerance: {ratio: 1.5, points: 0.5}, maxFalsePositiveRate: 0.01, maxFalsePassRate: 0.05, onInconclusive: 'abort'})
+    expect(parseRelease(bare, 'spec.yaml').release.analysis).toMatchObject({errorTolerance: {ratio: 1.5, points: 0.1, perMinute: 5}, latencyTolerance: {ratio: 1.5, points: 0.5, perMinute: 30}, maxFalsePositiveRate: 0.01, maxFalsePassRate: 0.05, onInconclusive: 'abort'})
     expect(parseRelease(bare, 'spec.yaml').release.analysis.deadlineMs).toBeUndefined()
     const custom = parseRelease(`${bare}    tolerance: { errorRate: { ratio: 2 } }\n    deadlineRequests: 50000\n    onInconclusive: hold\n`, 'spec.yaml').release.analysis
-    expect(custom).toMatchObject({errorTolerance: {ratio: 2, points: 0.1}, deadlineRequests: 50_000, onInconclusive: 'hold'})
+    expect(custom).toMatchObject({errorTolerance: {ratio: 2, points: 0.1, perMinute: 5}, deadlineRequests: 50_000, onInconclusive: 'hold'})
+  })
+
+  it.each([
+    ['{ ratio: 1.5, points: 0.1 }', {ratio: 1.5, points: 0.1, perMinute: 0}],
+    ['{ points: 2 }', {ratio: 1.5, points: 2, perMinute: 0}],
+    ['{ ratio: 3 }', {ratio: 3, points: 0.1, perMinute: 5}],
+    ['{ perMinute: 12 }', {ratio: 1.5, points: 0.1, perMinute: 12}],
+    ['{ points: 0, perMinute: 0 }', {ratio: 1.5, points: 0, perMinute: 0}],
+    ['{}', {ratio: 1.5, points: 0.1, perMinute: 5}],
+  ])('keeps a tolerance stated in points as it was written (no per-minute allowance added): errorRate %s', (stated, expected) => {
+    const bare = exampleText.replace(/ {4}tolerance:[\s\S]*$/, '')
+    expect(parseRelease(`${bare}    tolerance: { errorRate: ${stated} }\n`, 'spec.yaml').release.analysis.errorTolerance).toEqual(expected)
   })
 
   it('reports every problem at once, in file order', () => {

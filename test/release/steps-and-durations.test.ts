@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import {formatDurationMs, parseDurationMs} from '../../src/release/duration.js'
 import type {Step} from '../../src/release/release.js'
-import {weightAfterStep} from '../../src/release/steps.js'
+import {currentWeight} from '../../src/rollout/core/plan.js'
 
 describe('durations', () => {
   it.each([['400ms', 400], ['30s', 30_000], ['2m', 120_000], ['1h30m', 5_400_000], ['1.5s', 1500]])('parses %s', (text, ms) => {
@@ -17,12 +17,12 @@ describe('durations', () => {
   })
 })
 
-describe('weightAfterStep', () => {
+describe('currentWeight (the one weight derivation, also used by render)', () => {
   const steps: Step[] = [{kind: 'setWeight', weight: 20}, {kind: 'pause', durationMs: 1000}, {kind: 'setWeight', weight: 50}, {kind: 'pause'}, {kind: 'setWeight', weight: 100}]
   it('is the latest setWeight at or before the step, pauses keeping it', () => {
-    expect(steps.map((_, index) => weightAfterStep(steps, index))).toEqual([20, 20, 50, 50, 100])
+    expect(steps.map((_, index) => currentWeight({steps}, index))).toEqual([20, 20, 50, 50, 100])
   })
   it('is 0 before any setWeight', () => {
-    expect(weightAfterStep([{kind: 'pause'}, {kind: 'setWeight', weight: 10}], 0)).toBe(0)
+    expect(currentWeight({steps: [{kind: 'pause'}, {kind: 'setWeight', weight: 10}]}, 0)).toBe(0)
   })
 })

@@ -17,12 +17,11 @@
  *   looks where it was not degraded) is common mode too: the weight holds until stable recovers or
  *   the deadline passes.
  */
-import {assertNever} from './assert-never.js'
 import {DEFAULT_ERROR_TOLERANCE, DEFAULT_LATENCY_TOLERANCE, DEFAULT_MAX_FALSE_PASS_RATE, judgeEvidence, slowerThan, type ComparisonJudgment, type Evidence, type JudgePolicy, type VersionCounts} from './evidence.js'
 import type {LatencyBucket, VersionMetrics, WindowMetrics} from './metrics.js'
 import {toleratedRate} from './sequential.js'
 import {binomialLowerBound, binomialUpperBound} from './statistics.js'
-import type {AnalysisPolicy, AnalysisResult, Measurement, Verdict} from './types.js'
+import type {AnalysisPolicy, AnalysisResult, CheckKind, Measurement, Verdict} from './types.js'
 
 /** One configured check; `evaluate` turns it and its input into a Measurement. */
 export type AnalysisCheck =
@@ -80,15 +79,51 @@ export function checksOf(policy: AnalysisPolicy): AnalysisCheck[] {
   return checks
 }
 
-/** Compares one measurement with its threshold. The only such comparison in canary. */
-export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
-  const {canary, stable} = input.metrics
-  switch (check.kind) {
-    case 'ready':
-      return input.canaryReady
-        ? {check: 'ready', value: 1, verdict: 'Successful', note: 'canary is ready'}
-        : {check: 'ready', value: 0, verdict: 'Failed', note: 'canary has no ready replica'}
-    case 'requests': {
+/** How a measurement's value reads: a count, a percentage, or milliseconds. */
+export type CheckUnit = 'count' | 'percent' | 'ms'
+
+/** Everything canary knows about one kind of check: how to measure it and how the rollout and the views treat its result. */
+export interface CheckEntry<K extends CheckKind> {
+  /** Measures and compares (the only comparisons of measurements with thresholds in canary). */
+  readonly evaluate: (check: Extract<AnalysisCheck, {kind: K}>, input: CheckInput) => Measurement
+  /** The unit of `value` and `stableValue`. */
+  readonly unit: CheckUnit
+  /** A comparison with stable by evidence: Failed rolls back at once, without `failureLimit`; `name` is its word in messages. */
+  readonly comparison?: {readonly name: 'errors' | 'latency'}
+  /** Failed outranks a look's Error (an unready canary fails whatever the metrics say). */
+  readonly failsBeforeError?: boolean
+  /** Whether an Inconclusive result holds the step (a check that could not measure at all may not). */
+  readonly holds: (m: Measurement) => boolean
+  /** Whether the decision log's look line shows it (besides failures and common-mode holds). */
+  readonly inLookLine: (m: Measurement) => boolean
+  /** Too little data: named first when a look is Inconclusive. */
+  readonly shortOfData?: boolean
+  /** Its `stableBreaks` means stable itself degraded: stable's counts since the last look stay out of its baseline. */
+  readonly stableDegradation?: boolean
+}
+
+const always = (): boolean => true
+const never = (): boolean => false
+const measured = (m: Measurement): boolean => m.value !== null
+
+/** The checks, one entry per kind: adding a check is adding an entry (and its kind). */
+export const CHECKS: {readonly [K in CheckKind]: CheckEntry<K>} = {
+  ready: {
+    unit: 'count',
+    failsBeforeError: true,
+    holds: always,
+    inLookLine: never,
+    evaluate: (_check, input) => input.canaryReady
+      ? {check: 'ready', value: 1, verdict: 'Successful', note: 'canary is ready'}
+      : {check: 'ready', value: 0, verdict: 'Failed', note: 'canary has no ready replica'},
+  },
+  requests: {
+    unit: 'count',
+    shortOfData: true,
+    holds: always,
+    inLookLine: (m) => m.verdict !== 'Successful',
+    evaluate: (check, input) => {
+      const {canary, stable} = input.metrics
       const enough = canary.requests >= check.minRequests
       return {
         check: 'requests',
@@ -98,13 +133,32 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         verdict: enough ? 'Successful' : 'Inconclusive',
         note: enough ? `${canary.requests} canary requests at this weight` : `${canary.requests} of ${check.minRequests} canary requests needed at this weight`,
       }
-    }
-    case 'errorRateVsStable':
-      return comparisonMeasurement('errorRateVsStable', input.errorRate, 'errors')
-    case 'latencyVsStable':
+    },
+  },
+  errorRateVsStable: {
+    unit: 'percent',
+    comparison: {name: 'errors'},
+    holds: always,
+    inLookLine: always,
+    evaluate: (_check, input) => comparisonMeasurement('errorRateVsStable', input.errorRate, 'errors'),
+  },
+  latencyVsStable: {
+    unit: 'percent',
+    comparison: {name: 'latency'},
+    // Latency that cannot be judged (no histogram from the source) does not hold the rollout; latency that can, must pass.
+    holds: measured,
+    inLookLine: measured,
+    evaluate: (_check, input) => {
       if (!input.latency.measured) return {check: 'latencyVsStable', value: null, boundMs: null, verdict: 'Inconclusive', note: 'not judged yet: stable needs a latency histogram with enough requests to set its p99 bound'}
       return comparisonMeasurement('latencyVsStable', input.latency, `requests slower than ${formatMs(input.latency.boundMs ?? 0)} (stable's p99 bucket)`)
-    case 'stableBaseline': {
+    },
+  },
+  stableBaseline: {
+    unit: 'percent',
+    stableDegradation: true,
+    holds: always,
+    inLookLine: never,
+    evaluate: (_check, input) => {
       const recent = input.sinceLook.stable
       const before = input.stableBefore
       const recentPercent = percentOrNull(recent.errors, recent.requests)
@@ -118,8 +172,13 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
       return lower > limit
         ? {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, threshold: limit * 100, bound: lower * 100, stableBreaks: true, verdict: 'Inconclusive', note: `${text} (at least ${formatPercent(lower * 100)}): stable degraded, holding the weight, not the canary's fault`}
         : {check: 'stableBaseline', value: recentPercent, stableValue: beforePercent, threshold: limit * 100, bound: lower * 100, verdict: 'Successful', note: text}
-    }
-    case 'successRate': {
+    },
+  },
+  successRate: {
+    unit: 'percent',
+    holds: always,
+    inLookLine: never,
+    evaluate: (check, input) => {
       const canaryBreak = successRateBreak(input.sinceLook.canary, check.minPercent, input.alpha)
       const stableBreak = successRateBreak(input.sinceLook.stable, check.minPercent, input.alpha)
       const requests = input.sinceLook.canary.requests
@@ -130,8 +189,13 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         threshold: check.minPercent,
         bound: canaryBreak.bound,
       }, requests, canaryBreak.broken, stableBreak.broken, `success rate since the last look at most ${formatPercent(canaryBreak.bound ?? 0)} (${formatConfidence(input.alpha)} confidence), below ${check.minPercent} %`, `success rate since the last look could be ${formatPercent(canaryBreak.bound ?? 100)}, not below ${check.minPercent} %`)
-    }
-    case 'latencyP99': {
+    },
+  },
+  latencyP99: {
+    unit: 'ms',
+    holds: always,
+    inLookLine: never,
+    evaluate: (check, input) => {
       const boundSeconds = guardBound(input.sinceLook.canary.latency.boundsSeconds, check.maxMs / 1000)
       const canaryBreak = tailBreak(input.sinceLook.canary, boundSeconds, input.alpha)
       const stableBreak = tailBreak(input.sinceLook.stable, boundSeconds, input.alpha)
@@ -145,10 +209,19 @@ export function evaluate(check: AnalysisCheck, input: CheckInput): Measurement {
         bound: canaryBreak.bound,
         boundMs: boundSeconds === null ? null : boundSeconds * 1000,
       }, boundSeconds === null ? 0 : requests, canaryBreak.broken, stableBreak.broken, `at least ${formatPercent(canaryBreak.bound ?? 0)} of canary requests since the last look slower than ${limitText}, more than 1 %`, `${canaryBreak.slow ?? 0} of ${requests} canary requests since the last look slower than ${limitText}`)
-    }
-    default:
-      return assertNever(check)
-  }
+    },
+  },
+}
+
+/** The table entry of a measurement's check. */
+export function checkOf(m: Measurement): CheckEntry<CheckKind> {
+  return CHECKS[m.check] as CheckEntry<CheckKind>
+}
+
+/** Compares one measurement with its threshold, through its table entry. */
+export function evaluate<K extends CheckKind>(check: Extract<AnalysisCheck, {kind: K}>, input: CheckInput): Measurement {
+  const entry = CHECKS[check.kind as K] as CheckEntry<K>
+  return entry.evaluate(check, input)
 }
 
 function comparisonMeasurement(check: 'errorRateVsStable' | 'latencyVsStable', c: ComparisonJudgment, what: string): Measurement {
@@ -183,7 +256,7 @@ function guardMeasurement(base: Omit<Measurement, 'verdict' | 'note'>, requests:
 
 function describeStable(m: Omit<Measurement, 'verdict' | 'note'>): string {
   if (m.stableValue === null || m.stableValue === undefined) return 'stable –'
-  return m.check === 'latencyP99' ? `stable p99 ${formatMs(m.stableValue)}` : `stable ${formatPercent(m.stableValue)}`
+  return CHECKS[m.check].unit === 'ms' ? `stable p99 ${formatMs(m.stableValue)}` : `stable ${formatPercent(m.stableValue)}`
 }
 
 /** Broken when the Clopper–Pearson upper bound of the success rate is below the threshold. */
@@ -224,27 +297,39 @@ export function judge(input: {readonly metrics: WindowMetrics; readonly evidence
   return {look: input.look, atMs: input.atMs, windowStartMs: input.windowStartMs, canaryWeight: input.canaryWeight, verdict: combine(measurements), measurements}
 }
 
+/** A look's verdict from its measurements, by the table's flags. */
 function combine(measurements: readonly Measurement[]): Verdict {
-  const by = (check: Measurement['check']) => measurements.find((m) => m.check === check)
-  if (by('ready')?.verdict === 'Failed') return 'Failed'
+  if (measurements.some((m) => m.verdict === 'Failed' && checkOf(m).failsBeforeError === true)) return 'Failed'
   if (measurements.some((m) => m.verdict === 'Error')) return 'Error'
   if (measurements.some((m) => m.verdict === 'Failed')) return 'Failed'
-  if (by('requests')?.verdict !== 'Successful') return 'Inconclusive'
-  if (measurements.some((m) => m.check !== 'latencyVsStable' && m.verdict === 'Inconclusive')) return 'Inconclusive'
-  // Latency that cannot be judged (no histogram from the source) does not hold the rollout; latency that can, must pass.
-  const latency = by('latencyVsStable')
-  if (latency !== undefined && latency.verdict === 'Inconclusive' && latency.value !== null) return 'Inconclusive'
+  if (measurements.some((m) => m.verdict === 'Inconclusive' && checkOf(m).holds(m))) return 'Inconclusive'
   return 'Successful'
 }
 
-/** True when the look found stable degraded against its baseline. */
+/** True when the look found stable itself degraded (its counts since the last look stay out of its baseline). */
 export function stableDegraded(result: AnalysisResult): boolean {
-  return result.measurements.some((m) => m.check === 'stableBaseline' && m.stableBreaks === true)
+  return result.measurements.some((m) => m.stableBreaks === true && checkOf(m).stableDegradation === true)
 }
 
-/** The comparison with stable that the evidence says is worse than the tolerance (rolls back at once), if any. */
-export function failedComparison(result: AnalysisResult): Measurement | undefined {
-  return result.measurements.find((m) => (m.check === 'errorRateVsStable' || m.check === 'latencyVsStable') && m.verdict === 'Failed')
+/** The comparison with stable that the evidence says is worse than the tolerance (rolls back at once), if any, with its name. */
+export function failedComparison(result: AnalysisResult): {readonly measurement: Measurement; readonly name: string} | undefined {
+  for (const m of result.measurements) {
+    const comparison = checkOf(m).comparison
+    if (comparison !== undefined && m.verdict === 'Failed') return {measurement: m, name: comparison.name}
+  }
+  return undefined
+}
+
+/** The measurements the decision log's look line shows: those the table asks for, and any common-mode hold. */
+export function shownInLookLine(result: AnalysisResult): Measurement[] {
+  return result.measurements.filter((m) => checkOf(m).inLookLine(m) || m.stableBreaks === true)
+}
+
+/** The measurement that explains an Inconclusive look: a common-mode hold first, then too little data, then the evidence still collecting. */
+export function explainInconclusive(result: AnalysisResult): Measurement | undefined {
+  return result.measurements.find((m) => m.stableBreaks === true && m.verdict === 'Inconclusive')
+    ?? result.measurements.find((m) => checkOf(m).shortOfData === true && m.verdict === 'Inconclusive')
+    ?? result.measurements.find((m) => m.verdict === 'Inconclusive' && checkOf(m).holds(m))
 }
 
 /** A look whose metrics could not be read. */

@@ -4,7 +4,7 @@
  * The engine loop and the manual commands (`step`, `promote`, `abort`) both call it: a manual
  * command is an observation carrying an intent, so both paths share one implementation and one test suite.
  */
-import {errorResult, failedComparison, judge, judgePolicyOf, stableDegraded} from './analysis.js'
+import {errorResult, explainInconclusive, failedComparison, judge, judgePolicyOf, shownInLookLine, stableDegraded} from './analysis.js'
 import {NO_EVIDENCE, lookTaken, observeWindow, rollbackDue} from './evidence.js'
 import {assertNever} from './assert-never.js'
 import {currentWeight, desiredWeight} from './plan.js'
@@ -161,7 +161,7 @@ function failureOf(state: RolloutState, plan: Plan): string | undefined {
   const result = state.lastAnalysis
   if (result === undefined || result.verdict !== 'Failed') return undefined
   const worse = failedComparison(result)
-  if (worse !== undefined) return `analysis failed: ${worse.check === 'errorRateVsStable' ? 'errors' : 'latency'} worse than stable beyond the tolerance: ${worse.note}`
+  if (worse !== undefined) return `analysis failed: ${worse.name} worse than stable beyond the tolerance: ${worse.measurement.note}`
   const limit = Math.max(1, plan.analysis.failureLimit)
   if (state.consecutiveBreaches >= limit) return `analysis failed ${state.consecutiveBreaches} time(s) in a row:${describeFailures(result)}`
   return undefined
@@ -176,15 +176,13 @@ function describeFailures(result: AnalysisResult): string {
 function describeLook(result: AnalysisResult): string {
   const failures = describeFailures(result)
   if (failures !== '') return failures
-  const shown = result.measurements.filter((m) => m.check === 'errorRateVsStable' || (m.check === 'latencyVsStable' && m.value !== null) || m.stableBreaks === true || (m.check === 'requests' && m.verdict !== 'Successful'))
+  const shown = shownInLookLine(result)
   return shown.length === 0 ? '' : ` ${shown.map((m) => `${m.check}: ${m.note}`).join('; ')}`
 }
 
-/** The measurement that explains an Inconclusive look: a common-mode hold first, then too few requests, then the evidence still collecting. */
+/** The measurement that explains an Inconclusive look, as a note. */
 function inconclusiveNote(result: AnalysisResult): string {
-  const m = result.measurements.find((x) => x.stableBreaks === true && x.verdict === 'Inconclusive')
-    ?? result.measurements.find((x) => x.check === 'requests' && x.verdict === 'Inconclusive')
-    ?? result.measurements.find((x) => x.verdict === 'Inconclusive' && !(x.check === 'latencyVsStable' && x.value === null))
+  const m = explainInconclusive(result)
   return m === undefined ? 'inconclusive' : `${m.check}: ${m.note}`
 }
 

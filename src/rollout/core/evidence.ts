@@ -31,8 +31,8 @@ export interface JudgePolicy {
 }
 
 /** Defaults `canary init` writes and the spec falls back to. */
-export const DEFAULT_ERROR_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.1}
-export const DEFAULT_LATENCY_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.5}
+export const DEFAULT_ERROR_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.1, perMinute: 5}
+export const DEFAULT_LATENCY_TOLERANCE: Tolerance = {ratio: 1.5, points: 0.5, perMinute: 30}
 export const DEFAULT_MAX_FALSE_POSITIVE_RATE = 0.01
 export const DEFAULT_MAX_FALSE_PASS_RATE = 0.05
 
@@ -68,6 +68,8 @@ export interface Evidence {
   /** Requests and errors of each version over every block so far. */
   readonly canary: VersionCounts
   readonly stable: VersionCounts
+  /** Total length of those blocks (absent in states saved before it existed): the request rate for the per-minute allowance shown. */
+  readonly spanMs?: number
   /** The slow bound used for the latest block, in seconds; null until stable has enough requests. */
   readonly slowBoundSeconds: number | null
   /** Stable's requests and errors at the looks where it was not degraded: its baseline (see analysis.ts, stableBaseline). */
@@ -81,7 +83,7 @@ export interface Evidence {
 }
 
 /** No evidence yet. */
-export const NO_EVIDENCE: Evidence = {errors: NO_BETS, latency: NO_BETS, canary: NO_COUNTS, stable: NO_COUNTS, slowBoundSeconds: null, sinceLook: {canary: NO_COUNTS, stable: NO_COUNTS}}
+export const NO_EVIDENCE: Evidence = {errors: NO_BETS, latency: NO_BETS, canary: NO_COUNTS, stable: NO_COUNTS, spanMs: 0, slowBoundSeconds: null, sinceLook: {canary: NO_COUNTS, stable: NO_COUNTS}}
 
 /** Converts a source's cumulative buckets (last one +Inf) to a JSON-safe histogram. */
 export function histogramOf(buckets: readonly LatencyBucket[]): Histogram {
@@ -140,14 +142,25 @@ export function slowBound(stable: VersionCounts): number | null {
   return chosen
 }
 
-/** The largest tolerated canary/stable rate ratio given stable's events and requests so far. */
-export function toleratedRatio(tolerance: Tolerance, stableEvents: number, stableRequests: number): number {
-  return ratioAt(tolerance, smoothedRate(stableEvents, stableRequests))
+/** The largest tolerated canary/stable rate ratio given stable's events and requests so far, at `requestsPerMinute` of traffic. */
+export function toleratedRatio(tolerance: Tolerance, stableEvents: number, stableRequests: number, requestsPerMinute = 0): number {
+  return ratioAt(tolerance, smoothedRate(stableEvents, stableRequests), requestsPerMinute)
 }
 
-/** Adds one block (non-cumulative counts) to the evidence. Every choice for the block uses earlier blocks only. */
-export function addBlock(evidence: Evidence, canary: VersionCounts, stable: VersionCounts, policy: JudgePolicy, startMs: number): Evidence {
-  const errors = betOnBlock(evidence.errors, {canaryEvents: canary.errors, stableEvents: stable.errors, canaryRequests: canary.requests, stableRequests: stable.requests}, policy.errorTolerance, {events: evidence.stable.errors, requests: evidence.stable.requests}, startMs)
+/** Requests per minute of both versions over the blocks so far; 0 when unknown. */
+export function requestsPerMinute(evidence: Evidence): number {
+  const spanMs = evidence.spanMs ?? 0
+  return spanMs > 0 ? ((evidence.canary.requests + evidence.stable.requests) * 60_000) / spanMs : 0
+}
+
+/**
+ * Adds one block (non-cumulative counts from `startMs` to `endMs`) to the evidence. Every choice
+ * for the block uses earlier blocks only, or its request counts and length (never its events).
+ */
+export function addBlock(evidence: Evidence, canary: VersionCounts, stable: VersionCounts, policy: JudgePolicy, startMs: number, endMs = startMs + BLOCK_MS): Evidence {
+  const durationMs = Math.max(0, endMs - startMs)
+  const traffic = {trafficRequests: evidence.canary.requests + evidence.stable.requests, trafficMs: evidence.spanMs ?? 0}
+  const errors = betOnBlock(evidence.errors, {canaryEvents: canary.errors, stableEvents: stable.errors, canaryRequests: canary.requests, stableRequests: stable.requests, durationMs}, policy.errorTolerance, {events: evidence.stable.errors, requests: evidence.stable.requests, ...traffic})
   const bound = slowBound(evidence.stable)
   let latency = evidence.latency
   if (bound !== null) {
@@ -155,7 +168,7 @@ export function addBlock(evidence: Evidence, canary: VersionCounts, stable: Vers
     const stableSlow = slowerThan(stable, bound)
     const stableSlowSoFar = slowerThan(evidence.stable, bound) ?? 0
     if (canarySlow !== null && stableSlow !== null) {
-      latency = betOnBlock(latency, {canaryEvents: canarySlow, stableEvents: stableSlow, canaryRequests: canary.requests, stableRequests: stable.requests}, policy.latencyTolerance, {events: stableSlowSoFar, requests: evidence.stable.requests}, startMs + 1)
+      latency = betOnBlock(latency, {canaryEvents: canarySlow, stableEvents: stableSlow, canaryRequests: canary.requests, stableRequests: stable.requests, durationMs}, policy.latencyTolerance, {events: stableSlowSoFar, requests: evidence.stable.requests, ...traffic})
     }
   }
   return {
@@ -164,6 +177,7 @@ export function addBlock(evidence: Evidence, canary: VersionCounts, stable: Vers
     latency,
     canary: addCounts(evidence.canary, canary),
     stable: addCounts(evidence.stable, stable),
+    spanMs: (evidence.spanMs ?? 0) + durationMs,
     slowBoundSeconds: bound,
   }
 }
@@ -196,7 +210,7 @@ export function observeWindow(evidence: Evidence, reading: WindowMetrics, nowMs:
   const bothSeen = filled.canary.requests > 0 && filled.stable.requests > 0
   if (elapsed < BLOCK_MS || (!bothSeen && elapsed < MAX_BLOCK_MS)) return next
   const {pending: _done, ...rest} = next
-  return addBlock(rest, filled.canary, filled.stable, policy, filled.startMs)
+  return addBlock(rest, filled.canary, filled.stable, policy, filled.startMs, nowMs)
 }
 
 /** Clears the counts since the last look (after a look used them); stable's counts join its baseline unless it was degraded. */
@@ -210,10 +224,21 @@ export function lookTaken(evidence: Evidence, stableDegraded: boolean): Evidence
   }
 }
 
+/**
+ * The share of `maxFalsePositiveRate` each comparison spends (a union bound over the two): errors
+ * get the larger part because they are what users see and where fast detection matters most;
+ * latency gains evidence quickly enough from the many slow requests of a slower canary.
+ */
+export const FALSE_POSITIVE_SHARE = {errorRate: 0.75, latency: 0.25} as const
+
+/** The rollback evidence each comparison needs: 1 / (its share of maxFalsePositiveRate). */
+export function rollbackNeeded(policy: JudgePolicy, metric: keyof typeof FALSE_POSITIVE_SHARE): number {
+  return 1 / (FALSE_POSITIVE_SHARE[metric] * policy.maxFalsePositiveRate)
+}
+
 /** True when either comparison has enough evidence to roll the canary back (cheap: checked at every reading). */
 export function rollbackDue(evidence: Evidence, policy: JudgePolicy): boolean {
-  const needed = Math.log(2 / policy.maxFalsePositiveRate)
-  return logRollbackEvidence(evidence.errors) >= needed || logRollbackEvidence(evidence.latency) >= needed
+  return logRollbackEvidence(evidence.errors) >= Math.log(rollbackNeeded(policy, 'errorRate')) || logRollbackEvidence(evidence.latency) >= Math.log(rollbackNeeded(policy, 'latency'))
 }
 
 /** What one comparison says now. */
@@ -252,14 +277,14 @@ export interface Judgment {
 
 /** Judges the evidence: rollback thresholds split the false-positive rate between the two comparisons. */
 export function judgeEvidence(evidence: Evidence, policy: JudgePolicy): Judgment {
-  const rollbackNeeded = 2 / policy.maxFalsePositiveRate
   const passNeeded = 1 / policy.maxFalsePassRate
-  const errorRate = comparison('errorRate', evidence.errors, evidence.canary.errors, evidence.canary.requests, evidence.stable.errors, evidence.stable.requests, toleratedRatio(policy.errorTolerance, evidence.stable.errors, evidence.stable.requests), rollbackNeeded, passNeeded)
+  const perMinute = requestsPerMinute(evidence)
+  const errorRate = comparison('errorRate', evidence.errors, evidence.canary.errors, evidence.canary.requests, evidence.stable.errors, evidence.stable.requests, toleratedRatio(policy.errorTolerance, evidence.stable.errors, evidence.stable.requests, perMinute), rollbackNeeded(policy, 'errorRate'), passNeeded)
   const bound = evidence.slowBoundSeconds
   const canarySlow = bound === null ? null : slowerThan(evidence.canary, bound)
   const stableSlow = bound === null ? null : slowerThan(evidence.stable, bound)
   const measured = bound !== null && canarySlow !== null && stableSlow !== null
-  const latencyComparison = comparison('latency', evidence.latency, canarySlow ?? 0, measured ? evidence.canary.requests : 0, stableSlow ?? 0, measured ? evidence.stable.requests : 0, toleratedRatio(policy.latencyTolerance, stableSlow ?? 0, evidence.stable.requests), rollbackNeeded, passNeeded)
+  const latencyComparison = comparison('latency', evidence.latency, canarySlow ?? 0, measured ? evidence.canary.requests : 0, stableSlow ?? 0, measured ? evidence.stable.requests : 0, toleratedRatio(policy.latencyTolerance, stableSlow ?? 0, evidence.stable.requests, perMinute), rollbackNeeded(policy, 'latency'), passNeeded)
   const latency = {...latencyComparison, boundMs: bound === null ? null : bound * 1000, measured}
   const verdict = errorRate.verdict === 'Failed' || latency.verdict === 'Failed'
     ? 'Failed'
@@ -307,6 +332,6 @@ function ratioInterval(bets: BetState): readonly [number, number] | null {
 /** Folds per-block window counts through the judge: the programmatic entry for benchmarks and other tools. */
 export function judgeBlocks(blocks: readonly WindowMetrics[], policy: JudgePolicy): {readonly evidence: Evidence; readonly judgment: Judgment} {
   let evidence = NO_EVIDENCE
-  for (const block of blocks) evidence = addBlock(evidence, countsOf(block.canary), countsOf(block.stable), policy, block.sinceMs)
+  for (const block of blocks) evidence = addBlock(evidence, countsOf(block.canary), countsOf(block.stable), policy, block.sinceMs, block.untilMs)
   return {evidence, judgment: judgeEvidence(evidence, policy)}
 }

@@ -6,8 +6,8 @@ import {assertNever} from './assert-never.js'
 import type {Plan, RolloutState} from './types.js'
 import {weights, type Weights} from './weights.js'
 
-/** Canary weight in force at `stepIndex`: the last `setWeight` at or before it, 0 before the first. */
-export function currentWeight(plan: Plan, stepIndex: number): number {
+/** Canary weight in force at `stepIndex`: the last `setWeight` at or before it, 0 before the first (pauses keep the weight they follow). `render` uses it too. */
+export function currentWeight(plan: Pick<Plan, 'steps'>, stepIndex: number): number {
   let weight = 0
   const last = Math.min(stepIndex, plan.steps.length - 1)
   for (let i = 0; i <= last; i++) {
@@ -52,9 +52,4 @@ export function desiredWeight(state: RolloutState, plan: Plan): number {
 /** `desiredWeight` as a Weights value. */
 export function desiredWeights(state: RolloutState, plan: Plan): Weights {
   return weights(desiredWeight(state, plan), plan.totalWeight)
-}
-
-/** Number of steps, for "step k of n". */
-export function stepCount(plan: Plan): number {
-  return plan.steps.length
 }

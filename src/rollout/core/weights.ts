@@ -22,7 +22,3 @@ export function stableWeight(w: Weights): number {
 export function canaryPercent(w: Weights): number {
   return (w.canary / w.total) * 100
 }
-
-export function sameWeights(a: Weights, b: Weights): boolean {
-  return a.canary * b.total === b.canary * a.total
-}

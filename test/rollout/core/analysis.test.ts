@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {evaluate, guardBound, judge, judgePolicyOf, p99Ms} from '../../../src/rollout/core/analysis.js'
+import {CHECKS, evaluate, guardBound, judge, judgePolicyOf, p99Ms} from '../../../src/rollout/core/analysis.js'
 import {NO_EVIDENCE, countsOf, judgeBlocks, judgeEvidence, type Evidence} from '../../../src/rollout/core/evidence.js'
 import type {AnalysisPolicy} from '../../../src/rollout/core/types.js'
 import {aPolicy, blocksOf, provenHealthy, version, windowOf} from '../builders.js'
@@ -25,7 +25,7 @@ describe('judging one look', () => {
   it('is Inconclusive without evidence, however clean the window: absence of errors is not evidence', () => {
     const result = lookAt(version(200, 0), version(800, 0), {}, NO_EVIDENCE)
     expect(result.verdict).toBe('Inconclusive')
-    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')?.note).toMatch(/collecting: evidence within 1.00 of 20.0 to pass, worse 1.00 of 200 to roll back/)
+    expect(result.measurements.find((m) => m.check === 'errorRateVsStable')?.note).toMatch(/collecting: evidence within 1.00 of 20.0 to pass, worse 1.00 of 133 to roll back/)
   })
 
   it('fails on evidence that the canary is worse than the tolerance, with the ratio, its interval and the evidence', () => {
@@ -37,7 +37,7 @@ describe('judging one look', () => {
     expect(m.ratio).toBeCloseTo(8, 5)
     expect(m.ratioInterval?.lower).toBeGreaterThan(1.5)
     expect(m.evidence?.rollback).toBeGreaterThanOrEqual(m.evidence!.rollbackNeeded)
-    expect(m.evidence?.rollbackNeeded).toBe(200)
+    expect(m.evidence?.rollbackNeeded).toBeCloseTo(400 / 3, 9)
     expect(m.note).toMatch(/canary 10.00 %, stable 1.25 %, ratio 8.00× \[\d+\.\d+×, \d+\.\d+×\], tolerated 1.50×; worse than the tolerance/)
   })
 
@@ -136,5 +136,19 @@ describe('p99 from histogram buckets', () => {
 
   it('is null without requests', () => {
     expect(p99Ms(version(0))).toBeNull()
+  })
+})
+
+describe('the checks table', () => {
+  it('has an entry for every check kind a saved rollout may name, and each entry measures its own kind', () => {
+    const kinds = ['requests', 'ready', 'successRate', 'latencyP99', 'errorRateVsStable', 'latencyVsStable', 'stableBaseline'] as const
+    expect(Object.keys(CHECKS).sort()).toEqual([...kinds].sort())
+    const policy = aPolicy({successRatePercent: 99, latencyP99Ms: 250})
+    const result = judge({metrics: windowOf(version(200, 1), version(800, 4)), evidence: provenHealthy(), canaryReady: true, policy, look: 1, atMs: 1, windowStartMs: 0, canaryWeight: 20})
+    expect(result.measurements.map((m) => m.check).sort()).toEqual([...kinds].sort())
+  })
+
+  it('rolls back at once only on comparisons with stable, and names them errors and latency', () => {
+    expect(Object.entries(CHECKS).filter(([, entry]) => entry.comparison !== undefined).map(([kind, entry]) => [kind, entry.comparison?.name])).toEqual([['errorRateVsStable', 'errors'], ['latencyVsStable', 'latency']])
   })
 })

@@ -1,14 +1,32 @@
 import {describe, expect, it} from 'vitest'
 
 import {judgePolicyOf} from '../../../src/rollout/core/analysis.js'
-import {NO_EVIDENCE, addBlock, countsOf, judgeBlocks, judgeEvidence, observeWindow, rollbackDue, slowBound, type Evidence} from '../../../src/rollout/core/evidence.js'
-import {NO_BETS, betOnBlock, eventShare, mulberry32, logPassEvidence, logRollbackEvidence, poisson, ratioOfShare, toleratedRate} from '../../../src/rollout/core/sequential.js'
+import {NO_EVIDENCE, addBlock, countsOf, judgeBlocks, judgeEvidence, observeWindow, rollbackDue, rollbackNeeded, slowBound, type Evidence} from '../../../src/rollout/core/evidence.js'
+import {NO_BETS, absoluteAllowance, betOnBlock, eventShare, expectedExcessShare, mulberry32, logPassEvidence, logRollbackEvidence, ratioOfShare, toleratedRate, type Tolerance} from '../../../src/rollout/core/sequential.js'
+import {newRollout} from '../../../src/rollout/core/decide.js'
+import {rolloutStateSchema} from '../../../src/rollout/state-schema.js'
 import {aPolicy, blocksOf, version, windowOf} from '../builders.js'
 
 const prng = mulberry32
 
 const policy = judgePolicyOf(aPolicy())
-const tolerance = {ratio: 1.5, points: 0.1}
+const tolerance: Tolerance = {ratio: 1.5, points: 0.1, perMinute: 5}
+
+/** Poisson(mean) by inversion, for the simulations (normal approximation above 500). */
+function poisson(mean: number, uniform: () => number): number {
+  if (!(mean > 0)) return 0
+  if (mean > 500) return Math.max(0, Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform())))
+  let k = 0
+  let p = Math.exp(-mean)
+  let cumulative = p
+  const u = uniform()
+  while (u > cumulative && k < 10_000) {
+    k++
+    p *= mean / k
+    cumulative += p
+  }
+  return k
+}
 
 describe('event shares', () => {
   it.each([
@@ -21,21 +39,49 @@ describe('event shares', () => {
     expect(ratioOfShare(expected, share)).toBeCloseTo(ratio, 9)
   })
 
-  it('tolerates the larger of ratio × stable and stable + points', () => {
-    expect(toleratedRate(tolerance, 0.005)).toBeCloseTo(0.0075, 12)
+  it('tolerates the largest of ratio × stable, stable + points and stable + perMinute at full traffic', () => {
+    // 6,000 requests/min (100/s): 5/min is 0.083 points, below 0.1 points.
+    expect(toleratedRate(tolerance, 0.005, 6000)).toBeCloseTo(0.0075, 12)
+    expect(toleratedRate(tolerance, 0.0001, 6000)).toBeCloseTo(0.0011, 12)
+    // 120 requests/min (2/s): 5 extra errors a minute are 4.17 points.
+    expect(toleratedRate(tolerance, 0.005, 120)).toBeCloseTo(0.005 + 5 / 120, 12)
+    // Unknown traffic, or no perMinute: the points allowance alone.
     expect(toleratedRate(tolerance, 0.0001)).toBeCloseTo(0.0011, 12)
+    expect(toleratedRate({ratio: 1.5, points: 0.1}, 0.0001, 120)).toBeCloseTo(0.0011, 12)
+  })
+
+  it.each([
+    [6000, 0.001],
+    [600, 5 / 600],
+    [60, 5 / 60],
+    [300_000, 0.001],
+  ])('turns perMinute into an allowance per request that shrinks as traffic grows (%f requests/min → %f)', (requestsPerMinute, expected) => {
+    expect(absoluteAllowance(tolerance, requestsPerMinute)).toBeCloseTo(expected, 12)
   })
 })
 
-describe('Poisson draws for virtual events', () => {
-  it('are deterministic for a seed and have the right mean', () => {
-    const a = prng(1)
-    const b = prng(1)
-    expect(poisson(3, a)).toBe(poisson(3, b))
-    const u = prng(2)
+describe('virtual events, averaged out (Rao–Blackwell)', () => {
+  it.each([
+    [0, 0, 0.3, 0.2],
+    [1, 0, 0.3, 0.2],
+    [2, 3, 1.7, 0.5],
+    [5, 1, 40, 0.2],
+    [0, 4, 2, 0.3],
+  ])('pays the mean over Poisson virtual events of the canary share minus w (canary %f, stable %f, virtual mean %f, w %f)', (canary, stable, mean, w) => {
+    const u = prng(canary * 100 + stable * 10 + mean)
     let sum = 0
-    for (let i = 0; i < 20_000; i++) sum += poisson(0.8, u)
-    expect(sum / 20_000).toBeCloseTo(0.8, 1)
+    const draws = 200_000
+    for (let i = 0; i < draws; i++) {
+      const v = poisson(mean, u)
+      const events = canary + stable + v
+      sum += events === 0 ? 0 : canary / events - w
+    }
+    expect(expectedExcessShare(canary, stable, mean, w)).toBeCloseTo(sum / draws, 2)
+  })
+
+  it('has nothing to bet on when no event is possible', () => {
+    expect(expectedExcessShare(0, 0, 0, 0.2)).toBeNull()
+    expect(expectedExcessShare(1, 1, 0, 0.2)).toBeCloseTo(0.3, 12)
   })
 })
 
@@ -59,17 +105,17 @@ function crossings(runs: number, seconds: number, world: {canaryShare: number; r
   const u = prng(seed)
   let rolledBack = 0
   let passed = 0
-  const rollbackAt = Math.log(2 / policy.maxFalsePositiveRate)
+  const rollbackAt = Math.log(rollbackNeeded(policy, 'errorRate'))
   const passAt = Math.log(1 / policy.maxFalsePassRate)
   for (let run = 0; run < runs; run++) {
     let bets = NO_BETS
-    let history = {events: 0, requests: 0}
+    let history = {events: 0, requests: 0, trafficRequests: 0, trafficMs: 0}
     let everRolledBack = false
     let everPassed = false
     for (let t = 0; t < seconds; t++) {
       const s = second(u, world.canaryShare, world.rps, world.canaryRate, world.stableRate, world.clumpRate ?? 0)
-      bets = betOnBlock(bets, {canaryEvents: s.canary.errors, stableEvents: s.stable.errors, canaryRequests: s.canary.requests, stableRequests: s.stable.requests}, tolerance, history, run * 100_000 + t * 1000)
-      history = {events: history.events + s.stable.errors, requests: history.requests + s.stable.requests}
+      bets = betOnBlock(bets, {canaryEvents: s.canary.errors, stableEvents: s.stable.errors, canaryRequests: s.canary.requests, stableRequests: s.stable.requests, durationMs: 1000}, tolerance, history)
+      history = {events: history.events + s.stable.errors, requests: history.requests + s.stable.requests, trafficRequests: history.trafficRequests + s.canary.requests + s.stable.requests, trafficMs: history.trafficMs + 1000}
       everRolledBack ||= logRollbackEvidence(bets) >= rollbackAt
       everPassed ||= logPassEvidence(bets) >= passAt
     }
@@ -80,10 +126,26 @@ function crossings(runs: number, seconds: number, world: {canaryShare: number; r
 }
 
 describe('validity under continuous monitoring (seeded simulations)', () => {
-  it('rolls back at most about maxFalsePositiveRate/2 of canaries as good as stable, looked at every second for 20 minutes, clumps included', () => {
+  it('rolls back at most about its share of maxFalsePositiveRate of canaries as good as stable, looked at every second for 20 minutes, clumps included', () => {
     const {rolledBack} = crossings(300, 1200, {canaryShare: 0.2, rps: 100, canaryRate: 0.005, stableRate: 0.005, clumpRate: 0.0002}, 11)
-    // Ville's bound is 0.5 % per comparison; 300 runs: allow sampling noise up to 2 %.
+    // Ville's bound for errors is 0.75 %; 300 runs: allow sampling noise up to 2 %.
     expect(rolledBack).toBeLessThanOrEqual(0.02)
+  })
+
+  it('rolls back at most about its share of maxFalsePositiveRate of canaries exactly at the per-minute allowance at 2 requests/s', () => {
+    // 120 requests/min: the canary errs 5/120 more per request than stable, the edge of the tolerance.
+    const {rolledBack} = crossings(300, 1200, {canaryShare: 0.2, rps: 2, canaryRate: 0.005 + 5 / 120, stableRate: 0.005}, 15)
+    expect(rolledBack).toBeLessThanOrEqual(0.02)
+  })
+
+  it('passes at most about maxFalsePassRate of canaries just beyond the per-minute allowance at 2 requests/s', () => {
+    const {passed} = crossings(300, 1200, {canaryShare: 0.2, rps: 2, canaryRate: 0.005 + 5 / 120, stableRate: 0.005}, 16)
+    expect(passed).toBeLessThanOrEqual(0.08)
+  })
+
+  it('passes a canary like stable at 2 requests/s within 15 minutes nearly always (the per-minute allowance)', () => {
+    const {passed} = crossings(200, 900, {canaryShare: 0.2, rps: 2, canaryRate: 0.005, stableRate: 0.005}, 17)
+    expect(passed).toBeGreaterThan(0.95)
   })
 
   it('does not roll back a canary 1.1× stable, inside the 1.5× tolerance, at high traffic', () => {
@@ -170,5 +232,22 @@ describe('the evidence over readings', () => {
     const judged = judgeEvidence(judgeBlocks(Array.from({length: 120}, (_, i) => slowCanary(i)), policy).evidence, policy)
     expect(judged.latency).toMatchObject({verdict: 'Failed', boundMs: 100, measured: true})
     expect(judged.verdict).toBe('Failed')
+  })
+})
+
+describe('persisted evidence', () => {
+  it('loads a rollout saved before the per-minute allowance and the new stakes, and keeps judging it', () => {
+    const fresh = judgeBlocks(blocksOf(60, {requests: 20, errors: 0}, {requests: 80, errors: 1}), policy).evidence
+    // What the previous version saved: no spanMs, and bets without the mixed pass wealth, the block counts or the Newton stakes.
+    const strip = (b: typeof fresh.errors) => ({logWealthRollback: b.logWealthRollback, logWealthPass: b.logWealthPass, logWealthRollbackAbsolute: b.logWealthRollbackAbsolute, logWealthPassAbsolute: b.logWealthPassAbsolute, recentSum: b.recentSum, recentSquares: b.recentSquares, absoluteSum: b.absoluteSum, absoluteSquares: b.absoluteSquares, blocks: b.blocks, canaryEvents: b.canaryEvents, stableEvents: b.stableEvents, expectedCanaryEvents: b.expectedCanaryEvents})
+    const {spanMs: _span, ...oldEvidence} = {...fresh, errors: strip(fresh.errors), latency: strip(fresh.latency)}
+    const state = {...newRollout({name: 'shop', stableImage: 'app:v1', canaryImage: 'app:v2', nowMs: 0}), evidence: oldEvidence}
+    const parsed = rolloutStateSchema.safeParse(JSON.parse(JSON.stringify(state)))
+    expect(parsed.success, JSON.stringify(parsed.error)).toBe(true)
+    const old = parsed.data!.evidence!
+    expect(logPassEvidence(old.errors)).toBeCloseTo(Math.log((Math.exp(fresh.errors.logWealthPass) + Math.exp(fresh.errors.logWealthPassAbsolute)) / 2), 9)
+    const next = addBlock(old, countsOf(version(20, 0)), countsOf(version(80, 0)), policy, 61_000)
+    expect(next.errors.blocks).toBeGreaterThanOrEqual(old.errors.blocks)
+    expect(judgeEvidence(next, policy).errorRate.verdict).toMatch(/Successful|Inconclusive/)
   })
 })
