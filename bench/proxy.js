@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench:proxy`: throughput, p99 and RSS of `canary proxy` against nginx and the
-// `http-proxy` package, same machine, same load (research/perf-baseline.md method).
+// `http-proxy` package, same machine, same load (the method of bench/proxy.js).
 // Upstream: one nginx with two server blocks (v1/v2). Proxies, all splitting 80/20:
 // nginx, canary (one data-plane worker, metrics + access log on), canary --workers 2, http-proxy,
 // and a bare undici-stream proxy with no features (Node's own floor on this machine, for reference).

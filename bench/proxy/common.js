@@ -47,7 +47,7 @@ export function freePort() {
   })
 }
 
-/** Upstream nginx: two server blocks answering v1 / v2 (research/perf-baseline.md). */
+/** Upstream nginx: two server blocks answering v1 / v2. */
 export function upstreamNginxConf(port1, port2) {
   return `worker_processes auto;
 pid run/upstream-nginx.pid;
@@ -66,7 +66,7 @@ http {
 }
 
 /**
- * Reference nginx proxy with the same 80/20 split (research/perf-baseline.md, config (a)); with
+ * Reference nginx proxy with the same 80/20 split (the reference configuration); with
  * `tls` it terminates TLS with HTTP/2 and HTTP/1.1 via ALPN (bench/proxy-tls.js).
  */
 export function proxyNginxConf(listenPort, port1, port2, {name = 'proxy-nginx', tls} = {}) {

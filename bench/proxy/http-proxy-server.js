@@ -1,4 +1,4 @@
-// The `http-proxy` package as a weighted (smooth WRR) 80/20 proxy, as in research/perf-baseline.md (f).
+// The `http-proxy` package as a weighted (smooth WRR) 80/20 proxy.
 import http from 'node:http'
 
 import httpProxy from 'http-proxy'

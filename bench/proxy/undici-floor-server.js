@@ -1,4 +1,4 @@
-// Reference "floor": the fastest Node proxy design measured in research/perf-baseline.md (e′):
+// Reference "floor": the fastest Node proxy design measured when the proxy was designed:
 // node:http server + one undici Pool per upstream + pool.stream() into the response, smooth WRR,
 // hop-by-hop strip, and nothing else (no routing, overrides, health, metrics or access log).
 // It shows what Node's own HTTP stack costs on this machine, so canary's figures can be read

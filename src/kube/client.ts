@@ -1,6 +1,6 @@
 /**
  * The one door to the Kubernetes API. @kubernetes/client-node costs ~600 ms to import, so it is
- * loaded here, lazily, only when a command actually talks to a cluster (STYLE.md point 11); every
+ * loaded here, lazily, only when a command actually talks to a cluster; every
  * other module imports types only. Kubeconfig resolution follows kubectl: `--kubeconfig`, then
  * `KUBECONFIG`, then `~/.kube/config`, then the in-cluster service account; `--context` picks the
  * context and `-n/--namespace` overrides the context's namespace.

@@ -1,7 +1,7 @@
 /**
  * Small JSON-over-HTTP calls to the daemon and the proxy admin API on loopback. `node:http` with
  * the global keep-alive agent instead of `fetch`: fetch loads undici on first use (~30 ms of every
- * CLI start, STYLE.md point 11), and these calls are all tiny.
+ * CLI start), and these calls are all tiny.
  */
 import {request} from 'node:http'
 

@@ -27,7 +27,7 @@ export interface StartClusterOptions extends StartProxyOptions {
 }
 
 /**
- * A bounded young generation keeps a worker under the 128 MB RSS goal (research/perf-baseline.md).
+ * A bounded young generation keeps a worker under the 128 MB RSS goal (measured with bench:proxy).
  * 16 MiB semi-spaces, not 8: with 8 MiB the worker scavenged twice as often and needed ~10 % more
  * CPU per request (in-process A/B under wrk -c64, 6 of 7 rounds), for ~11 MB less RSS (95 vs 106).
  */

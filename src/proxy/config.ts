@@ -1,6 +1,6 @@
 /**
  * The proxy's configuration file: YAML parsed once at the edge into a readonly, validated
- * `ProxyConfig` (STYLE.md point 7). Every problem is reported at once with file:line:col, the
+ * `ProxyConfig`. Every problem is reported at once with file:line:col, the
  * field path and a suggestion; `${VAR}` in string values is read from the environment.
  */
 import {isIP} from 'node:net'

@@ -1,10 +1,10 @@
 /**
- * The request path. Order, in one place (STYLE.md point 13): validate and normalise the request
+ * The request path. Order, in one place: validate and normalise the request
  * (request-target.ts: 400/501 before anything else) → route match on the normalised host and path → IP allow-list →
  * choose version (choose-version.ts: sticky, header, cookie, weights by default) → server (round robin, health-aware) → mirror
  * sample → read a small body first (request buffering) → wait for a connection of the upstream's
  * gate (bounded queue, timeout → 503) → forward with undici `Pool.dispatch` (the lean path
- * research/perf-baseline.md measured: no per-request closures or promise chains; one Exchange
+ * a benchmark of Node proxy designs measured: no per-request closures or promise chains; one Exchange
  * object per request is the handler).
  *
  * Slow clients (docs/proxy.md "Slow clients and the connection cap"): a body that stops arriving

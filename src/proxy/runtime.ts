@@ -1,6 +1,6 @@
 /**
  * The running form of a config: services with their versions, servers, EDF balancers and upstream
- * pools, built and validated once (STYLE.md point 13). Pools and server health live in registries
+ * pools, built and validated once. Pools and server health live in registries
  * that outlive a config generation, so a reload keeps warm connections and health state.
  */
 import {createHash} from 'node:crypto'

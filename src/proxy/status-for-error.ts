@@ -1,6 +1,6 @@
 /**
- * The one mapping from a forwarding failure to an HTTP status (Traefik's ComputeStatusCode,
- * research/aesthetics.md §3.1 and §5.1): 504 for any upstream timeout, 502 for a refused, reset or
+ * The one mapping from a forwarding failure to an HTTP status (the same split as Traefik's ComputeStatusCode):
+ * 504 for any upstream timeout, 502 for a refused, reset or
  * malformed upstream (connect timeouts included: the upstream is unreachable), 499 when the client
  * went away first (nothing is written).
  */

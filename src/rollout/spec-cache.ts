@@ -1,6 +1,6 @@
 /**
  * A parsed-release cache for the lifecycle commands. Parsing a spec loads yaml and zod (~150 ms
- * of a CLI start, STYLE.md point 11); CI calls `canary step`/`status` many times with the same
+ * of a CLI start); CI calls `canary step`/`status` many times with the same
  * file. The cache is keyed by the SHA-256 of the file's bytes, so any edit is a miss; a miss (or
  * any problem with the cache) parses the file for real, which also produces the located errors.
  */

@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import {REPO, canary} from '../helpers/lifecycle.js'
 
-// STYLE.md point 12: help texts have examples, and they stay valid commands.
+// help texts have examples, and they stay valid commands.
 describe('help of the lifecycle commands (built CLI)', () => {
   it.each(['start', 'step', 'promote', 'abort', 'status', 'run', 'down', 'demo'])('canary %s --help shows a summary and examples', async (command) => {
     const result = await canary([command, '--help'], REPO)

@@ -1,4 +1,4 @@
-/** Releases for the Kubernetes tests, parsed by the real spec loader (src/spec). */
+/** Releases for the Kubernetes tests, parsed by the real spec loader (src/release). */
 import {parseRelease} from '../../src/release/load-release.js'
 import type {Release} from '../../src/release/release.js'
 import type {FakeApiServer} from '../helpers/fake-apiserver/index.js'

@@ -1,7 +1,7 @@
 import {ESLint} from 'eslint'
 import {describe, expect, it} from 'vitest'
 
-// STYLE.md point 1: src/rollout/core is a pure reducer. The lint rule is the guard; this test
+// src/rollout/core is a pure reducer. The lint rule is the guard; this test
 // proves the guard fires (a rule that silently stopped matching would let I/O creep in).
 async function lintAs(filePath: string, code: string): Promise<string[]> {
   const eslint = new ESLint({cwd: process.cwd()})

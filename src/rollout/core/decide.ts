@@ -98,7 +98,7 @@ function decideProgressing(state: RolloutState, observation: Observation, plan: 
   const now = observation.nowMs
   const wanted = desiredWeight(state, plan)
   const observed = observation.weights
-  // Read the world back (STYLE.md point 4): if the router does not have our weight, set it again.
+  // Read the world back: if the router does not have our weight, set it again.
   if (observed !== undefined && observed.canary * plan.totalWeight !== wanted * observed.total) {
     const next = log({...newWindow(state, now), updatedAtMs: now}, now, 'weightCorrected', `router reports canary ${observed.canary}/${observed.total}, expected ${wanted}: setting it again`, wanted)
     return {next, actions: [{type: 'setWeights', weights: weights(wanted, plan.totalWeight)}], immediate: false}
