@@ -1,5 +1,5 @@
 /**
- * Turns what @kubernetes/client-node throws into canary's error hierarchy (src/errors.ts), so a
+ * Turns what the Kubernetes client (src/kube/client.ts) throws into canary's error hierarchy (src/errors.ts), so a
  * cluster failure exits with the same documented codes as a local one:
  * 404 → NotFoundError (4), 409 → ConflictError (5), 422 → ConfigError (3) with the server's causes,
  * 401/403 → ForbiddenError (3: the fix is configuration, `canary render --rbac`, and retrying never
