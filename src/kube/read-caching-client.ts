@@ -4,11 +4,12 @@
  * status). This client remembers every object it read or wrote (a write's answer is the object as
  * the server now has it) and serves later reads of it from memory, until `forget()`.
  *
- * The Kubernetes ports call `forget()` whenever the command waits (their Clock's `sleep`): every
- * poll (readiness, `run`'s ticks, `status --wait`) starts from a fresh read, while the reads
- * within one look at the world are consistent. Nothing here weakens concurrency control: every
- * write of the state is still guarded by resourceVersion on the server, and a write refused with a
- * conflict forgets that object, so the next read sees the winner's version.
+ * The Kubernetes ports (kube-ports.ts) begin a new view, `forget()`, whenever the rollout state is
+ * loaded (every command and every engine tick start there), when `start` prepares, and after every
+ * wait of the target, so polls and `run`'s ticks read afresh while the reads within one look at the
+ * world are consistent. Nothing here weakens concurrency control: every write of the state is still
+ * guarded by resourceVersion on the server, and a failed write forgets that object, so the next read
+ * sees the winner's version.
  */
 import type {KubeClient, WatchEvent} from './client.js'
 import type {KubeObject, ObjectRef} from './objects.js'

@@ -213,6 +213,8 @@ function applyIntent(state: RolloutState, intent: Exclude<Intent, {kind: 'abort'
     if (!Number.isInteger(weight) || weight < 0 || weight > plan.totalWeight) {
       return refuse(state, {kind: 'invalidWeight', message: `weight ${weight} is not an integer between 0 and ${plan.totalWeight}`}, now, wanted)
     }
+    // Already at that weight: nothing to change, so nothing to record or save (a no-op writes nothing).
+    if (weight === wanted) return {next: state, actions: [], immediate: false}
     // Less traffic needs no gate; more traffic does.
     const refusal = weight > wanted && !intent.force ? gateRefusal(state, wanted) : undefined
     if (refusal !== undefined) return refuse(state, refusal, now, wanted)
