@@ -104,6 +104,8 @@ function decideProgressing(state: RolloutState, observation: Observation, plan: 
     return {next, actions: [{type: 'setWeights', weights: weights(wanted, plan.totalWeight)}], immediate: false}
   }
   const intent = observation.intent
+  // A step to the weight in force changes nothing: no look, no log entry, so nothing to save.
+  if (intent?.kind === 'step' && intent.weight === wanted) return {next: state, actions: [], immediate: false}
   // Every reading feeds the evidence (block by block), not only the looks.
   let current = wanted > 0 ? withEvidence(state, observation, plan) : state
   // A look is due every interval while the canary has traffic; a manual step or promote also looks
@@ -213,8 +215,6 @@ function applyIntent(state: RolloutState, intent: Exclude<Intent, {kind: 'abort'
     if (!Number.isInteger(weight) || weight < 0 || weight > plan.totalWeight) {
       return refuse(state, {kind: 'invalidWeight', message: `weight ${weight} is not an integer between 0 and ${plan.totalWeight}`}, now, wanted)
     }
-    // Already at that weight: nothing to change, so nothing to record or save (a no-op writes nothing).
-    if (weight === wanted) return {next: state, actions: [], immediate: false}
     // Less traffic needs no gate; more traffic does.
     const refusal = weight > wanted && !intent.force ? gateRefusal(state, wanted) : undefined
     if (refusal !== undefined) return refuse(state, refusal, now, wanted)
