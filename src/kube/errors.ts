@@ -57,11 +57,14 @@ function statusOf(body: unknown): KubeStatus | undefined {
   return typeof body === 'object' && body !== null ? (body as KubeStatus) : undefined
 }
 
-/** The network error code (ECONNREFUSED, …) anywhere in a cause chain. */
+/** OpenSSL's and Node's TLS failures (an unknown CA, a name mismatch, an expired certificate): the server cannot be trusted, so it is not reached. */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|HOSTNAME_MISMATCH$)/
+
+/** The network or TLS error code (ECONNREFUSED, CERT_HAS_EXPIRED, …) anywhere in a cause chain. */
 function networkCode(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
     const code = (e as {code?: unknown}).code
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || TLS_CODE.test(code))) return code
     const errno = (e as {errno?: unknown}).errno
     if (typeof errno === 'string' && NETWORK_CODES.has(errno)) return errno
     e = (e as {cause?: unknown}).cause
