@@ -12,7 +12,7 @@
  * Losing unsaved evidence (a crash, or another command saving first) costs only a re-read: every
  * reading is cumulative since the weight was set and the evidence keeps the last one it used, so
  * the next reading's difference carries the lost span into the next block. Evidence is only ever
- * collected again, never invented, so no verdict can come from it.
+ * collected again, never invented: a lost save can delay a verdict, not make one.
  */
 import {ConflictError, NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
 import {decide} from './core/decide.js'
@@ -121,10 +121,12 @@ export class RolloutEngine {
     const observation = await this.observe(current, signal, intent)
     const decision = decide(current, observation, plan)
     let result: TickResult = {state: current, version: loaded.version, observation, decision}
+    const unsavedSinceMs = unsaved?.sinceMs ?? observation.nowMs
+    const evidenceOnly = decision.actions.length === 0 && onlyEvidenceDiffers(current, decision.next)
     if (decision.next === current) {
       this.unsaved = unsaved
-    } else if (decision.actions.length === 0 && onlyEvidenceDiffers(current, decision.next) && observation.nowMs - (unsaved?.sinceMs ?? observation.nowMs) < EVIDENCE_SAVE_INTERVAL_MS) {
-      this.unsaved = {state: decision.next, version: loaded.version, sinceMs: unsaved?.sinceMs ?? observation.nowMs}
+    } else if (evidenceOnly && observation.nowMs - unsavedSinceMs < EVIDENCE_SAVE_INTERVAL_MS) {
+      this.unsaved = {state: decision.next, version: loaded.version, sinceMs: unsavedSinceMs}
       result = {...result, state: decision.next}
     } else {
       // Stage, act, commit. Staging writes the next state beside the current one and checks its
