@@ -61,7 +61,7 @@ function repeated(requests: readonly string[]): string[] {
 
 describe.each(['traefik', 'nginx', 'gateway-api'])('router %s: API requests per command, from the audit log', (router) => {
   it('no write for a step to the weight in force or a status; a step writes the routing object and the state once', async () => {
-    const r = (release = aClusterRelease(router))
+    const r = (release = await aClusterRelease(router))
     const started = await r.canary(['start', '--image', 'v2', '--json'])
     expect(started.code, `${started.stdout}${started.stderr}`).toBe(0)
     expect(started.json).toMatchObject({canaryWeight: 10})
@@ -85,7 +85,7 @@ describe.each(['traefik', 'nginx', 'gateway-api'])('router %s: API requests per 
 
 describe('run against the real API server', () => {
   it('writes the state at its looks (every 5 s), not at every tick', async () => {
-    const r = (release = aClusterRelease('traefik'))
+    const r = (release = await aClusterRelease('traefik'))
     const started = await r.canary(['start', '--image', 'v2', '--json'])
     expect(started.code, `${started.stdout}${started.stderr}`).toBe(0)
     let ranMs = 0
