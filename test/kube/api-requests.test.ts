@@ -5,7 +5,7 @@
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
-import {createKubernetesPorts} from '../../src/kube/kube-ports.js'
+import {createKubernetesPorts} from '../../src/targets/kubernetes/adapters.js'
 import {planFromRelease} from '../../src/rollout/plan-from-release.js'
 import {rolloutStatus, startRollout, stepRollout, type RolloutSession} from '../../src/rollout/services.js'
 import type {Release} from '../../src/release/release.js'
