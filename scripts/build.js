@@ -34,8 +34,10 @@ const common = {
   // Large or lazily used packages stay ordinary imports: the Kubernetes client and schemas load
   // only on the cluster path, undici and prom-client only in proxy processes; typescript/ts-node
   // are optional development hooks of oclif that a built CLI never loads.
-  // yaml and zod load only when a spec is parsed (a cache miss, validate, render, init).
-  external: ['@kubernetes/client-node', 'kubernetes-models', '@kubernetes-models/*', 'undici', 'prom-client', 'yaml', 'zod', 'typescript', 'ts-node'],
+  // zod loads only when a spec is parsed (a cache miss, validate, render, init). yaml is bundled:
+  // every cluster command parses the kubeconfig and the routing templates with it, and inside the
+  // bundle it is compiled once into the V8 code cache; commands that never call it never run it.
+  external: ['@kubernetes/client-node', 'kubernetes-models', '@kubernetes-models/*', 'undici', 'prom-client', 'zod', 'typescript', 'ts-node'],
   plugins: [{name: 'oclif-command-order', setup: sortCommandsWithoutIcu}, {name: 'bundle-zod-mini', setup: bundleZodMini}],
 }
 

@@ -1,5 +1,5 @@
 /**
- * Turns what @kubernetes/client-node throws into canary's error hierarchy (src/errors.ts), so a
+ * Turns what the Kubernetes client (src/kube/client.ts) throws into canary's error hierarchy (src/errors.ts), so a
  * cluster failure exits with the same documented codes as a local one:
  * 404 → NotFoundError (4), 409 → ConflictError (5), 422 → ConfigError (3) with the server's causes,
  * 401/403 → ForbiddenError (3: the fix is configuration, `canary render --rbac`, and retrying never
@@ -57,11 +57,14 @@ function statusOf(body: unknown): KubeStatus | undefined {
   return typeof body === 'object' && body !== null ? (body as KubeStatus) : undefined
 }
 
-/** The network error code (ECONNREFUSED, …) anywhere in a cause chain. */
+/** OpenSSL's and Node's TLS failures (an unknown CA, a name mismatch, an expired certificate): the server cannot be trusted, so it is not reached. */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|HOSTNAME_MISMATCH$)/
+
+/** The network or TLS error code (ECONNREFUSED, CERT_HAS_EXPIRED, …) anywhere in a cause chain. */
 function networkCode(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
     const code = (e as {code?: unknown}).code
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || TLS_CODE.test(code))) return code
     const errno = (e as {errno?: unknown}).errno
     if (typeof errno === 'string' && NETWORK_CODES.has(errno)) return errno
     e = (e as {cause?: unknown}).cause

@@ -57,9 +57,14 @@ export function isManagedByCanary(object: KubeObject, release?: string): boolean
   return labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && (release === undefined || labels[RELEASE_LABEL] === undefined || labels[RELEASE_LABEL] === release)
 }
 
-/** The kinds canary touches: resource name and group as RBAC and error messages spell them. */
+/**
+ * The kinds canary touches: resource name and group as RBAC and error messages spell them, and
+ * as the client puts them in URLs (so it needs no discovery for them).
+ */
 export const KIND_RESOURCES: Readonly<Record<string, {readonly resource: string; readonly group: string}>> = {
   ConfigMap: {resource: 'configmaps', group: ''},
+  Secret: {resource: 'secrets', group: ''},
+  Namespace: {resource: 'namespaces', group: ''},
   Service: {resource: 'services', group: ''},
   Pod: {resource: 'pods', group: ''},
   ServiceAccount: {resource: 'serviceaccounts', group: ''},

@@ -3,6 +3,16 @@
  * window, an optional intent) → `decide` → execute the actions in order → save the state with
  * optimistic concurrency. The automatic controller (`canary run`) calls `run`; manual commands call
  * `tick` once with their intent. Time and cancellation are parameters (Clock, AbortSignal).
+ *
+ * The save rule: a decision is saved when it acts or changes what the next decision depends on
+ * (phase, step, window, looks, verdicts, the log). A decision that only adds this tick's reading to
+ * the judge's evidence is kept in memory and saved with the next such change (every look, at the
+ * latest) or after EVIDENCE_SAVE_INTERVAL_MS: `run` used to write the state every tick (~1 write
+ * per second), and a step to the weight already set wrote too.
+ * Losing unsaved evidence (a crash, or another command saving first) costs only a re-read: every
+ * reading is cumulative since the weight was set and the evidence keeps the last one it used, so
+ * the next reading's difference carries the lost span into the next block. Evidence is only ever
+ * collected again, never invented: a lost save can delay a verdict, not make one.
  */
 import {ConflictError, NotFoundError, UnreachableError, isCanaryError, messageOf} from '../errors.js'
 import {decide} from './core/decide.js'
@@ -48,8 +58,21 @@ const UNINTERRUPTIBLE = new AbortController().signal
 /** How long a tick waits for another process's lock before giving up (manual commands use 0). */
 const RUN_LOCK_WAIT_MS = 5000
 
+/** Longest time evidence gathered between looks stays unsaved (it is saved at every look anyway). */
+export const EVIDENCE_SAVE_INTERVAL_MS = 30_000
+
+/** A decided state not saved yet (only its evidence differs from the stored one), and the stored version it builds on. */
+interface UnsavedEvidence {
+  readonly state: RolloutState
+  readonly version: string
+  /** When the first unsaved reading was added. */
+  readonly sinceMs: number
+}
+
 /** The rollout loop over one release's ports (see the file comment). */
 export class RolloutEngine {
+  private unsaved: UnsavedEvidence | undefined
+
   constructor(private readonly deps: EngineDeps) {}
 
   /** Ticks between observations: often enough to react within a fraction of an interval. */
@@ -91,10 +114,21 @@ export class RolloutEngine {
     if (loaded === undefined) {
       throw new NotFoundError('rollout state: not found', {suggestions: ['Start a rollout with `canary start NAME --image REF` or `canary run`.']})
     }
-    const observation = await this.observe(loaded.value, signal, intent)
-    const decision = decide(loaded.value, observation, plan)
-    let result: TickResult = {state: loaded.value, version: loaded.version, observation, decision}
-    if (decision.next !== loaded.value) {
+    // Our unsaved evidence counts only while nobody else saved: otherwise the stored state wins.
+    const unsaved = this.unsaved?.version === loaded.version ? this.unsaved : undefined
+    this.unsaved = undefined
+    const current = unsaved?.state ?? loaded.value
+    const observation = await this.observe(current, signal, intent)
+    const decision = decide(current, observation, plan)
+    let result: TickResult = {state: current, version: loaded.version, observation, decision}
+    const unsavedSinceMs = unsaved?.sinceMs ?? observation.nowMs
+    const evidenceOnly = decision.actions.length === 0 && onlyEvidenceDiffers(current, decision.next)
+    if (decision.next === current) {
+      this.unsaved = unsaved
+    } else if (evidenceOnly && observation.nowMs - unsavedSinceMs < EVIDENCE_SAVE_INTERVAL_MS) {
+      this.unsaved = {state: decision.next, version: loaded.version, sinceMs: unsavedSinceMs}
+      result = {...result, state: decision.next}
+    } else {
       // Stage, act, commit. Staging writes the next state beside the current one and checks its
       // version, so a state that cannot be saved (disk full, read-only, permissions, a lost race)
       // stops the tick before the world changes. Acting before the commit keeps the old promise:
@@ -196,6 +230,18 @@ export class RolloutEngine {
         return assertNever(action)
     }
   }
+}
+
+/**
+ * True when `next` differs from `current` in the judge's evidence only. Fields are compared by
+ * identity (the reducer keeps what it does not change), so a doubt always means "save".
+ */
+function onlyEvidenceDiffers(current: RolloutState, next: RolloutState): boolean {
+  const keys = new Set([...Object.keys(current), ...Object.keys(next)] as (keyof RolloutState)[])
+  for (const key of keys) {
+    if (key !== 'evidence' && current[key] !== next[key]) return false
+  }
+  return true
 }
 
 /** Runs `read`; a non-canary error becomes an UnreachableError naming what failed. */

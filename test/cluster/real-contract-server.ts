@@ -10,7 +10,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {kubeconfigText} from '../../scripts/cluster/cluster.js'
-import {connectKube, loadClientModule, type KubeClient} from '../../src/kube/client.js'
+import {connectKube, type KubeClient} from '../../src/kube/client.js'
 import {buildRbac} from '../../src/targets/kubernetes/rbac.js'
 import {startBackend, type Pod, type PodProcess} from '../../scripts/cluster/pods.js'
 import type {KubeObject} from '../helpers/fake-apiserver/index.js'
@@ -55,7 +55,7 @@ export const realContractServer: ContractApiServerFactory = async (setup, releas
   await client.create({apiVersion: 'v1', kind: 'Namespace', metadata: {name: namespace}}, signal)
   const rbac = buildRbac({...release, namespace})
   for (const object of rbac) await client.create(object, signal)
-  const k8s = await loadClientModule()
+  const k8s = await import('@kubernetes/client-node')
   const kc = new k8s.KubeConfig()
   kc.loadFromFile(cluster.adminKubeconfig)
   const token = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({name: 'canary', namespace, body: {spec: {audiences: [], expirationSeconds: 3600}}})
@@ -131,7 +131,7 @@ async function identity(namespace: string, name: string, rules: readonly {apiGro
   await client.create({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace}}, signal)
   await client.create({apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: {name, namespace}, rules: rules.map((r) => ({...r}))}, signal)
   await client.create({apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: {name, namespace}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name}, subjects: [{kind: 'ServiceAccount', name, namespace}]}, signal)
-  const k8s = await loadClientModule()
+  const k8s = await import('@kubernetes/client-node')
   const kc = new k8s.KubeConfig()
   kc.loadFromFile(cluster.adminKubeconfig)
   const token = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({name, namespace, body: {spec: {audiences: [], expirationSeconds: 3600}}})
@@ -144,7 +144,7 @@ async function identity(namespace: string, name: string, rules: readonly {apiGro
 
 /** RBAC is served from an informer cache: waits until a SubjectAccessReview for `user` answers `allowed`. */
 async function untilAuthorized(user: string, namespace: string, verb: string, resource: string, group: string, allowed: boolean, name?: string): Promise<void> {
-  const k8s = await loadClientModule()
+  const k8s = await import('@kubernetes/client-node')
   const kc = new k8s.KubeConfig()
   kc.loadFromFile(cluster.adminKubeconfig)
   const authorization = kc.makeApiClient(k8s.AuthorizationV1Api)

@@ -4,7 +4,7 @@ import {ConflictError, IoError, UnreachableError} from '../../src/errors.js'
 import {newRollout} from '../../src/rollout/core/decide.js'
 import type {Plan, RolloutState} from '../../src/rollout/core/types.js'
 import {weights} from '../../src/rollout/core/weights.js'
-import {RolloutEngine} from '../../src/rollout/engine.js'
+import {EVIDENCE_SAVE_INTERVAL_MS, RolloutEngine} from '../../src/rollout/engine.js'
 import {FakeMetrics, FakeRouter, FakeTarget, ManualClock, MemoryStore} from '../helpers/rollout/fakes.js'
 import {INTERVAL_MS, aPlan, pause, setWeight, version, windowOf} from './builders.js'
 
@@ -262,5 +262,104 @@ describe('the engine saves before it acts', () => {
     await expect(w.engine.tick(w.signal, {kind: 'step', weight: 30, force: true})).rejects.toBeInstanceOf(ConflictError)
     expect((await w.store.load())!.value.weightOverride).toBe(40)
     expect(w.router.current).toEqual(weights(40))
+  })
+})
+
+describe('when the engine saves', () => {
+  /** A world whose store records every saved state, and an engine that counts its ticks. */
+  function counted(plan: Plan) {
+    const w = world({plan})
+    const saved: RolloutState[] = []
+    const save = w.store.save.bind(w.store)
+    w.store.save = async (value, expectedVersion, signal) => {
+      const result = await save(value, expectedVersion, signal)
+      saved.push(value)
+      return result
+    }
+    let ticks = 0
+    const engine = new RolloutEngine({plan, router: w.router, target: w.target, metrics: w.metrics, store: w.store, clock: w.clock, onTick: () => ticks++})
+    return {...w, engine, saved, ticks: () => ticks}
+  }
+
+  /** Requests of the canary in the evidence, closed blocks and the one being filled. */
+  const canaryRequests = (state: RolloutState) => (state.evidence?.canary.requests ?? 0) + (state.evidence?.pending?.canary.requests ?? 0)
+
+  it('during run, writes at looks and weight changes, not at every tick', async () => {
+    const w = counted(aPlan([setWeight(20), pause(10 * 60_000), setWeight(100)]))
+    await w.begin()
+    const {outcome} = await w.engine.run({signal: w.signal, deadlineMs: w.clock.now() + 120_000})
+    expect(outcome).toBe('deadline')
+    expect(w.ticks()).toBeGreaterThanOrEqual(120)
+    const looks = w.saved.at(-1)!.looks
+    expect(looks).toBeGreaterThanOrEqual(10)
+    // The start, ready/first weight and the step to the pause, then one save per look.
+    expect(w.saved.length).toBeLessThanOrEqual(looks + 4)
+    for (const [index, state] of w.saved.entries()) {
+      if (index === 0) continue
+      const {evidence: _a, ...now} = state
+      const {evidence: _b, ...before} = w.saved[index - 1]!
+      expect(now).not.toEqual(before)
+    }
+  })
+
+  it('saves evidence gathered between looks at least every EVIDENCE_SAVE_INTERVAL_MS when looks are rarer', async () => {
+    const w = counted(aPlan([setWeight(20), setWeight(100)], {intervalMs: 5 * 60_000}))
+    await w.begin()
+    await w.engine.run({signal: w.signal, deadlineMs: w.clock.now() + 100_000})
+    const evidenceOnly = w.saved.filter((state, index) => index > 0 && state.looks === w.saved[index - 1]!.looks && state.decisions.length === w.saved[index - 1]!.decisions.length)
+    expect(evidenceOnly.length).toBe(3)
+    const readAt = evidenceOnly.map((state) => state.evidence!.lastReading!.atMs)
+    // The interval, plus the tick that starts the next unsaved span.
+    for (let i = 1; i < readAt.length; i++) expect(readAt[i]! - readAt[i - 1]!).toBe(EVIDENCE_SAVE_INTERVAL_MS + w.engine.tickMs)
+    expect(w.saved.length).toBeLessThanOrEqual(evidenceOnly.length + 3)
+  })
+
+  it('drops its unsaved evidence, without a conflict, when another command saved first', async () => {
+    const w = counted(aPlan([setWeight(20), pause(10 * 60_000), setWeight(100)]))
+    await w.begin()
+    await w.engine.tick(w.signal) // deploy
+    await w.engine.tick(w.signal) // ready → 20 %
+    await w.clock.sleep(1000, w.signal)
+    await w.engine.tick(w.signal) // evidence only: kept in memory
+    const savesBefore = w.saved.length
+    const manual = new RolloutEngine({plan: aPlan([setWeight(20), pause(10 * 60_000), setWeight(100)]), router: w.router, target: w.target, metrics: w.metrics, store: w.store, clock: w.clock})
+    await manual.tick(w.signal, {kind: 'step', weight: 30, force: true})
+    expect(w.saved.length).toBe(savesBefore + 1)
+    await w.clock.sleep(1000, w.signal)
+    const {state} = await w.engine.tick(w.signal)
+    expect(state.weightOverride).toBe(30)
+    expect(w.router.current.canary).toBe(30)
+  })
+
+  it('a restarted engine reads again what a crash lost: its evidence counts the same requests', async () => {
+    const plan = aPlan([setWeight(20), pause(10 * 60_000), setWeight(100)], {intervalMs: 5 * 60_000})
+    const w = counted(plan)
+    await w.begin()
+    await w.engine.tick(w.signal) // deploy
+    await w.engine.tick(w.signal) // ready → 20 %
+    let inMemory: RolloutState | undefined
+    for (let second = 0; second < 20; second++) {
+      await w.clock.sleep(1000, w.signal)
+      inMemory = (await w.engine.tick(w.signal)).state
+    }
+    const stored = (await w.store.load())!.value
+    expect(canaryRequests(stored)).toBeLessThan(canaryRequests(inMemory!))
+    // The process dies here; a new one looks at the same moment.
+    const restarted = new RolloutEngine({plan, router: w.router, target: w.target, metrics: w.metrics, store: w.store, clock: w.clock})
+    const {state} = await restarted.tick(w.signal)
+    expect(canaryRequests(state)).toBe(canaryRequests(inMemory!))
+    expect(state.evidence?.stable.requests ?? 0).toBeGreaterThan(0)
+  })
+
+  it('a step to the weight already set saves nothing', async () => {
+    const w = counted(aPlan([setWeight(20), pause(10 * 60_000), setWeight(100)]))
+    await w.begin()
+    await w.engine.tick(w.signal) // deploy
+    await w.engine.tick(w.signal) // ready → 20 %
+    const saves = w.saved.length
+    await w.clock.sleep(1000, w.signal)
+    const {decision} = await w.engine.tick(w.signal, {kind: 'step', weight: 20, force: false})
+    expect(decision.refusal).toBeUndefined()
+    expect(w.saved.length).toBe(saves)
   })
 })

@@ -104,6 +104,8 @@ function decideProgressing(state: RolloutState, observation: Observation, plan: 
     return {next, actions: [{type: 'setWeights', weights: weights(wanted, plan.totalWeight)}], immediate: false}
   }
   const intent = observation.intent
+  // A step to the weight in force changes nothing: no look, no log entry, so nothing to save.
+  if (intent?.kind === 'step' && intent.weight === wanted) return {next: state, actions: [], immediate: false}
   // Every reading feeds the evidence (block by block), not only the looks.
   let current = wanted > 0 ? withEvidence(state, observation, plan) : state
   // A look is due every interval while the canary has traffic; a manual step or promote also looks

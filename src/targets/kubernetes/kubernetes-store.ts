@@ -29,6 +29,11 @@ export class KubernetesRolloutStore<T> implements RolloutStore<T> {
     this.ref = {apiVersion: 'v1', kind: 'ConfigMap', namespace: release.namespace, name: stateConfigMapName(release.name)}
   }
 
+  /** The state ConfigMap. */
+  get stateRef(): ObjectRef {
+    return this.ref
+  }
+
   async load(signal: AbortSignal): Promise<Versioned<T> | undefined> {
     const live = await this.client.read(this.ref, signal)
     if (live === undefined) return undefined
@@ -54,7 +59,12 @@ export class KubernetesRolloutStore<T> implements RolloutStore<T> {
     }
   }
 
-  /** The API server writes atomically under resourceVersion; staging checks the version early and commits with the same precondition. */
+  /**
+   * The API server writes atomically under resourceVersion, so the commit's precondition is the
+   * guard. Staging checks the version as this command last read it (through the ports' read cache,
+   * usually without a request): a race lost after that is refused at the commit, and the engine
+   * then puts the winner's weights back.
+   */
   async stage(value: T, expectedVersion: string | undefined, signal: AbortSignal): Promise<StagedSave<T>> {
     const live = await this.load(signal)
     if (live?.version !== expectedVersion) {

@@ -306,6 +306,16 @@ describe('manual commands go through the same reducer', () => {
     expect(decision.next.windowStartMs).toBe(1000)
   })
 
+  it.each([
+    ['the plan\'s weight', {}, 20, false],
+    ['the plan\'s weight, forced', {}, 20, true],
+    ['an earlier --weight', {weightOverride: 35}, 35, false],
+  ] as const)('step --weight to the weight in force (%s) changes nothing: no action, no look, no log entry, same window', (_, overrides, weight, force) => {
+    const state = {...at20, ...overrides}
+    const decision = decide(state, observe(1000, weight, healthy(), {intent: {kind: 'step', weight, force}}), plan)
+    expect(decision).toEqual({next: state, actions: [], immediate: false})
+  })
+
   it('step at an indefinite pause moves on to the next step', () => {
     const paused = aPlan([setWeight(20), pause(), setWeight(100)])
     const state = aRollout({phase: 'Paused', stepIndex: 1, evidence: provenHealthy()})
