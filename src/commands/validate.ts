@@ -42,7 +42,7 @@ export default class Validate extends BaseCommand<ValidateResult> {
       const problems = routerProblemsFor(loaded, flags.router as RouterKind)
       if (problems.length > 0) throw new ConfigError(`release spec ${flags.file}: not renderable for router ${flags.router}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, problems, {subject: flags.file, suggestions: ['See the capability table in docs/render.md.']})
     }
-    const steps = release.steps.map(describeStep)
+    const steps = release.steps.map((step) => describeStep(step))
     if (!this.jsonEnabled()) {
       this.log(`${flags.file}: ok: Release ${release.namespace}/${release.name}, target ${release.target}${router === undefined ? '' : `, router ${router}`}`)
       this.log(`  plan (weights out of ${release.totalWeight}): ${steps.join(' → ')}`)

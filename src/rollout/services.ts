@@ -5,12 +5,13 @@
 import {AnalysisFailedError, ConflictError, InconclusiveError, NotFoundError, TimeoutError, UnreachableError, UsageError, type CanaryError, type ExitCode} from '../errors.js'
 import {newRollout} from './core/decide.js'
 import {desiredWeight} from './core/plan.js'
-import {isTerminal, type AnalysisResult, type DecisionLogEntry, type Intent, type Phase, type Plan, type Refusal, type RolloutState, type Step} from './core/types.js'
+import {isTerminal, type AnalysisResult, type DecisionLogEntry, type Intent, type Phase, type Plan, type Refusal, type RolloutState} from './core/types.js'
 import type {WindowMetrics} from './core/metrics.js'
 import {canaryPercent, type Weights} from './core/weights.js'
 import {RolloutEngine, type TickResult} from './engine.js'
 import type {Clock, DownReport, RolloutPorts} from './ports.js'
 import {assertNever} from './core/assert-never.js'
+import {describeStep} from '../render/describe-step.js'
 
 /** One release, ready to be driven. */
 export interface RolloutSession {
@@ -308,7 +309,7 @@ export async function statusOf(session: RolloutSession, state: RolloutState, sig
     phase: state.phase,
     terminal: isTerminal(state.phase),
     exitCode,
-    step: {index: Math.min(state.stepIndex + 1, plan.steps.length), count: plan.steps.length, description: describeStep(plan.steps[state.stepIndex], plan)},
+    step: {index: Math.min(state.stepIndex + 1, plan.steps.length), count: plan.steps.length, description: describeStep(plan.steps[state.stepIndex], {kind: 'status', totalWeight: plan.totalWeight})},
     canaryWeight,
     plannedWeight: desiredWeight(state, plan),
     totalWeight: plan.totalWeight,
@@ -335,16 +336,4 @@ function observedOf(metrics: WindowMetrics) {
     ratePerSecond: seconds <= 0 ? null : v.requests / seconds,
   })
   return {sinceMs: metrics.sinceMs, untilMs: metrics.untilMs, stable: version(metrics.stable), canary: version(metrics.canary)}
-}
-
-function describeStep(step: Step | undefined, plan: Plan): string {
-  if (step === undefined) return 'all steps done'
-  switch (step.kind) {
-    case 'setWeight':
-      return `setWeight ${step.weight}/${plan.totalWeight}`
-    case 'pause':
-      return step.durationMs === undefined ? 'pause until canary step or canary promote' : `pause ${Math.round(step.durationMs / 1000)} s`
-    default:
-      return assertNever(step)
-  }
 }
