@@ -8,7 +8,7 @@ import {readFileSync, statSync} from 'node:fs'
 import {afterEach, describe, expect, it} from 'vitest'
 
 import {connectKube} from '../../src/kube/client.js'
-import {aClusterRelease, cluster, type ClusterRelease} from './fixture.js'
+import {aClusterRelease, cluster, releaseSpec, type ClusterRelease} from './fixture.js'
 
 interface AuditEvent {
   stage: string
@@ -85,7 +85,8 @@ describe.each(['traefik', 'nginx', 'gateway-api'])('router %s: API requests per 
 
 describe('run against the real API server', () => {
   it('writes the state at its looks (every 5 s), not at every tick', async () => {
-    const r = (release = await aClusterRelease('traefik'))
+    // The suite's releases look every second; this one looks every 5 s, so a look and a tick differ.
+    const r = (release = await aClusterRelease('traefik', {specText: (namespace) => releaseSpec(namespace, 'traefik').replace('interval: 1s', 'interval: 5s')}))
     const started = await r.canary(['start', '--image', 'v2', '--json'])
     expect(started.code, `${started.stdout}${started.stderr}`).toBe(0)
     let ranMs = 0
