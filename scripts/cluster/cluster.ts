@@ -92,7 +92,8 @@ function freePort(host: string): Promise<number> {
   })
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process of this id exists (signal 0 checks without touching it). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

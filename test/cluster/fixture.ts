@@ -10,7 +10,7 @@ import {appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {clusterInfo, kubeconfigText, renderRbacAsync, type ClusterInfo} from '../../scripts/cluster/cluster.js'
+import {clusterInfo, isAlive, kubeconfigText, renderRbacAsync, type ClusterInfo} from '../../scripts/cluster/cluster.js'
 import {endpointSlice, getThrough, startBackend, type Pod, type PodProcess} from '../../scripts/cluster/pods.js'
 import {canary as runCanary, type CliResult} from '../helpers/lifecycle.js'
 
@@ -135,15 +135,6 @@ const leasablePods: readonly Pod[] = cluster.pods.slice(1)
 const leaseDir = join(cluster.runDir, 'pod-leases')
 mkdirSync(leaseDir, {recursive: true})
 const LEASE_WAIT_MS = 180_000
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** Takes `pod` for this process, or takes it back from a process that died holding it; false when another live process holds it. */
 function tryLease(pod: Pod): boolean {

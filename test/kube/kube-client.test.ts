@@ -15,6 +15,7 @@ import type {RolloutState} from '../../src/rollout/core/types.js'
 import {rolloutStateSchema} from '../../src/rollout/state-schema.js'
 import {KubernetesRolloutStore, STATE_KEY, stateConfigMapName} from '../../src/targets/kubernetes/kubernetes-store.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
+import {rejection} from '../helpers/rejection.js'
 
 let fake: FakeApiServer
 let client: KubeClient
@@ -22,15 +23,6 @@ const signal = new AbortController().signal
 
 const configMap = (name: string, data: Record<string, string>) => ({apiVersion: 'v1', kind: 'ConfigMap', metadata: {name, namespace: 'shop'}, data})
 const ref = (name: string) => ({apiVersion: 'v1', kind: 'ConfigMap', namespace: 'shop', name})
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (error) {
-    return error as Error
-  }
-  throw new Error('expected a rejection')
-}
 
 beforeEach(async () => {
   fake = await startFakeApiServer({namespace: 'shop'})

@@ -18,6 +18,7 @@ import {connectKube} from '../../src/kube/client.js'
 import {ReadCachingKubeClient} from '../../src/kube/read-caching-client.js'
 import {startFakeApiServer, type FakeApiServer} from '../helpers/fake-apiserver/index.js'
 import {makePki, type Pki} from '../proxy/pki.js'
+import {rejection} from '../helpers/rejection.js'
 
 let fake: FakeApiServer
 let dir: string
@@ -40,15 +41,6 @@ function kubeconfigWith(user: string, cluster = `{server: '${fake.url}'}`, file 
   const path = join(dir, file)
   writeFileSync(path, `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: ${cluster}}]\nusers: [{name: u, user: ${user}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: shop}}]\ncurrent-context: x\n`)
   return path
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (error) {
-    return error as Error
-  }
-  throw new Error('expected a rejection')
 }
 
 describe('kubeconfig resolution', () => {
